@@ -1,0 +1,71 @@
+"""The ``histo`` command line: ``histo score | segment | measure | train | eval | report``.
+
+Each sub-command lives in ``histo/commands/<name>.py`` and exposes two functions:
+``add_arguments(parser)`` and ``run(args) -> int`` (the exit code). This module only
+dispatches, sets up logging and turns :class:`histo.errors.HistoError` into one readable
+line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from histo import __version__
+from histo.errors import HistoError
+
+COMMANDS: dict[str, str] = {
+    "score": "segment, measure and score slides or folders of slides (the main job)",
+    "segment": "segment fibers and write instance labels",
+    "measure": "measure fibers from an image and an existing mask",
+    "train": "train the segmentation model",
+    "eval": "compare predicted labels with reference labels (F1, IoU, min-Feret error)",
+    "report": "rebuild the HTML cohort report from a results folder",
+}
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"histo.commands.{name}")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only the chosen sub-command's module is imported."""
+    parser = argparse.ArgumentParser(
+        prog="histo",
+        description="Myofiber morphometry for muscle biopsies.",
+    )
+    parser.add_argument("--version", action="version", version=f"histo {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((a for a in (argv or []) if a in COMMANDS), None)
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            _command_module(name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``histo`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(_command_module(args.command).run(args) or 0)
+    except HistoError as err:
+        print(f"histo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"histo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``histo`` CLI, one module each (``add_arguments`` + ``run``)."""

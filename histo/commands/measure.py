@@ -1,0 +1,44 @@
+"""``histo measure IMAGE LABELS -o OUT``: measure fibers from an existing mask.
+
+For users who already have fiber masks (Cellpose, ImageJ ROI sets, QuPath GeoJSON, hand drawn):
+writes ``OUT/<image-stem>/`` as in the output contract and prints the slide's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from histo.commands._common import add_image_arguments, print_slide_summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", type=Path, help="the stained section (TIFF, OME-TIFF, PNG, JPEG, ...)")
+    parser.add_argument(
+        "labels", type=Path,
+        help="fiber mask: label image (TIFF/PNG, e.g. Cellpose *_cp_masks.png), ImageJ ROI set "
+        "(.zip/.roi) or QuPath GeoJSON",
+    )
+    parser.add_argument("-o", "--output", type=Path, required=True, help="results folder")
+    add_image_arguments(parser)
+    from histo.settings import add_settings_arguments
+
+    add_settings_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from histo.pipeline import measure_file
+    from histo.settings import settings_from_args
+
+    settings = settings_from_args(args)
+    out_dir, result = measure_file(
+        args.image,
+        args.labels,
+        args.output,
+        pixel_size_um=args.pixel_size,
+        stain=args.stain,
+        channel=args.channel,
+        settings=settings,
+    )
+    print_slide_summary(out_dir, result.summary)
+    return 0

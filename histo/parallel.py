@@ -1,0 +1,133 @@
+"""Parallel plumbing of :mod:`histo.batch`: Dask clusters and progress bars.
+
+One task per slide, on a local cluster of worker processes or an existing ``distributed``
+scheduler; workers write the slide folders and report tile progress as worker events
+(``Worker.log_event``), which the client shows with tqdm on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from histo.errors import HistoInputError
+
+log = logging.getLogger(__name__)
+
+
+def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> list[dict]:
+    """One task per slide on a local cluster or a remote scheduler; rows in job order."""
+    import dask
+    from distributed import Client, LocalCluster, as_completed
+
+    from histo.batch import cohort_row
+
+    cluster = None
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout="20s")
+        else:
+            with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+                cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1,
+                                       processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
+            client = Client(cluster)
+    except (OSError, TimeoutError) as err:
+        where = scheduler or f"a local cluster of {workers} workers"
+        raise HistoInputError(f"cannot start or reach the Dask scheduler at {where}: {err}; "
+                              "check the address (tcp://host:8786) and that it is running") from err
+    try:
+        client.subscribe_topic(_PROGRESS_TOPIC, progress.on_event)
+        futures = {client.submit(_dask_task, job, params, force, slide_fn, pure=False,
+                                 key=f"histo-slide-{job.slide_id}-{time.time_ns()}"): i
+                   for i, job in enumerate(jobs)}
+        rows: list[dict | None] = [None] * len(jobs)
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                rows[i] = future.result()
+            except Exception as err:  # noqa: BLE001 - a dead worker is one slide's error
+                rows[i] = cohort_row(jobs[i], None, status="error",
+                                     error=f"the worker scoring this slide failed ({err!r}); "
+                                           "it may have run out of memory or crashed")
+            progress.slide_done(rows[i])
+        return rows  # type: ignore[return-value]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+_PROGRESS_TOPIC = "histo-tiles"
+
+
+def _dask_task(job, params, force: bool, slide_fn) -> dict[str, Any]:
+    """Runs on a worker: score one slide, report tile progress as worker events."""
+    import dask
+    from distributed import get_worker
+
+    from histo.batch import process_slide
+
+    worker = get_worker()
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] > 0.5:
+            last[0] = now
+            worker.log_event(_PROGRESS_TOPIC, {"slide": job.slide_id, "done": done, "total": total})
+
+    with dask.config.set(scheduler="synchronous"):  # one thread per worker; no nested cluster use
+        return process_slide(job, params, force=force, slide_fn=slide_fn, progress=report)
+
+
+class Progress:
+    """tqdm bars on stderr: one for slides, one per slide being tiled (big slides)."""
+
+    MIN_TILES = 4
+
+    def __init__(self, n_slides: int, *, enabled: bool):
+        self.enabled = enabled
+        self.tile_bars: dict[str, Any] = {}
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=n_slides, unit="slide", desc="slides", dynamic_ncols=True,
+                            disable=None)  # None: only on a terminal
+
+    def tiles_callback(self, slide_id: str) -> Callable[[int, int], None]:
+        return lambda done, total: self.tiles(slide_id, done, total)
+
+    def tiles(self, slide_id: str, done: int, total: int) -> None:
+        if not self.enabled or total < self.MIN_TILES:
+            return
+        from tqdm import tqdm
+
+        bar = self.tile_bars.get(slide_id)
+        if bar is None:
+            bar = self.tile_bars[slide_id] = tqdm(total=total, unit="tile", desc=slide_id[:24],
+                                                  leave=False, dynamic_ncols=True, disable=None)
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            self.tile_bars.pop(slide_id).close()
+
+    def on_event(self, event) -> None:
+        _, msg = event
+        self.tiles(msg["slide"], msg["done"], msg["total"])
+
+    def slide_done(self, row: dict[str, Any]) -> None:
+        bar = self.tile_bars.pop(row["slide_id"], None)
+        if bar is not None:
+            bar.close()
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{row['slide_id'][:20]}: {row['status']}")
+            self.bar.update(1)
+
+    def close(self) -> None:
+        for bar in list(self.tile_bars.values()):
+            bar.close()
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,213 @@
+"""histo.review: flags, atomic save / load round trip, apply_review, recompute_changed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from histo.errors import HistoInputError
+from histo.review import (
+    FLAGS,
+    REVIEW_FILE,
+    Review,
+    apply_review,
+    changed_labels,
+    load_review,
+    reviewed_labels,
+    save_review,
+    validate_flags,
+)
+
+
+def _labels() -> np.ndarray:
+    lab = np.zeros((40, 60), np.uint32)
+    lab[2:12, 2:14] = 1
+    lab[2:12, 20:34] = 2
+    lab[20:36, 5:25] = 3
+    lab[20:30, 40:55] = 4
+    return lab
+
+
+@pytest.fixture
+def result_dir(tmp_path):
+    d = tmp_path / "slide"
+    d.mkdir()
+    tifffile.imwrite(d / "labels.tif", _labels())
+    return d
+
+
+def _fibers(labels: np.ndarray) -> pd.DataFrame:
+    ids = np.unique(labels[labels > 0])
+    return pd.DataFrame(
+        {
+            "label": ids,
+            "area_px": [int((labels == i).sum()) for i in ids],
+            "is_edge": [False] * len(ids),
+            "counted": [True] * len(ids),
+            "is_sad": [i == 2 for i in ids],
+        }
+    )
+
+
+# -- flags ---------------------------------------------------------------------------------
+def test_validate_flags_normalises_keys_and_rejects_bad_input():
+    assert validate_flags({"3": "excluded", 1: "not_sad"}) == {1: "not_sad", 3: "excluded"}
+    with pytest.raises(HistoInputError, match="unknown review flag"):
+        validate_flags({1: "maybe"})
+    with pytest.raises(HistoInputError, match="positive integer"):
+        validate_flags({0: "excluded"})
+    with pytest.raises(HistoInputError, match="not a fiber label"):
+        validate_flags({"a": "excluded"})
+    with pytest.raises(HistoInputError, match="positive integer"):
+        validate_flags({2.5: "excluded"})
+
+
+def test_review_counts_and_empty():
+    assert Review().is_empty
+    r = Review(flags={1: "excluded", 2: "excluded", 5: "confirmed_sad"})
+    assert r.counts() == {"excluded": 2, "confirmed_sad": 1, "not_sad": 0}
+    assert set(r.counts()) == set(FLAGS)
+
+
+# -- apply_review ----------------------------------------------------------------------------
+def test_apply_review_sets_excluded_sad_overrides_and_counted():
+    df = pd.DataFrame(
+        {
+            "label": [1, 2, 3, 4],
+            "is_sad": [True, True, False, False],
+            "is_edge": [False, False, False, True],
+            "counted": [True, True, True, False],
+        }
+    )
+    out = apply_review(df, {1: "not_sad", 3: "confirmed_sad", 2: "excluded"})
+    assert out["is_sad"].tolist() == [False, True, True, False]
+    assert out["is_sad_auto"].tolist() == [True, True, False, False]
+    assert out["excluded"].tolist() == [False, True, False, False]
+    assert out["counted"].tolist() == [True, False, True, False]
+    assert out["review_flag"].tolist() == ["not_sad", "excluded", "confirmed_sad", ""]
+    # input untouched, idempotent, and clearing the flags restores the classifier's calls
+    assert "excluded" not in df
+    assert apply_review(out, {1: "not_sad", 3: "confirmed_sad", 2: "excluded"}).equals(out)
+    cleared = apply_review(out, {})
+    assert cleared["is_sad"].tolist() == [True, True, False, False]
+    assert cleared["counted"].tolist() == [True, True, True, False]
+
+
+def test_apply_review_ignores_flags_of_unknown_labels_and_needs_label_column():
+    out = apply_review(pd.DataFrame({"label": [1]}), Review(flags={9: "excluded"}))
+    assert out["excluded"].tolist() == [False]
+    with pytest.raises(HistoInputError, match="label"):
+        apply_review(pd.DataFrame({"x": [1]}), {})
+
+
+# -- save / load -----------------------------------------------------------------------------
+def test_no_review_loads_empty(result_dir):
+    assert load_review(result_dir).is_empty
+    assert np.array_equal(reviewed_labels(result_dir), _labels())
+
+
+def test_flags_only_round_trip(result_dir):
+    saved = save_review(result_dir, _labels(), {2: "not_sad", 4: "excluded"})
+    assert not saved.edited_labels
+    loaded = load_review(result_dir)
+    assert loaded == saved
+    assert loaded.flags == {2: "not_sad", 4: "excluded"}
+    assert not (result_dir / "review").exists()
+    doc = json.loads((result_dir / REVIEW_FILE).read_text())
+    assert doc["counts"] == {"excluded": 1, "confirmed_sad": 0, "not_sad": 1}
+
+
+def test_edited_labels_round_trip_and_stale_files_removed(result_dir):
+    lab = _labels()
+    lab[lab == 4] = 0  # erase fiber 4
+    lab[2:12, 20:27][lab[2:12, 20:27] == 2] = 7  # split fiber 2
+    fibers = apply_review(_fibers(lab), {1: "excluded"})
+    saved = save_review(result_dir, lab, {1: "excluded", 4: "confirmed_sad"}, fibers=fibers)
+    assert saved.edited_labels
+    assert saved.flags == {1: "excluded"}  # fiber 4 was erased: its flag is dropped
+    loaded = load_review(result_dir)
+    assert loaded == saved
+    assert np.array_equal(loaded.labels, lab) and loaded.labels.dtype == np.uint32
+    assert "excluded" not in loaded.fibers and "review_flag" not in loaded.fibers
+    pd.testing.assert_frame_equal(loaded.fibers, _fibers(lab))
+    assert np.array_equal(reviewed_labels(result_dir), lab)
+    first_files = sorted(p.name for p in (result_dir / "review").iterdir())
+    assert len(first_files) == 2
+
+    # A second, different edit replaces the files; going back to the original labels
+    # removes them all.
+    lab2 = lab.copy()
+    lab2[30:35, 30:35] = 9
+    save_review(result_dir, lab2, {}, fibers=_fibers(lab2))
+    second_files = sorted(p.name for p in (result_dir / "review").iterdir())
+    assert len(second_files) == 2 and set(second_files).isdisjoint(first_files)
+    save_review(result_dir, _labels(), {3: "excluded"})
+    assert not (result_dir / "review").exists()
+    assert load_review(result_dir) == Review(
+        flags={3: "excluded"}, base_labels_sha256=load_review(result_dir).base_labels_sha256,
+        saved_at=load_review(result_dir).saved_at, software=load_review(result_dir).software,
+    )
+
+
+def test_save_validates_inputs(result_dir, tmp_path):
+    lab = _labels()
+    lab[0, 0] = 5
+    with pytest.raises(HistoInputError, match="fibers="):
+        save_review(result_dir, lab, {})
+    with pytest.raises(HistoInputError, match="shape"):
+        save_review(result_dir, lab[:10], {})
+    with pytest.raises(HistoInputError, match="labels.tif"):
+        save_review(tmp_path, lab, {})
+    assert not (result_dir / REVIEW_FILE).exists()
+
+
+def test_failed_write_keeps_previous_review(result_dir, monkeypatch):
+    save_review(result_dir, None, {1: "excluded"})
+    lab = _labels()
+    lab[30:35, 30:35] = 9
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    with pytest.raises(OSError):
+        save_review(result_dir, lab, {2: "excluded"}, fibers=_fibers(lab))
+    assert load_review(result_dir).flags == {1: "excluded"}
+    assert not any(p.name.startswith(".") for p in result_dir.rglob("*"))
+
+
+def test_load_detects_rescored_labels_and_damage(result_dir):
+    save_review(result_dir, None, {1: "excluded"})
+    lab = _labels()
+    lab[lab == 3] = 0
+    tifffile.imwrite(result_dir / "labels.tif", lab)
+    with pytest.raises(HistoInputError, match="scored again"):
+        load_review(result_dir)
+    (result_dir / REVIEW_FILE).write_text("{not json")
+    with pytest.raises(HistoInputError, match="damaged"):
+        load_review(result_dir)
+
+
+def test_load_detects_altered_edited_labels(result_dir):
+    lab = _labels()
+    lab[30:35, 30:35] = 9
+    save_review(result_dir, lab, {}, fibers=_fibers(lab))
+    stored = next((result_dir / "review").glob("labels-*.tif"))
+    tifffile.imwrite(stored, _labels())
+    with pytest.raises(HistoInputError, match="checksum"):
+        load_review(result_dir)
+
+
+# -- changed labels ----------------------------------------------------------------------------
+def test_changed_labels_finds_painted_erased_and_new():
+    before = _labels()
+    after = before.copy()
+    after[2:5, 2:5] = 0  # erase part of 1
+    after[20:36, 5:10] = 4  # paint 4 over part of 3
+    after[38:40, 58:60] = 11  # a new fiber
+    assert changed_labels(before, after).tolist() == [1, 3, 4, 11]
+    assert changed_labels(before, before.copy()).tolist() == []

@@ -1,0 +1,496 @@
+"""Denervation scoring: per-fiber classes, slide statistics and the parts that explain them.
+
+:func:`score_slide` takes the per-fiber table of :func:`histo.morphometry.measure_fibers` and
+adds the classes (small, angular, dark, small-angular-dark = SAD, atrophic, hypertrophic), the
+slide statistics (Dubowitz atrophy / hypertrophy factors and variability coefficient, density,
+class fractions), grouped atrophy (:mod:`histo.grouping`), fiber types (:mod:`histo.fibertypes`),
+central nuclei (:mod:`histo.nuclei`) and the evidence summary (:mod:`histo.evidence`).
+Every threshold comes from :class:`histo.settings.ScoringSettings`; ``docs/scoring.md`` lists
+them with their sources.
+
+Only *counted* fibers (not touching the image or tissue edge, not excluded by a reviewer) get a
+class and enter the statistics; the others keep all their measurements.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from histo.errors import HistoInputError
+from histo.settings import ScoringSettings
+
+log = logging.getLogger(__name__)
+
+#: Boolean columns added by :func:`classify_fibers`.
+CLASS_COLUMNS = ("counted", "is_small", "is_angular", "is_dark", "is_sad", "is_atrophic",
+                 "is_hypertrophic")
+
+
+# ---------------------------------------------------------------------- Dubowitz figures
+def atrophy_factor(min_feret_um: np.ndarray, lo_um: float) -> float | None:
+    """Atrophy factor (Brooke & Engel; Dubowitz): weighted count of fibers below ``lo``.
+
+    AF = 1000 * (1 n(lo-10 <= d < lo) + 2 n(lo-20 <= d < lo-10) + 3 n(lo-30 <= d < lo-20)
+    + 4 n(d < lo-30)) / N; normal < 150.
+
+    Examples
+    --------
+    >>> atrophy_factor(np.array([35.0, 25.0, 50.0, 60.0]), 40.0)   # 1000 * (1 + 2) / 4
+    750.0
+    """
+    d = np.asarray(min_feret_um, dtype=float)
+    if d.size == 0:
+        return None
+    below = np.clip(np.ceil((lo_um - d) / 10.0), 0, 4)   # 1..4 per 10 µm band, 0 at/above lo
+    return float(1000.0 * below.sum() / d.size)
+
+
+def hypertrophy_factor(min_feret_um: np.ndarray, hi_um: float) -> float | None:
+    """Hypertrophy factor: HF = 1000 * (1 n(hi <= d < hi+10) + 2 n(hi+10 <= d < hi+20)
+    + 3 n(hi+20 <= d < hi+30) + 4 n(d >= hi+30)) / N; normal < 150.
+
+    Examples
+    --------
+    >>> hypertrophy_factor(np.array([80.0, 95.0, 50.0, 120.0]), 80.0)   # 1000 * (1 + 2 + 4) / 4
+    1750.0
+    """
+    d = np.asarray(min_feret_um, dtype=float)
+    if d.size == 0:
+        return None
+    above = np.where(d >= hi_um, np.minimum(np.floor((d - hi_um) / 10.0) + 1, 4), 0)
+    return float(1000.0 * above.sum() / d.size)
+
+
+def variability_coefficient(min_feret: np.ndarray) -> float | None:
+    """VC = 1000 * SD / mean of the lesser diameter (sample SD, ddof=1); unitless, normal < 250.
+
+    Examples
+    --------
+    >>> variability_coefficient(np.array([40.0, 60.0]))   # SD 14.142..., mean 50
+    282.842712474619
+    """
+    d = np.asarray(min_feret, dtype=float)
+    if d.size < 2 or not np.mean(d) > 0:
+        return None
+    return float(1000.0 * np.std(d, ddof=1) / np.mean(d))
+
+
+def _describe(values: np.ndarray) -> dict[str, float] | None:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    return {"mean": float(v.mean()), "median": float(np.median(v)),
+            "sd": float(v.std(ddof=1)) if v.size > 1 else None,
+            "min": float(v.min()), "max": float(v.max())}
+
+
+def size_figures(min_feret_px: np.ndarray | None, area_px: np.ndarray | None,
+                 pixel_size_um: float | None, normal_range_um: tuple[float, float],
+                 *, min_feret_um: np.ndarray | None = None,
+                 area_um2: np.ndarray | None = None) -> dict[str, Any]:
+    """Size distribution and Dubowitz figures of a set of fibers (a slide or one fiber type).
+
+    Sizes in µm come from ``min_feret_um`` / ``area_um2`` when given, else from the pixel
+    values times the pixel size; without either, µm figures are None with a reason.
+    """
+    if min_feret_um is None and min_feret_px is not None and pixel_size_um is not None:
+        min_feret_um = np.asarray(min_feret_px, dtype=float) * pixel_size_um
+    if area_um2 is None and area_px is not None and pixel_size_um is not None:
+        area_um2 = np.asarray(area_px, dtype=float) * pixel_size_um ** 2
+    lo, hi = normal_range_um
+    d = None if min_feret_um is None else np.asarray(min_feret_um, dtype=float)
+    out: dict[str, Any] = {
+        "n": int(len(d) if d is not None else len(min_feret_px) if min_feret_px is not None else 0),
+        "min_feret_um": None if d is None else _describe(d),
+        "area_um2": None if area_um2 is None else _describe(area_um2),
+        "min_feret_px": None if min_feret_px is None else _describe(min_feret_px),
+        "area_px": None if area_px is None else _describe(area_px),
+        "normal_range_um": [lo, hi],
+        "atrophy_factor": None if d is None else atrophy_factor(d, lo),
+        "hypertrophy_factor": None if d is None else hypertrophy_factor(d, hi),
+        "variability_coefficient": variability_coefficient(
+            d if d is not None else (min_feret_px if min_feret_px is not None else [])),
+        "n_atrophic": None if d is None else int(np.count_nonzero(d < lo)),
+        "n_hypertrophic": None if d is None else int(np.count_nonzero(d >= hi)),
+        "reasons": {},
+    }
+    if d is None:
+        reason = ("no pixel size: sizes are in pixels, so the µm figures (atrophy and hypertrophy "
+                  "factors, normal range) cannot be computed; give the pixel size")
+        for key in ("min_feret_um", "area_um2", "atrophy_factor", "hypertrophy_factor",
+                    "n_atrophic", "n_hypertrophic"):
+            out["reasons"][key] = reason
+    if out["variability_coefficient"] is None:
+        out["reasons"]["variability_coefficient"] = "fewer than 2 counted fibers"
+    return out
+
+
+# ---------------------------------------------------------------------- inputs
+def _size_column(fibers: pd.DataFrame, name: str) -> str | None:
+    try:
+        from histo.morphometry import size_column
+    except ImportError:  # pragma: no cover - morphometry lands separately
+        size_column = None
+    if size_column is not None:
+        try:
+            return size_column(fibers, name)
+        except (KeyError, ValueError, HistoInputError):
+            return None
+    unit = "um2" if name == "area" else "um"
+    for col in (f"{name}_{unit}", f"{name}_px"):
+        if col in fibers:
+            return col
+    return None
+
+
+def _validate(fibers: Any, labels: Any) -> tuple[pd.DataFrame, np.ndarray]:
+    if not isinstance(fibers, pd.DataFrame):
+        raise HistoInputError(f"fibers must be the per-fiber DataFrame of measure_fibers, got "
+                              f"{type(fibers).__name__}")
+    if "label" not in fibers or _size_column(fibers, "min_feret") is None:
+        raise HistoInputError("the fiber table lacks 'label' or a min_feret_um / min_feret_px "
+                              "column; build it with histo.morphometry.measure_fibers")
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise HistoInputError(f"labels must be a 2-D integer image, got {labels.dtype} with "
+                              f"shape {labels.shape}")
+    return fibers, labels
+
+
+def resolve_pixel_size(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
+                       settings: ScoringSettings) -> tuple[float | None, str | None]:
+    """The pixel size (µm) to score with, and where it came from.
+
+    In order: the image's metadata, the fiber table (µm columns: area_um2 / pixel count),
+    the settings' ``assumed_pixel_size_um``; otherwise None.
+    """
+    ps = getattr(image, "pixel_size_um", None)
+    if ps is not None:
+        return float(ps), "image"
+    if "area_um2" in fibers and len(fibers):
+        row = fibers.iloc[int(np.argmax(fibers["area_um2"].to_numpy()))]
+        n_px = int(np.count_nonzero(labels == int(row["label"])))
+        if n_px > 0 and row["area_um2"] > 0:
+            return float(math.sqrt(row["area_um2"] / n_px)), "fiber table"
+    if settings.assumed_pixel_size_um is not None:
+        return float(settings.assumed_pixel_size_um), "assumed (settings)"
+    return None, None
+
+
+def _bool(fibers: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in fibers:
+        return np.zeros(len(fibers), dtype=bool)
+    return fibers[column].fillna(False).to_numpy(dtype=bool)
+
+
+def _min_feret(fibers: pd.DataFrame, pixel_size_um: float | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(min Feret in the table's unit, min Feret in µm or None)."""
+    col = _size_column(fibers, "min_feret")
+    d = fibers[col].to_numpy(dtype=float)
+    if col.endswith("_um"):
+        return d, d
+    return d, (d * pixel_size_um if pixel_size_um is not None else None)
+
+
+# ---------------------------------------------------------------------- classes
+def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: str,
+                    pixel_size_um: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Add ``counted`` and the class flags; return the table and the thresholds used.
+
+    Parameters
+    ----------
+    fibers : DataFrame
+        Per-fiber table (``label``, a min Feret column, ``angularity``, ``darkness``,
+        ``is_edge``, optional ``excluded``).
+    settings : ScoringSettings
+    stain : str
+        Darkness counts only on ``settings.dark_stains``.
+    pixel_size_um : float, optional
+        Converts a pixel table to µm for the absolute rules.
+
+    Returns
+    -------
+    (DataFrame, dict)
+        A copy with the :data:`CLASS_COLUMNS` added, and ``{"small_rule_used", ...}``.
+    """
+    out = fibers.copy()
+    counted = ~_bool(out, "is_edge") & ~_bool(out, "excluded")
+    d, d_um = _min_feret(out, pixel_size_um)
+    lo, hi = settings.normal_range
+    info: dict[str, Any] = {"normal_range_um": [lo, hi], "notes": []}
+
+    rule = settings.small_rule
+    if rule == "auto":
+        rule = "absolute" if d_um is not None else "relative"
+    elif d_um is None and rule != "relative":
+        info["notes"].append(f"small_rule {rule!r} needs µm; the relative rule was used instead")
+        rule = "relative"
+    info["small_rule_used"] = rule
+    ref = d[counted & np.isfinite(d)]
+    if settings.small_percentile is not None:
+        cutoff = float(np.percentile(ref, settings.small_percentile)) if ref.size else math.nan
+        info["small_relative"] = f"below percentile {settings.small_percentile:g} of the slide"
+    else:
+        cutoff = settings.small_median_fraction * float(np.median(ref)) if ref.size else math.nan
+        info["small_relative"] = (f"below {settings.small_median_fraction:g} x the slide median "
+                                  "min Feret")
+    info["small_relative_cutoff"] = None if math.isnan(cutoff) else cutoff
+    info["small_relative_cutoff_unit"] = "um" if _size_column(out, "min_feret").endswith("_um") else "px"
+    small_max_um = settings.small_max_um if settings.small_max_um is not None else lo
+    relative = d < cutoff if not math.isnan(cutoff) else np.zeros(len(d), dtype=bool)
+    absolute = d_um < small_max_um if d_um is not None else np.zeros(len(d), dtype=bool)
+    if rule in ("absolute", "either", "both"):
+        info["small_max_um"] = small_max_um
+    small = {"absolute": absolute, "relative": relative, "either": absolute | relative,
+             "both": absolute & relative}[rule]
+
+    if "angularity" in out:
+        angular = out["angularity"].to_numpy(dtype=float) >= settings.angular_min
+    else:
+        angular = np.zeros(len(out), dtype=bool)
+        info["notes"].append("no angularity column: no fiber is angular")
+    info["angular_min"] = settings.angular_min
+
+    dark_applies = stain in settings.dark_stains
+    info["dark_applies"] = dark_applies
+    info["dark_min_z"] = settings.dark_min_z
+    darkness = (out["darkness"].to_numpy(dtype=float) if "darkness" in out
+                else np.full(len(out), np.nan))
+    if not dark_applies:
+        info["notes"].append(f"darkness is not a sign of atrophy on stain {stain!r}: no fiber is "
+                             "dark or SAD")
+    elif not np.isfinite(darkness[counted]).any():
+        info["notes"].append("no darkness measured (no image?): no fiber is dark or SAD")
+    dark = dark_applies & (darkness >= settings.dark_min_z)
+
+    out["counted"] = counted
+    out["is_small"] = counted & small
+    out["is_angular"] = counted & angular
+    out["is_dark"] = counted & dark
+    out["is_sad"] = out["is_small"] & out["is_angular"] & out["is_dark"]
+    nope = np.zeros(len(out), dtype=bool)
+    out["is_atrophic"] = counted & (d_um < lo if d_um is not None else nope)
+    out["is_hypertrophic"] = counted & (d_um >= hi if d_um is not None else nope)
+    if d_um is None:
+        info["notes"].append("no pixel size: is_atrophic / is_hypertrophic are all False")
+    return out, info
+
+
+# ---------------------------------------------------------------------- slide statistics
+def _hull_area_px(mask: np.ndarray) -> float:
+    """Area (px) of the convex hull of the pixel squares of ``mask``."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return 0.0
+    sub = mask[rows]
+    x0 = sub.argmax(axis=1)
+    x1 = sub.shape[1] - sub[:, ::-1].argmax(axis=1)
+    pts = np.concatenate([np.stack([rows, x0], 1), np.stack([rows, x1], 1),
+                          np.stack([rows + 1, x0], 1), np.stack([rows + 1, x1], 1)]).astype(float)
+    try:
+        return float(ConvexHull(pts).volume)
+    except QhullError:
+        return float(mask.sum())
+
+
+def area_basis(fibers: pd.DataFrame, labels: np.ndarray, pixel_size_um: float | None,
+               tissue_area_um2: float | None) -> dict[str, Any]:
+    """The area densities are computed on, and the fiber count that goes with it.
+
+    With ``tissue_area_um2``: every non-excluded fiber counts, those cut by the image border
+    as half a fiber. Otherwise: the counted fibers over the convex hull of their pixels.
+    """
+    counted = fibers["counted"].to_numpy(dtype=bool)
+    if tissue_area_um2 is not None:
+        h, w = labels.shape
+        cut = np.zeros(len(fibers), dtype=bool)
+        if {"bbox_y0_px", "bbox_x0_px", "bbox_y1_px", "bbox_x1_px"} <= set(fibers.columns):
+            cut = ((fibers["bbox_y0_px"] <= 0) | (fibers["bbox_x0_px"] <= 0)
+                   | (fibers["bbox_y1_px"] >= h) | (fibers["bbox_x1_px"] >= w)).to_numpy()
+        kept = ~_bool(fibers, "excluded")
+        n = float(np.count_nonzero(kept & ~cut) + 0.5 * np.count_nonzero(kept & cut))
+        return {"source": "tissue area given", "area_um2": float(tissue_area_um2),
+                "area_px": None, "n_fibers": n}
+    lut = np.zeros(int(labels.max()) + 1, dtype=bool)
+    lut[fibers["label"].to_numpy()[counted].astype(np.int64)] = True
+    area_px = _hull_area_px(lut[labels])
+    return {"source": "convex hull of the counted fibers", "area_px": area_px,
+            "area_um2": None if pixel_size_um is None else area_px * pixel_size_um ** 2,
+            "n_fibers": float(counted.sum())}
+
+
+def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: ScoringSettings, *,
+                     pixel_size_um: float | None, tissue_area_um2: float | None = None
+                     ) -> dict[str, Any]:
+    """Slide figures from a classified table (:func:`classify_fibers`): counts, density,
+    size distribution, Dubowitz figures and the fraction and density of each class."""
+    counted = fibers["counted"].to_numpy(dtype=bool)
+    sub = fibers[counted]
+    d_col, a_col = _size_column(fibers, "min_feret"), _size_column(fibers, "area")
+    in_um = d_col.endswith("_um")
+    sizes = size_figures(
+        None if in_um else sub[d_col].to_numpy(float),
+        None if (a_col is None or a_col.endswith("_um2")) else sub[a_col].to_numpy(float),
+        pixel_size_um, settings.normal_range,
+        min_feret_um=sub[d_col].to_numpy(float) if in_um else None,
+        area_um2=sub[a_col].to_numpy(float) if a_col and a_col.endswith("_um2") else None)
+    if in_um and pixel_size_um:
+        sizes["min_feret_px"] = _describe(sub[d_col].to_numpy(float) / pixel_size_um)
+        if a_col:
+            sizes["area_px"] = _describe(sub[a_col].to_numpy(float) / pixel_size_um ** 2)
+    basis = area_basis(fibers, labels, pixel_size_um, tissue_area_um2)
+    area_mm2 = None if basis["area_um2"] is None else basis["area_um2"] / 1e6
+    n_counted = int(counted.sum())
+    stats: dict[str, Any] = {
+        "n_fibers": int(len(fibers)),
+        "n_counted": n_counted,
+        "n_edge": int(_bool(fibers, "is_edge").sum()),
+        "n_excluded": int(_bool(fibers, "excluded").sum()),
+        "area_basis": basis,
+        "density_per_mm2": (basis["n_fibers"] / area_mm2) if area_mm2 else None,
+        **sizes,
+        "normal_range_source": ("normal_range_um" if settings.normal_range_um is not None
+                                else f"sex: {settings.sex}"),
+    }
+    if area_mm2 is None:
+        stats["reasons"]["density_per_mm2"] = "no pixel size and no tissue area"
+    classes = {}
+    for name in ("small", "angular", "dark", "sad"):
+        n = int(fibers[f"is_{name}"].sum())
+        classes[name] = {"n": n, "fraction": n / n_counted if n_counted else None,
+                         "density_per_mm2": n / area_mm2 if area_mm2 else None}
+    stats["classes"] = classes
+    return stats
+
+
+# ---------------------------------------------------------------------- the whole slide
+def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
+                settings: ScoringSettings | None = None, *, stain: str,
+                edges: np.ndarray | None = None,
+                tissue_area_um2: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Classify fibers and compute every slide figure.
+
+    Parameters
+    ----------
+    fibers : DataFrame
+        From :func:`histo.morphometry.measure_fibers` (an ``excluded`` column is honoured).
+    labels : (Y, X) int array
+        The instance labels the table was measured on.
+    image : histo.io.ImageData, ndarray or None
+        The slide (pixel size, nuclear and type channels); None skips nuclei and typing by
+        intensity unless the table has ``mean_od``.
+    settings : ScoringSettings, optional
+    stain : str
+        ``"he"``, ``"nadh"``, ``"sdh"``, ``"atpase"``, ``"esterase"``, ``"if"`` or ``"psr"``.
+    edges : (E, 2) int array, optional
+        Adjacency graph as label pairs; computed with
+        :func:`histo.adjacency.fiber_adjacency` when None.
+    tissue_area_um2 : float, optional
+        Tissue area for densities; else the convex hull of the counted fibers.
+
+    Returns
+    -------
+    (DataFrame, dict)
+        The table with ``counted``, ``is_small``, ``is_angular``, ``is_dark``, ``is_sad``,
+        ``is_atrophic``, ``is_hypertrophic``, ``atrophy_group``, ``fiber_type``, ``n_nuclei``,
+        ``n_central_nuclei``, ``is_centrally_nucleated``; and the JSON-able summary
+        ``{"settings", "statistics", "grouping", "fiber_types", "nuclei", "evidence"}``.
+    """
+    from histo import evidence, fibertypes, nuclei
+
+    settings = settings or ScoringSettings()
+    if not isinstance(settings, ScoringSettings):
+        raise HistoInputError(f"settings must be a ScoringSettings, got {type(settings).__name__}")
+    fibers, labels = _validate(fibers, labels)
+    ps, ps_source = resolve_pixel_size(fibers, labels, image, settings)
+    out, class_info = classify_fibers(fibers, settings, stain=stain, pixel_size_um=ps)
+    stats = slide_statistics(out, labels, settings, pixel_size_um=ps,
+                             tissue_area_um2=tissue_area_um2)
+    stats["pixel_size_um"], stats["pixel_size_source"] = ps, ps_source
+    stats["size_unit"] = "um" if ps is not None else "px"
+    stats["thresholds"] = class_info
+
+    gap_px = (max(1, int(round(settings.adjacency_gap_um / ps))) if ps
+              else max(1, int(round(settings.adjacency_gap_px))))
+    edges_source = "given"
+    if edges is None:
+        from histo.adjacency import fiber_adjacency
+
+        edges = fiber_adjacency(labels, max_gap_px=gap_px)
+        edges_source = f"fiber_adjacency(max_gap_px={gap_px})"
+    edges = np.asarray(edges).reshape(-1, 2)
+    group_info = _atrophy_grouping(out, edges, settings, ps)
+    group_info["adjacency"] = {"n_edges": int(len(edges)), "source": edges_source,
+                               "max_gap_px": gap_px if edges_source != "given" else None}
+
+    types, type_info = fibertypes.type_fibers(out, labels, image, settings, stain=stain)
+    out["fiber_type"] = types
+    if type_info.get("types"):
+        type_info.update(fibertypes.type_statistics(out, edges, settings))
+        type_info["per_type"] = _per_type_sizes(out, ps, settings, type_info["per_type"])
+
+    nuc_table, nuc_info = nuclei.central_nuclei(out, labels, image, settings, stain=stain,
+                                                pixel_size_um=ps)
+    for col in ("n_nuclei", "n_central_nuclei", "is_centrally_nucleated"):
+        out[col] = nuc_table[col].to_numpy()
+
+    summary = {
+        "settings": settings.to_dict(),
+        "statistics": stats,
+        "grouping": group_info,
+        "fiber_types": type_info,
+        "nuclei": nuc_info,
+    }
+    summary["evidence"] = evidence.build_evidence(summary, settings)
+    log.info("scored %d fibers (%d counted): %s", len(out), stats["n_counted"],
+             summary["evidence"]["text"])
+    return out, summary
+
+
+def _atrophy_grouping(out: pd.DataFrame, edges: np.ndarray, settings: ScoringSettings,
+                      ps: float | None) -> dict[str, Any]:
+    from histo import grouping
+
+    counted = out["counted"].to_numpy(dtype=bool)
+    on = settings.group_on
+    note = None
+    if on == "atrophic" and ps is None:
+        on, note = "small", "no pixel size: grouped the small fibers instead of the atrophic ones"
+    members_all = out[{"small": "is_small", "atrophic": "is_atrophic", "sad": "is_sad"}[on]]
+    nodes = out["label"].to_numpy()[counted]
+    members = members_all.to_numpy(dtype=bool)[counted]
+    ids = grouping.connected_groups(edges, nodes, members, min_size=settings.min_group_size)
+    group_col = np.zeros(len(out), dtype=np.int64)
+    group_col[counted] = ids
+    out["atrophy_group"] = group_col
+    test = grouping.join_count_test(edges, nodes, members, n_permutations=settings.permutations,
+                                    seed=settings.seed)
+    info = {"on": on, "min_group_size": settings.min_group_size, **grouping.group_summary(ids),
+            "join_count": test.to_dict(),
+            "beyond_chance": None if test.p_value is None else bool(test.p_value < settings.alpha)}
+    if note:
+        info["note"] = note
+    return info
+
+
+def _per_type_sizes(out: pd.DataFrame, ps: float | None, settings: ScoringSettings,
+                    per_type: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    counted = out["counted"].to_numpy(dtype=bool)
+    d_col, a_col = _size_column(out, "min_feret"), _size_column(out, "area")
+    in_um = d_col.endswith("_um")
+    for name, entry in per_type.items():
+        sub = out[counted & (out["fiber_type"] == name).fillna(False).to_numpy(dtype=bool)]
+        d = sub[d_col].to_numpy(float)
+        a = sub[a_col].to_numpy(float) if a_col else None
+        entry["sizes"] = size_figures(
+            None if in_um else d, None if in_um else a, ps, settings.normal_range,
+            min_feret_um=d if in_um else None, area_um2=a if in_um else None)
+    return per_type

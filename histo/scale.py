@@ -1,0 +1,154 @@
+"""The canonical scale: rescale factors from the pixel size or from the fiber size.
+
+The network runs at a canonical scale where a typical fiber is ``canonical_diameter_px``
+across (32 px for the shipped model, which is 1.5 µm/px for a 48 µm fiber). The factor
+``s`` maps input pixels to canonical pixels (``s < 1`` shrinks the image):
+
+* pixel size known: ``s = pixel_size_um / canonical_pixel_size_um``;
+* fiber diameter known (in input pixels): ``s = canonical_diameter_px / diameter_px``;
+* neither: the fiber diameter is estimated from the image (:func:`estimate_diameter`,
+  which runs the model on central crops at several scales and keeps the self-consistent one).
+
+Examples
+--------
+>>> round(factor_from_pixel_size(0.75, canonical_pixel_size_um=1.5), 3)
+0.5
+>>> factor_from_diameter(100.0, canonical_diameter_px=32.0)
+0.32
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Plausible fiber diameters in input pixels searched when the scale is unknown.
+DIAMETER_SEARCH_PX = (12.0, 24.0, 48.0, 96.0, 192.0, 384.0)
+
+
+def factor_from_pixel_size(pixel_size_um: float, *, canonical_pixel_size_um: float) -> float:
+    """Input-to-canonical factor from the input pixel size in µm."""
+    if not pixel_size_um > 0:
+        raise ValueError(f"pixel_size_um must be > 0, got {pixel_size_um}")
+    return float(pixel_size_um) / float(canonical_pixel_size_um)
+
+
+def factor_from_diameter(diameter_px: float, *, canonical_diameter_px: float) -> float:
+    """Input-to-canonical factor from the typical fiber diameter in input pixels."""
+    if not diameter_px > 0:
+        raise ValueError(f"diameter_px must be > 0, got {diameter_px}")
+    return float(canonical_diameter_px) / float(diameter_px)
+
+
+def scaled_shape(shape_yx: tuple[int, int], factor: float) -> tuple[int, int]:
+    """Shape of a (Y, X) region after rescaling by ``factor`` (at least 1 px per side)."""
+    return tuple(max(1, int(round(n * factor))) for n in shape_yx[:2])
+
+
+def rescale(image: np.ndarray, shape_yx: tuple[int, int], *, labels: bool = False) -> np.ndarray:
+    """Resize a (Y, X) or (Y, X, C) array to ``shape_yx``.
+
+    Area averaging when shrinking, bilinear when enlarging, nearest for ``labels=True``
+    (label values are kept exactly).
+
+    Examples
+    --------
+    >>> rescale(np.arange(16, dtype=np.float32).reshape(4, 4), (2, 2))
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
+    h, w = image.shape[:2]
+    th, tw = int(shape_yx[0]), int(shape_yx[1])
+    if (h, w) == (th, tw):
+        return image
+    if labels:
+        yi = np.minimum(((np.arange(th) + 0.5) * h / th).astype(np.intp), h - 1)
+        xi = np.minimum(((np.arange(tw) + 0.5) * w / tw).astype(np.intp), w - 1)
+        return image[yi[:, None], xi[None, :]]
+    interp = cv2.INTER_AREA if th * tw < h * w else cv2.INTER_LINEAR
+    src = image
+    if src.dtype not in (np.uint8, np.uint16, np.float32):
+        src = src.astype(np.float32)
+    if src.ndim == 3 and src.shape[2] > 4:
+        return np.stack([rescale(src[..., c], shape_yx) for c in range(src.shape[2])], -1)
+    out = cv2.resize(src, (tw, th), interpolation=interp)
+    if image.ndim == 3 and out.ndim == 2:
+        out = out[..., None]
+    return out
+
+
+def central_crop(shape_yx: tuple[int, int], size_px: int) -> tuple[slice, slice]:
+    """Slices of the central ``size_px`` square (or less) of an image."""
+    h, w = shape_yx[:2]
+    sy, sx = min(h, size_px), min(w, size_px)
+    y0, x0 = (h - sy) // 2, (w - sx) // 2
+    return slice(y0, y0 + sy), slice(x0, x0 + sx)
+
+
+def estimate_diameter(
+    measure: Callable[[float], float | None],
+    *,
+    canonical_diameter_px: float,
+    candidates_px=DIAMETER_SEARCH_PX,
+    refine_steps: int = 1,
+) -> float:
+    """Estimate the typical fiber diameter (input px) from where a segmenter is scale-equivariant.
+
+    ``measure(factor)`` segments a central crop rescaled by ``factor`` and returns the median
+    fiber diameter found, in *canonical* pixels (``None`` when nothing was found). Within the
+    network's working range the result scales with the factor, so the implied input diameter
+    ``measured / factor`` is the same at neighbouring candidates; far outside it the network
+    imposes its own size prior and the implied diameters drift with the candidate. The pair of
+    neighbouring candidates (factor-2 apart) that agree best gives the estimate (their geometric
+    mean), refined by ``refine_steps`` fixed-point steps at the estimated scale.
+
+    Parameters
+    ----------
+    measure : callable(float) -> float or None
+    canonical_diameter_px : float
+    candidates_px : sequence of float
+        Input-pixel diameters tried, increasing, one factor each.
+    refine_steps : int
+
+    Returns
+    -------
+    float
+        Estimated fiber diameter in input pixels.
+
+    Examples
+    --------
+    A segmenter exact for fibers 16 to 64 canonical px that returns 32 px outside that range:
+
+    >>> def measure(f):
+    ...     m = 80.0 * f
+    ...     return m if 16 <= m <= 64 else 32.0
+    >>> round(estimate_diameter(measure, canonical_diameter_px=32.0), 6)
+    80.0
+    """
+    implied = []
+    for d in candidates_px:
+        factor = canonical_diameter_px / d
+        m = measure(factor)
+        implied.append(np.nan if m is None or not m > 0 else m / factor)
+        log.debug("diameter search: assumed %.1f px -> implied %.1f px", d, implied[-1])
+    implied = np.log(np.asarray(implied, dtype=np.float64))
+    if np.isfinite(implied).sum() == 0:
+        raise ValueError("no fibers found at any scale")
+    disagreement = np.abs(np.diff(implied))
+    if np.isfinite(disagreement).any():
+        i = int(np.nanargmin(disagreement))
+        best = float(np.exp(0.5 * (implied[i] + implied[i + 1])))
+    else:
+        best = float(np.exp(implied[np.isfinite(implied)][0]))
+    for _ in range(refine_steps):
+        factor = canonical_diameter_px / best
+        m = measure(factor)
+        if m is None or not m > 0:
+            break
+        best = float(m / factor)
+    return best

@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 #: Files every complete slide folder holds (see ``histo.export.write_slide_outputs``).
 REQUIRED_OUTPUTS = ("summary.json", "fibers.csv", "labels.tif")
 #: Cohort table columns that always come first (statistics follow, flattened).
-COHORT_COLUMNS = ("slide_id", "path", "status", "error", "n_fibers", "stain", "pixel_size_um",
-                  "seconds")
+COHORT_COLUMNS = ("slide_id", "path", "status", "error", "note", "n_fibers", "stain",
+                  "pixel_size_um", "seconds")
 
 
 @dataclass(frozen=True)
@@ -124,10 +124,10 @@ def is_up_to_date(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:
 
 
 def cohort_row(job: SlideJob, summary: dict[str, Any] | None, *, status: str,
-               error: str = "", seconds: float = 0.0) -> dict[str, Any]:
+               error: str = "", note: str = "", seconds: float = 0.0) -> dict[str, Any]:
     """One ``cohort.csv`` row: identity, status and the slide's statistics, flattened."""
     row: dict[str, Any] = {"slide_id": job.slide_id, "path": str(job.path), "status": status,
-                           "error": error, "n_fibers": None, "stain": None,
+                           "error": error, "note": note, "n_fibers": None, "stain": None,
                            "pixel_size_um": None, "seconds": round(seconds, 2)}
     if summary:
         slide = summary.get("slide", {})
@@ -158,11 +158,16 @@ def process_slide(job: SlideJob, params: ScoreParams, *, force: bool = False,
             summary = is_up_to_date(job.out_dir, fingerprint)
             if summary is not None:
                 log.info("%s: unchanged, kept %s", job.slide_id, job.out_dir)
-                return cohort_row(job, summary, status="unchanged")
+                stash = _review_stash_dir(job)  # left by a run killed before restoring it
+                note = _restore_review(job, stash, sha) if stash.is_dir() else ""
+                return cohort_row(job, summary, status="unchanged", note=note)
+        stash = _stash_review(job)
         batch_info = {"fingerprint": fingerprint, "input_sha256": sha, "slide_id": job.slide_id,
                       **params.as_dict()}
         summary = (slide_fn or score_slide_file)(job, params, batch_info, progress)
-        return cohort_row(job, summary, status="scored", seconds=time.perf_counter() - start)
+        note = _restore_review(job, stash, sha) if stash else ""
+        return cohort_row(job, summary, status="scored", note=note,
+                          seconds=time.perf_counter() - start)
     except HistoError as err:
         reason = getattr(err, "reason", None) or str(err)
     except MemoryError:
@@ -199,6 +204,68 @@ def score_slide_file(job: SlideJob, params: ScoreParams, batch_info: dict[str, A
     write_slide_outputs(job.out_dir, labels=result.labels, fibers=result.fibers,
                         summary=result.summary, image=image, pixel_size_um=image.pixel_size_um)
     return result.summary
+
+
+# --------------------------------------------------------------------------- reviews
+REVIEW_STASH = ".histo-review-stash"
+
+
+def _review_stash_dir(job: SlideJob) -> Path:
+    return job.out_dir.parent / REVIEW_STASH / job.slide_id
+
+
+def _stash_review(job: SlideJob) -> Path | None:
+    """Copy a slide's saved review (napari) aside before its folder may be replaced.
+
+    The copy lives in ``RESULTS/.histo-review-stash/<slide-id>/`` until
+    :func:`_restore_review` has put it back, so even a run killed in between keeps it.
+    """
+    import shutil
+
+    from histo.atomic import atomic_directory
+
+    stash = _review_stash_dir(job)
+    if stash.is_dir():  # left by a killed run: it is the newest copy
+        return stash
+    review = job.out_dir / "review.json"
+    if not review.is_file():
+        return None
+    old = read_summary(job.out_dir) or {}
+    old_sha = old.get("batch", {}).get("input_sha256") or old.get("slide", {}).get("sha256")
+    with atomic_directory(stash) as tmp:
+        shutil.copy2(review, tmp / "review.json")
+        if (job.out_dir / "review").is_dir():
+            shutil.copytree(job.out_dir / "review", tmp / "review")
+        (tmp / "input_sha256").write_text(str(old_sha or ""))
+    return stash
+
+
+def _restore_review(job: SlideJob, stash: Path, input_sha256: str) -> str:
+    """Put a stashed review back into the slide folder; return a note for the cohort row.
+
+    A review of the same input file goes back in place (the report then checks that its
+    labels still match); a review of a file that has changed since is kept apart in
+    ``<slide-id>/review-of-previous-input/`` and not applied.
+    """
+    import shutil
+
+    from histo.atomic import atomic_write_bytes
+
+    same = (stash / "input_sha256").read_text().strip() in ("", input_sha256)
+    if not job.out_dir.is_dir():
+        return ""
+    if same and not (job.out_dir / "review.json").is_file():
+        if (stash / "review").is_dir():
+            shutil.copytree(stash / "review", job.out_dir / "review", dirs_exist_ok=True)
+        atomic_write_bytes(job.out_dir / "review.json", (stash / "review.json").read_bytes())
+        note = "saved review kept"
+    elif not same:
+        shutil.copytree(stash, job.out_dir / "review-of-previous-input", dirs_exist_ok=True)
+        note = "input changed: the saved review was set aside (review-of-previous-input/)"
+    else:
+        note = "saved review kept"
+    shutil.rmtree(stash, ignore_errors=True)
+    return note
 
 
 # --------------------------------------------------------------------------- the run
@@ -255,7 +322,7 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
         ``cohort`` has one row per slide, in input order; ``status`` is ``scored``,
         ``unchanged`` or ``error`` (with ``error`` saying why).
     """
-    from histo.atomic import write_text
+    from histo.atomic import atomic_write_text
     from histo.parallel import Progress, run_dask
 
     params = params or ScoreParams()
@@ -278,7 +345,7 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
         finally:
             progress.close()
         cohort = cohort_table(rows)
-        write_text(results_dir / "cohort.csv", cohort.to_csv(index=False))
+        atomic_write_text(results_dir / "cohort.csv", cohort.to_csv(index=False))
         result = BatchResult(cohort, results_dir)
         if write_report:
             from histo.report import build_report
@@ -303,11 +370,12 @@ class _ResultsLock:
         me = f"{socket.gethostname()} {os.getpid()}"
         try:
             host, pid = self.path.read_text().split()
-            if host == socket.gethostname() and int(pid) != os.getpid() and _pid_alive(int(pid)):
-                raise HistoInputError(f"another histo run (pid {pid}) is writing here; wait for "
-                                      "it or choose another -o folder", path=self.path.parent)
+            holder = int(pid)
         except (OSError, ValueError):
-            pass
+            host, holder = "", 0
+        if host == socket.gethostname() and holder != os.getpid() and _pid_alive(holder):
+            raise HistoInputError(f"another histo run (pid {holder}) is writing here; wait for "
+                                  "it or choose another -o folder", path=self.path.parent)
         self.path.write_text(me)
         return self
 
@@ -328,10 +396,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale_temporaries(results_dir: Path) -> None:
-    """Delete temporary files and folders a killed run left behind (``.histo-tmp-*``)."""
+    """Delete what a killed run left behind: half-written files and folders
+    (:func:`histo.atomic.partial_leftovers`) and old folders set aside during a swap."""
     import shutil
 
-    for tmp in results_dir.glob(".histo-tmp-*"):
+    from histo.atomic import partial_leftovers
+
+    old = [p for p in results_dir.iterdir() if p.name.startswith(".") and ".old-" in p.name]
+    for tmp in [*partial_leftovers(results_dir), *old]:
         log.info("removing %s left by an interrupted run", tmp)
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

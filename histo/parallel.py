@@ -15,6 +15,9 @@ from histo.errors import HistoInputError
 
 log = logging.getLogger(__name__)
 
+#: How long to wait for a remote scheduler before giving up.
+CONNECT_TIMEOUT = "20s"
+
 
 def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> list[dict]:
     """One task per slide on a local cluster or a remote scheduler; rows in job order."""
@@ -26,7 +29,7 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
     cluster = None
     try:
         if scheduler:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         else:
             with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
                 cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1,

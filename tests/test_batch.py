@@ -98,3 +98,126 @@ def test_fingerprint_changes_with_every_input():
     ]
     assert fp == run_fingerprint("0" * 64, base)
     assert len(set(variants + [fp])) == len(variants) + 1
+
+
+# ----------------------------------------------------------------------------- the runner
+def _fake_slide_fn(job, params, batch_info, progress):
+    """A per-slide function with the contract of score_slide_file, without segmentation:
+    'fails' on files whose bytes start with b'BAD', counts the bytes as fibers."""
+    from histo.atomic import atomic_directory
+
+    data = job.path.read_bytes()
+    if data.startswith(b"BAD"):
+        raise HistoInputError("not an image (test)", path=job.path)
+    if data.startswith(b"BUG"):
+        raise RuntimeError("boom")
+    summary = {"slide": {"id": job.slide_id, "path": str(job.path), "stain": params.stain},
+               "n_fibers": len(data), "statistics": {"n_counted": len(data) - 1},
+               "batch": batch_info}
+    with atomic_directory(job.out_dir) as tmp:
+        (tmp / "summary.json").write_text(json.dumps(summary))
+        (tmp / "fibers.csv").write_text("label\n" + "\n".join(str(i + 1) for i in range(len(data))))
+        (tmp / "labels.tif").write_bytes(b"not really a tiff")
+    if progress is not None:
+        progress(1, 1)
+    return summary
+
+
+def _run(inputs, out, **kw):
+    kw.setdefault("slide_fn", _fake_slide_fn)
+    kw.setdefault("show_progress", False)
+    kw.setdefault("write_report", False)
+    return run_batch(inputs, out, **kw)
+
+
+def test_run_batch_isolates_failures_and_writes_every_row(tmp_path):
+    src = tmp_path / "in"
+    _touch(src / "a.tif", b"aaaa")
+    _touch(src / "b.tif", b"BAD")
+    _touch(src / "c.png", b"BUG!")
+    _touch(src / "d.png", b"dd")
+    _touch(src / "e.czi", b"")  # empty file: checksum fine, but the per-slide function fails
+    res = _run([src], tmp_path / "out")
+    cohort = pd.read_csv(tmp_path / "out" / "cohort.csv")
+    assert list(cohort["slide_id"]) == ["a", "b", "c", "d", "e"]
+    assert list(cohort["status"]) == ["scored", "error", "error", "scored", "error"]
+    assert cohort.loc[1, "error"] == "not an image (test)"
+    assert "RuntimeError: boom" in cohort.loc[2, "error"]
+    assert list(cohort["n_fibers"][[0, 3]]) == [4, 2]
+    assert res.n_failed == 3
+    assert not (tmp_path / "out" / "b").exists()
+
+
+def test_rerun_skips_unchanged_redoes_changed_and_force(tmp_path):
+    src = tmp_path / "in"
+    a = _touch(src / "a.tif", b"aaaa")
+    _touch(src / "b.tif", b"bbb")
+    out = tmp_path / "out"
+    _run([src], out)
+    first = json.loads((out / "a" / "summary.json").read_text())
+    assert list(_run([src], out).cohort["status"]) == ["unchanged", "unchanged"]
+    a.write_bytes(b"aaaaaa")  # input changed
+    assert list(_run([src], out).cohort["status"]) == ["scored", "unchanged"]
+    assert json.loads((out / "a" / "summary.json").read_text())["n_fibers"] == 6
+    # settings changed: every slide is redone
+    assert list(_run([src], out, params=ScoreParams(stain="nadh")).cohort["status"]) == ["scored"] * 2
+    assert list(_run([src], out, params=ScoreParams(stain="nadh"), force=True).cohort["status"]) \
+        == ["scored"] * 2
+    # an incomplete folder (a file deleted by hand) is redone
+    (out / "b" / "fibers.csv").unlink()
+    assert list(_run([src], out, params=ScoreParams(stain="nadh")).cohort["status"]) \
+        == ["unchanged", "scored"]
+    assert first["batch"]["input_sha256"] != json.loads((out / "a" / "summary.json").read_text())[
+        "batch"]["input_sha256"]
+
+
+def test_run_removes_leftovers_of_a_killed_run_and_refuses_a_live_lock(tmp_path):
+    import os
+
+    _touch(tmp_path / "in" / "a.tif", b"aaaa")
+    out = tmp_path / "out"
+    (out / ".a.partial-123-abcdef").mkdir(parents=True)
+    (out / ".a.partial-123-abcdef" / "fibers.csv").write_text("half")
+    (out / ".cohort.partial-9-1234.csv").write_text("half")
+    (out / ".a.old-12345678").mkdir()
+    (out / ".histo-lock").write_text("nohost 999999")  # a lock of a dead run elsewhere
+    _run([tmp_path / "in"], out)
+    assert sorted(p.name for p in out.iterdir()) == ["a", "cohort.csv"]
+    import socket
+
+    (out / ".histo-lock").write_text(f"{socket.gethostname()} {os.getppid()}")  # alive
+    with pytest.raises(HistoInputError, match="another histo run"):
+        _run([tmp_path / "in"], out)
+
+
+def test_process_slide_reports_unreadable_input_as_error_row(tmp_path):
+    job = SlideJob(tmp_path / "gone.tif", "gone", tmp_path / "out" / "gone")
+    row = process_slide(job, ScoreParams(), slide_fn=_fake_slide_fn)
+    assert row["status"] == "error" and "not found" in row["error"]
+    assert row["path"].endswith("gone.tif")
+
+
+def test_review_survives_a_rescore_and_is_set_aside_when_the_input_changed(tmp_path):
+    src = tmp_path / "in"
+    a = _touch(src / "a.tif", b"aaaa")
+    out = tmp_path / "out"
+    _run([src], out)
+    (out / "a" / "review.json").write_text('{"format": "histo-review", "flags": {"1": "excluded"}}')
+    (out / "a" / "review").mkdir()
+    (out / "a" / "review" / "labels-x.tif").write_bytes(b"edited")
+    res = _run([src], out, params=ScoreParams(stain="he"))  # settings changed: rescored
+    assert res.cohort.loc[0, "status"] == "scored"
+    assert res.cohort.loc[0, "note"] == "saved review kept"
+    assert (out / "a" / "review.json").is_file() and (out / "a" / "review" / "labels-x.tif").is_file()
+    a.write_bytes(b"new bytes")
+    res = _run([src], out, params=ScoreParams(stain="he"))
+    assert "set aside" in res.cohort.loc[0, "note"]
+    assert not (out / "a" / "review.json").exists()
+    assert (out / "a" / "review-of-previous-input" / "review.json").is_file()
+    assert not (out / ".histo-review-stash" / "a").exists()
+
+
+def test_cohort_table_puts_identity_columns_first():
+    t = cohort_table([{"n_counted": 3, "slide_id": "x", "status": "scored"}])
+    assert list(t.columns[:4]) == ["slide_id", "path", "status", "error"]
+    assert t.columns[-1] == "n_counted"

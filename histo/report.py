@@ -1,0 +1,357 @@
+"""The cohort report: ``RESULTS/report.html``, one self-contained page a pathologist can read.
+
+Built from the result files alone (``cohort.csv`` and every ``<slide-id>/summary.json``,
+``fibers.csv``/``fibers.parquet``, ``overlay.png``) and from reviews saved by the napari plugin
+(:mod:`histo.review`): excluded fibers, confirmed or rejected SAD calls and edited labels are
+applied and the slide's figures recomputed before anything is shown. Plots are embedded as
+``data:`` URIs so the page can be mailed or archived alone. The HTML template is the package
+resource ``histo/templates/report.html``.
+
+Examples
+--------
+>>> from histo.report import build_report            # doctest: +SKIP
+>>> build_report("results")                          # doctest: +SKIP
+PosixPath('results/report.html')
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from histo import __version__
+from histo.errors import HistoInputError
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.html"
+TEMPLATE = "report.html"
+
+
+@dataclass
+class SlideEntry:
+    """Everything the report shows about one slide (failed slides carry only ``error``)."""
+
+    slide_id: str
+    path: str
+    status: str
+    error: str = ""
+    result_dir: Path | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    fibers: pd.DataFrame | None = None
+    review: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "error" and bool(self.summary)
+
+
+# --------------------------------------------------------------------------- loading
+def load_cohort(results_dir: str | Path) -> pd.DataFrame:
+    """The slides of a results folder: ``cohort.csv``, or every sub-folder with a summary.
+
+    Folders written by ``histo measure`` (no ``cohort.csv``) are found by scanning.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise HistoInputError("no such results folder; pass the -o folder of histo score",
+                              path=results_dir)
+    csv = results_dir / "cohort.csv"
+    if csv.is_file():
+        try:
+            return pd.read_csv(csv, dtype={"slide_id": str, "error": str}, keep_default_na=True)
+        except (OSError, ValueError, pd.errors.ParserError) as err:
+            raise HistoInputError(f"cannot read the cohort table ({err}); rerun histo score",
+                                  path=csv) from err
+    rows = [{"slide_id": d.name, "path": "", "status": "scored", "error": ""}
+            for d in sorted(results_dir.iterdir())
+            if d.is_dir() and not d.name.startswith(".") and (d / "summary.json").is_file()]
+    if not rows:
+        raise HistoInputError("no cohort.csv and no slide result folders here; pass the -o "
+                              "folder of histo score or histo measure", path=results_dir)
+    return pd.DataFrame(rows)
+
+
+def _read_fibers(result_dir: Path) -> pd.DataFrame:
+    parquet = result_dir / "fibers.parquet"
+    if parquet.is_file():
+        try:
+            return pd.read_parquet(parquet)
+        except Exception:  # noqa: BLE001 - fall back to the CSV twin
+            log.warning("%s unreadable, using fibers.csv", parquet)
+    return pd.read_csv(result_dir / "fibers.csv")
+
+
+def load_slide(results_dir: Path, row: dict[str, Any]) -> SlideEntry:
+    """One slide's results with its saved review applied (figures recomputed)."""
+    entry = SlideEntry(slide_id=str(row["slide_id"]), path=_text(row.get("path")),
+                       status=_text(row.get("status")) or "scored", error=_text(row.get("error")))
+    if entry.status == "error":
+        return entry
+    entry.result_dir = results_dir / entry.slide_id
+    try:
+        entry.summary = json.loads((entry.result_dir / "summary.json").read_text())
+        entry.fibers = _read_fibers(entry.result_dir)
+    except (OSError, ValueError) as err:
+        entry.status, entry.error = "error", f"result files missing or damaged ({err}); rerun"
+        return entry
+    entry.path = entry.path or str(entry.summary.get("slide", {}).get("path") or "")
+    _apply_saved_review(entry)
+    return entry
+
+
+def _apply_saved_review(entry: SlideEntry) -> None:
+    from histo.review import apply_review, load_review
+
+    try:
+        review = load_review(entry.result_dir)
+    except HistoInputError as err:
+        entry.notes.append(f"saved review not applied: {err.reason}")
+        return
+    if review.is_empty:
+        return
+    fibers = review.fibers if review.edited_labels else entry.fibers
+    entry.fibers = apply_review(fibers, review)
+    entry.review = review
+    entry.summary = rescore_summary(entry.summary, entry.fibers)
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in review.counts().items() if n)
+    edited = "labels edited" if review.edited_labels else ""
+    entry.notes.append("reviewed" + (f" {review.saved_at[:16].replace('T', ' ')}"
+                                     if review.saved_at else "")
+                       + ": " + ", ".join(x for x in (counts, edited) if x))
+
+
+def rescore_summary(summary: dict[str, Any], fibers: pd.DataFrame) -> dict[str, Any]:
+    """The summary with statistics and evidence recomputed from a reviewed fibers table."""
+    from histo.scoring import summarize_fibers
+    from histo.settings import ScoringSettings
+
+    settings = ScoringSettings.from_dict(summary.get("settings") or {})
+    return {**summary, **summarize_fibers(fibers, summary, settings)}
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+# --------------------------------------------------------------------------- building
+def build_report(results_dir: str | Path, *, cohort: pd.DataFrame | None = None,
+                 out_path: str | Path | None = None) -> Path:
+    """Write ``report.html`` for a results folder and return its path.
+
+    Parameters
+    ----------
+    results_dir : path
+        Folder written by ``histo score`` (or ``histo measure``).
+    cohort : DataFrame, optional
+        The cohort table; read from ``cohort.csv`` (or by scanning) when omitted.
+    out_path : path, optional
+        Where to write; ``results_dir/report.html`` by default. Written atomically.
+    """
+    from histo.atomic import atomic_write_text
+
+    results_dir = Path(results_dir)
+    cohort = load_cohort(results_dir) if cohort is None else cohort
+    entries = [load_slide(results_dir, row) for row in cohort.to_dict("records")]
+    html = render_report(entries, results_dir=results_dir)
+    out = Path(out_path) if out_path is not None else results_dir / REPORT_FILE
+    atomic_write_text(out, html)
+    log.info("report written to %s", out)
+    return out
+
+
+def render_report(entries: list[SlideEntry], *, results_dir: Path) -> str:
+    """The report page for loaded slides (see :func:`load_slide`)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("histo", "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]),
+                             undefined=jinja2.StrictUndefined)
+    env.filters["num"] = format_number
+    good = [e for e in entries if e.ok]
+    figure_names = _figure_names(good)
+    context = {
+        "title": f"histo cohort report: {results_dir.resolve().name}",
+        "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "version": __version__,
+        "results_dir": str(results_dir.resolve()),
+        "n_slides": len(entries),
+        "n_ok": len(good),
+        "failures": [e for e in entries if not e.ok],
+        "figure_names": figure_names,
+        "rows": [_cohort_row(e, figure_names) for e in entries],
+        "slides": [_slide_view(e) for e in good],
+        "settings": _settings_view(good),
+        "cohort_plot": _cohort_plot(good),
+    }
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """A figure for people: integers as is, others to ``digits`` significant digits.
+
+    Examples
+    --------
+    >>> format_number(1234.5678), format_number(0.012345), format_number(None)
+    ('1235', '0.0123', '–')
+    """
+    if value is None or isinstance(value, str):
+        return "–" if value in (None, "") else value
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "–"
+    if v == int(v) and abs(v) < 1e6:
+        return str(int(v))
+    if abs(v) >= 10 ** digits:
+        return f"{v:.0f}"
+    return f"{v:.{digits}g}"
+
+
+def _figures(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((summary.get("evidence") or {}).get("figures") or [])
+
+
+def _figure_names(entries: list[SlideEntry]) -> list[dict[str, str]]:
+    seen: dict[str, str] = {}
+    for e in entries:
+        for f in _figures(e.summary):
+            seen.setdefault(str(f.get("name")), str(f.get("unit") or ""))
+    return [{"name": n, "unit": u} for n, u in seen.items()]
+
+
+def _range_text(rng: Any) -> str:
+    if not rng:
+        return ""
+    lo, hi = (list(rng) + [None, None])[:2]
+    if lo is None:
+        return f"≤ {format_number(hi)}"
+    if hi is None:
+        return f"≥ {format_number(lo)}"
+    return f"{format_number(lo)}–{format_number(hi)}"
+
+
+def _cohort_row(e: SlideEntry, figure_names: list[dict[str, str]]) -> dict[str, Any]:
+    by_name = {str(f.get("name")): f for f in _figures(e.summary)}
+    cells = []
+    for fn in figure_names:
+        f = by_name.get(fn["name"])
+        cells.append({"value": format_number(f.get("value")) if f else "–",
+                      "outside": bool(f and f.get("outside")),
+                      "range": _range_text(f.get("normal_range")) if f else ""})
+    counted = None
+    if e.fibers is not None and "counted" in e.fibers:
+        counted = int(e.fibers["counted"].fillna(False).astype(bool).sum())
+    slide = e.summary.get("slide", {}) if e.summary else {}
+    return {"id": e.slide_id, "ok": e.ok, "status": e.status, "error": e.error,
+            "stain": slide.get("stain") or "", "n_fibers": e.summary.get("n_fibers", ""),
+            "counted": counted, "cells": cells, "reviewed": e.review is not None,
+            "n_outside": sum(c["outside"] for c in cells)}
+
+
+def _unit(fibers: pd.DataFrame) -> str:
+    return "um" if "min_feret_um" in fibers else "px"
+
+
+def _slide_view(e: SlideEntry) -> dict[str, Any]:
+    from histo import plots
+    from histo.classes import fiber_class
+
+    fibers = e.fibers if e.fibers is not None else pd.DataFrame()
+    unit = _unit(fibers)
+    settings = e.summary.get("settings") or {}
+    normal = settings.get("normal_range_in_force_um")
+    counted = (fibers["counted"].fillna(False).astype(bool) if "counted" in fibers
+               else ~fibers.get("is_edge", pd.Series(False, index=fibers.index)).astype(bool))
+    cf = fibers[counted.to_numpy()]
+    col = f"min_feret_{unit}"
+    hist = plots.min_feret_histogram(cf.get(col, pd.Series(dtype=float)), unit=unit,
+                                     normal_range=normal, is_sad=cf.get("is_sad"),
+                                     is_small=cf.get("is_small"))
+    area = fibers.get("area_um2" if unit == "um" else "area_px", pd.Series(dtype=float))
+    scatter = plots.area_angularity_scatter(area, fibers.get("angularity", area * np.nan),
+                                            classes=fiber_class(fibers), unit=unit,
+                                            angular_min=settings.get("angular_min"))
+    overlay = None
+    if e.result_dir is not None and (e.result_dir / "overlay.png").is_file():
+        overlay = plots.thumbnail_data_uri(e.result_dir / "overlay.png")
+    slide = e.summary.get("slide", {})
+    evidence = e.summary.get("evidence") or {}
+    return {
+        "id": e.slide_id, "path": e.path, "status": e.status, "notes": e.notes,
+        "stain": slide.get("stain"), "channel": slide.get("channel"),
+        "pixel_size": slide.get("pixel_size_um"),
+        "pixel_size_source": slide.get("pixel_size_source"),
+        "shape": slide.get("shape"), "n_fibers": e.summary.get("n_fibers"),
+        "n_counted": int(counted.sum()), "model": e.summary.get("model"),
+        "figures": [{**f, "range": _range_text(f.get("normal_range")),
+                     "value_text": format_number(f.get("value"))} for f in _figures(e.summary)],
+        "evidence_text": evidence.get("text", ""),
+        "sections": [(title, _key_values(e.summary.get(key)))
+                     for key, title in (("grouping", "Grouping"), ("fiber_types", "Fiber types"),
+                                        ("nuclei", "Nuclei"))
+                     if _key_values(e.summary.get(key))],
+        "warnings": list(e.summary.get("warnings") or []),
+        "hist": hist, "scatter": scatter, "overlay": overlay,
+        "overlay_href": f"{e.slide_id}/overlay.png" if overlay else None,
+    }
+
+
+def _key_values(value: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
+    """Scalars of a nested summary part as (readable key, formatted value) pairs."""
+    out: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            key = f"{prefix} · {k}" if prefix else str(k)
+            if isinstance(v, dict) and depth < 2:
+                out += _key_values(v, key, depth + 1)
+            elif isinstance(v, (list, tuple)):
+                if len(v) <= 12 and all(not isinstance(x, (dict, list)) for x in v):
+                    out.append((key.replace("_", " "), ", ".join(format_number(x) for x in v)))
+            elif not isinstance(v, dict):
+                out.append((key.replace("_", " "), format_number(v)))
+    return out
+
+
+def _settings_view(entries: list[SlideEntry]) -> list[tuple[str, str]]:
+    """Main settings of the run (from the first slide; they are shared by a batch)."""
+    if not entries:
+        return []
+    s = entries[0].summary.get("settings") or {}
+    keys = ("normal_range_in_force_um", "small_rule", "angular_min", "dark_min_z", "group_on",
+            "permutations", "alpha")
+    return [(k.replace("_", " "), ", ".join(format_number(x) for x in s[k])
+             if isinstance(s[k], list) else format_number(s[k])) for k in keys if k in s]
+
+
+def _cohort_plot(entries: list[SlideEntry]) -> str | None:
+    from histo import plots
+
+    if len(entries) < 2:
+        return None
+    units = {_unit(e.fibers) for e in entries if e.fibers is not None}
+    unit = "um" if units == {"um"} else "px"
+    per_slide = {}
+    for e in entries:
+        f = e.fibers
+        if f is None or f"min_feret_{unit}" not in f:
+            continue
+        keep = f["counted"].fillna(False).astype(bool) if "counted" in f else slice(None)
+        per_slide[e.slide_id] = f.loc[keep, f"min_feret_{unit}"].to_numpy()
+    normal = (entries[0].summary.get("settings") or {}).get("normal_range_in_force_um")
+    return plots.cohort_min_feret_boxplot(per_slide, unit=unit, normal_range=normal)

@@ -418,18 +418,18 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
     stats["size_unit"] = "um" if ps is not None else "px"
     stats["thresholds"] = class_info
 
-    gap_px = (max(1, int(round(settings.adjacency_gap_um / ps))) if ps
-              else max(1, int(round(settings.adjacency_gap_px))))
     edges_source = "given"
+    gap_px = None
     if edges is None:
-        from histo.adjacency import fiber_adjacency
+        from histo.adjacency import fiber_adjacency, gap_in_pixels
 
+        gap_px = gap_in_pixels(settings.adjacency_gap_um, ps, default_px=settings.adjacency_gap_px)
         edges = fiber_adjacency(labels, max_gap_px=gap_px)
         edges_source = f"fiber_adjacency(max_gap_px={gap_px})"
     edges = np.asarray(edges).reshape(-1, 2)
     group_info = _atrophy_grouping(out, edges, settings, ps)
     group_info["adjacency"] = {"n_edges": int(len(edges)), "source": edges_source,
-                               "max_gap_px": gap_px if edges_source != "given" else None}
+                               "max_gap_px": gap_px}
 
     types, type_info = fibertypes.type_fibers(out, labels, image, settings, stain=stain)
     out["fiber_type"] = types

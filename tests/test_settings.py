@@ -1,0 +1,149 @@
+"""ScoringSettings: defaults, validation, files, round trips and the command-line flags."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import pytest
+
+from histo.errors import HistoInputError
+from histo.settings import (
+    FiberTypeSettings,
+    NucleiSettings,
+    ScoringSettings,
+    add_settings_arguments,
+    settings_from_args,
+)
+
+
+def test_normal_range_by_sex_and_override():
+    assert ScoringSettings().normal_range == (40.0, 80.0)
+    assert ScoringSettings(sex="female").normal_range == (30.0, 70.0)
+    child = ScoringSettings(sex="female", normal_range_um=[15, 35])
+    assert child.normal_range == (15.0, 35.0)
+    assert isinstance(child.normal_range_um, tuple)
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"sex": "other"}, "sex"),
+    ({"normal_range_um": (50, 40)}, "lo < hi"),
+    ({"normal_range_um": (10,)}, "normal_range_um"),
+    ({"small_rule": "tiny"}, "small_rule"),
+    ({"small_median_fraction": 1.5}, "small_median_fraction"),
+    ({"small_percentile": 0}, "small_percentile"),
+    ({"permutations": -1}, "permutations"),
+    ({"permutations": 9.5}, "permutations"),
+    ({"dark_min_z": float("nan")}, "dark_min_z"),
+    ({"dark_stains": ("he", "trichrome")}, "dark_stains"),
+    ({"alpha": 0}, "alpha"),
+    ({"assumed_pixel_size_um": 0}, "assumed_pixel_size_um"),
+    ({"fiber_types": {"n_types": 4}}, "n_types"),
+    ({"fiber_types": {"type_channels": {"I": -1}}}, "type_channels"),
+    ({"fiber_types": {"channel_thresholds": {"IIa": 3.0}}}, "without a channel"),
+    ({"nuclei": {"central_ratio": 1.5}}, "central_ratio"),
+    ({"nuclei": {"colour": "blue"}}, "nuclei.colour"),
+])
+def test_bad_values_are_input_errors_naming_the_setting(kwargs, word):
+    with pytest.raises(HistoInputError, match=word):
+        ScoringSettings(**kwargs)
+
+
+def test_frozen_hashable_and_replace():
+    s = ScoringSettings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.sex = "female"  # type: ignore[misc]
+    t = s.replace(sex="female", fiber_types={"type_channels": {"I": 1, "IIa": 2}},
+                  nuclei={"channel": 0})
+    assert s.sex == "male" and t.sex == "female"
+    assert t.fiber_types.type_channels == (("I", 1), ("IIa", 2))
+    assert t.nuclei.channel == 0 and t.nuclei.central_ratio == 0.75
+    assert hash(t) != hash(s)
+    with pytest.raises(HistoInputError, match="unknown setting sexx"):
+        s.replace(sexx="female")
+    with pytest.raises(HistoInputError, match="fiber_types.n_typs"):
+        s.replace(fiber_types={"n_typs": 2})
+
+
+def test_to_dict_is_json_and_round_trips():
+    s = ScoringSettings(sex="female", normal_range_um=(20, 50), permutations=99,
+                        fiber_types=FiberTypeSettings(type_channels={"I": 1},
+                                                      channel_thresholds={"I": 900.0},
+                                                      level_names=("a", "b")),
+                        nuclei=NucleiSettings(channel=0))
+    d = json.loads(json.dumps(s.to_dict()))
+    assert d["fiber_types"]["type_channels"] == {"I": 1}
+    assert d["normal_range_in_force_um"] == [20.0, 50.0]
+    assert ScoringSettings.from_dict(d) == s
+
+
+def test_from_toml_yaml_and_json_files(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text('sex = "female"\npermutations = 199\n[fiber_types]\nn_types = 2\n'
+                    'type_channels = {I = 1, IIa = 2}\n[nuclei]\nchannel = 0\n')
+    s = ScoringSettings.from_file(toml)
+    assert (s.sex, s.permutations, s.fiber_types.n_types, s.nuclei.channel) == ("female", 199, 2, 0)
+    assert s.fiber_types.type_channels == (("I", 1), ("IIa", 2))
+
+    yaml_file = tmp_path / "s.yaml"
+    yaml_file.write_text("scoring:\n  normal_range_um: [25, 60]\n  dark_min_z: 1.5\n")
+    s = ScoringSettings.from_file(yaml_file)
+    assert s.normal_range == (25.0, 60.0) and s.dark_min_z == 1.5
+
+    # a summary.json "settings" block reads back as the same settings
+    js = tmp_path / "summary_settings.json"
+    js.write_text(json.dumps({"settings": ScoringSettings(seed=7).to_dict()}))
+    assert ScoringSettings.from_file(js) == ScoringSettings(seed=7)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("sex = 'male'\nangular_threshold = 0.4\n")
+    with pytest.raises(HistoInputError, match=r"bad\.toml: unknown setting angular_threshold"):
+        ScoringSettings.from_file(bad)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("sex: [male\n")
+    with pytest.raises(HistoInputError, match=r"broken\.yaml: not valid YAML"):
+        ScoringSettings.from_file(broken)
+    with pytest.raises(HistoInputError, match="cannot read"):
+        ScoringSettings.from_file(tmp_path / "missing.toml")
+    ini = tmp_path / "s.ini"
+    ini.write_text("x")
+    with pytest.raises(HistoInputError, match=r"s\.ini: settings files must end in"):
+        ScoringSettings.from_file(ini)
+    value = tmp_path / "value.toml"
+    value.write_text("permutations = -3\n")
+    with pytest.raises(HistoInputError, match=r"value\.toml: setting permutations"):
+        ScoringSettings.from_file(value)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser)
+    return settings_from_args(parser.parse_args(argv))
+
+
+def test_cli_defaults_flags_and_file_precedence(tmp_path):
+    assert parse([]) == ScoringSettings()
+    s = parse(["--sex", "female", "--normal-range", "20", "50", "--small-rule", "both",
+               "--angular-min", "0.4", "--dark-min-z", "1.5", "--permutations", "99",
+               "--seed", "3", "--n-types", "3", "--type-channels", "I=1,IIa=2",
+               "--nuclei-channel", "0", "--assume-pixel-size", "0.5"])
+    assert s.sex == "female" and s.normal_range == (20.0, 50.0)
+    assert (s.small_rule, s.angular_min, s.dark_min_z, s.permutations, s.seed) == (
+        "both", 0.4, 1.5, 99, 3)
+    assert s.fiber_types.n_types == 3 and s.fiber_types.type_channels == (("I", 1), ("IIa", 2))
+    assert s.nuclei.channel == 0 and s.assumed_pixel_size_um == 0.5
+
+    f = tmp_path / "s.toml"
+    f.write_text('sex = "female"\npermutations = 199\n')
+    s = parse(["--settings", str(f), "--permutations", "49"])
+    assert s.sex == "female" and s.permutations == 49      # the flag wins over the file
+
+
+def test_cli_rejects_bad_values(capsys):
+    with pytest.raises(SystemExit):
+        parse(["--type-channels", "I:1"])
+    with pytest.raises(HistoInputError, match="permutations"):
+        parse(["--permutations", "-5"])

@@ -235,9 +235,34 @@ def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: Any, settings, 
     return types, info
 
 
-def _type_by_channels(fibers, labels, image, opts, counted) -> tuple[pd.Series, dict[str, Any]]:
-    from skimage.filters import threshold_otsu
+def otsu_1d(values: np.ndarray) -> float:
+    """Otsu's threshold on a few values, exactly (no histogram bins).
 
+    Every split between consecutive sorted values is tried; the one with the largest
+    between-class variance wins and the threshold is the midpoint of its gap, so a value
+    never sits on the threshold.
+
+    Examples
+    --------
+    >>> otsu_1d(np.array([1.0, 2.0, 2.5, 10.0, 11.0]))
+    6.25
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    x = x[np.isfinite(x)]
+    if x.size < 2 or x[0] == x[-1]:
+        raise HistoInputError("Otsu's threshold needs at least two different values")
+    n = x.size
+    k = np.arange(1, n)                      # size of the lower class
+    csum = np.cumsum(x)[:-1]
+    mean_lo = csum / k
+    mean_hi = (x.sum() - csum) / (n - k)
+    between = k * (n - k) * (mean_lo - mean_hi) ** 2
+    between[x[1:] == x[:-1]] = -1            # cannot split between equal values
+    i = int(np.argmax(between))
+    return float(0.5 * (x[i] + x[i + 1]))
+
+
+def _type_by_channels(fibers, labels, image, opts, counted) -> tuple[pd.Series, dict[str, Any]]:
     types = pd.Series(pd.NA, index=fibers.index, dtype=object, name="fiber_type")
     if image is None:
         return types, {"method": None, "reason": "no image: type channels cannot be read"}
@@ -259,7 +284,7 @@ def _type_by_channels(fibers, labels, image, opts, counted) -> tuple[pd.Series, 
         if name in fixed:
             thr, how = fixed[name], "fixed"
         elif ref.size >= 2 and np.ptp(ref) > 0:
-            thr, how = float(threshold_otsu(ref)), "otsu"
+            thr, how = otsu_1d(ref), "otsu"
         else:
             thr, how = math.inf, "no contrast"
         positive[:, j] = means > thr

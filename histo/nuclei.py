@@ -287,7 +287,7 @@ def central_nuclei(fibers: pd.DataFrame, labels: np.ndarray, image: Any, setting
         "n_nuclei_in_counted_fibers": int(table["n_nuclei"].to_numpy(dtype=int)[counted].sum()),
         "n_central_nuclei": int(table["n_central_nuclei"].to_numpy(dtype=int)[counted].sum()),
         "n_centrally_nucleated": int(cn.sum()),
-        "pct_centrally_nucleated": 100.0 * cn.sum() / n_counted if n_counted else None,
+        "pct_centrally_nucleated": float(100.0 * cn.sum() / n_counted) if n_counted else None,
         "n_counted": n_counted,
     }
     return table, info

@@ -17,6 +17,7 @@ from histo.review import (
     apply_review,
     changed_labels,
     load_review,
+    recompute_changed,
     reviewed_labels,
     save_review,
     validate_flags,
@@ -211,3 +212,68 @@ def test_changed_labels_finds_painted_erased_and_new():
     after[38:40, 58:60] = 11  # a new fiber
     assert changed_labels(before, after).tolist() == [1, 3, 4, 11]
     assert changed_labels(before, before.copy()).tolist() == []
+
+
+# -- recompute_changed ---------------------------------------------------------------------
+def _edits(labels: np.ndarray) -> np.ndarray:
+    """Erase, split, merge, grow and draw fibers: every kind of edit napari's tools make."""
+    from skimage.draw import disk
+
+    out = labels.copy()
+    ids = [int(i) for i in np.unique(labels) if i]
+    sizes = {i: int((labels == i).sum()) for i in ids}
+    big = sorted(ids, key=sizes.get)[-4:]
+    out[out == big[0]] = 0  # erase
+    ys, xs = np.nonzero(labels == big[1])  # split along the row through the centroid
+    cy = int(ys.mean())
+    out[(labels == big[1]) & (np.arange(labels.shape[0])[:, None] > cy)] = max(ids) + 1
+    out[cy, xs.min():xs.max() + 1][labels[cy, xs.min():xs.max() + 1] == big[1]] = 0
+    # merge big[2] into its most-touching neighbour
+    from histo.adjacency import fiber_adjacency
+
+    pairs = fiber_adjacency(labels, max_gap_px=3)
+    nb = [int(b if a == big[2] else a) for a, b in pairs if big[2] in (a, b) and big[0] not in (a, b)
+          and big[1] not in (a, b)]
+    if nb:
+        out[out == big[2]] = nb[0]
+    rr, cc = disk((20, 20), 9, shape=labels.shape)  # a new fiber painted in a corner
+    out[rr, cc] = max(ids) + 2
+    return out
+
+
+def test_recompute_changed_equals_full_measurement_on_real_image(real_data):
+    from histo.io import read_image
+    from histo.masks import read_labels
+    from histo.morphometry import measure_fibers
+
+    image = read_image(real_data / "he" / "cn_img02.tif")
+    labels = read_labels(real_data / "he" / "cn_img02_labels.png", shape=image.shape_yx)
+    labels = np.asarray(labels)[:500, :600]
+    from histo.io import ImageData
+
+    crop = ImageData(pixels=image.pixels[:500, :600], axes="YXS", pixel_size_um=0.5)
+    before = measure_fibers(labels, crop.pixels, pixel_size_um=0.5, stain="he")
+    edited = _edits(labels)
+    assert len(changed_labels(labels, edited)) >= 5
+    fast = recompute_changed(labels, edited, before, crop, pixel_size_um=0.5, stain="he")
+    full = measure_fibers(edited, crop.pixels, pixel_size_um=0.5, stain="he")
+    pd.testing.assert_frame_equal(fast, full, check_exact=False, rtol=1e-6, atol=1e-9)
+
+
+def test_recompute_changed_without_pixel_size_or_image_and_no_change():
+    from histo.morphometry import measure_fibers
+
+    lab = _labels()
+    before = measure_fibers(lab, None)
+    edited = lab.copy()
+    edited[2:12, 20:34] = 0
+    edited[lab == 1] = 3  # fiber 1 relabelled as 3 (a merge of far-apart pieces)
+    fast = recompute_changed(lab, edited, before, None)
+    full = measure_fibers(edited, None)
+    pd.testing.assert_frame_equal(fast, full, check_exact=False, rtol=1e-6)
+    # scoring and review columns are dropped, measurements kept, when nothing changed
+    scored = apply_review(before.assign(is_sad=False), {1: "excluded"})
+    same = recompute_changed(lab, lab.copy(), scored, None)
+    pd.testing.assert_frame_equal(same, before)
+    with pytest.raises(HistoInputError, match="shape"):
+        recompute_changed(lab, lab[:5], before, None)

@@ -1,0 +1,265 @@
+"""Tests of histo.synth: exact labels, planted fibers, stains, determinism, datasets."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from skimage.measure import label as cc_label
+from skimage.measure import regionprops
+
+from histo.errors import HistoInputError
+from histo.synth import STAINS, SynthDataset, SynthStream, generate_section, make_dataset
+from histo.synth import ncl
+from histo.synth.labelops import clean_labels, keep_largest_component, separate_touching
+from histo.synth.powerdiagram import power_cells, relax
+
+
+def assert_exact_labels(labels: np.ndarray) -> None:
+    """Every label is one 4-connected component and no two labels are 8-neighbours."""
+    assert labels.dtype == np.uint32
+    n = int(labels.max())
+    present = np.unique(labels)
+    assert present[0] == 0 and len(present) == n + 1, "labels must be numbered 1..n"
+    cc = cc_label(labels, background=0, connectivity=1)
+    assert int(cc.max()) == n, "a label is split in several pieces"
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        a = labels[: labels.shape[0] - dy, max(0, -dx) : labels.shape[1] - max(0, dx)]
+        b = labels[dy:, max(0, dx) : labels.shape[1] + min(0, dx)]
+        assert not np.any((a > 0) & (b > 0) & (a != b)), "two labels touch"
+
+
+def min_ferets(labels: np.ndarray) -> dict[int, float]:
+    """Minimum Feret diameter of every label not cut by the image border (calipers on the hull)."""
+    from scipy import ndimage as ndi
+    from scipy.spatial import ConvexHull
+
+    h, w = labels.shape
+    out = {}
+    for i, sl in enumerate(ndi.find_objects(labels), 1):
+        if sl is None or sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == h or sl[1].stop == w:
+            continue
+        ys, xs = np.nonzero(labels[sl] == i)
+        pts = np.stack([ys, xs], 1).astype(float)
+        corners = np.concatenate([pts + o for o in ([-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5])])
+        hull = corners[ConvexHull(corners).vertices]
+        e = np.roll(hull, -1, 0) - hull
+        nrm = np.stack([-e[:, 1], e[:, 0]], 1) / np.linalg.norm(e, axis=1, keepdims=True)
+        proj = hull @ nrm.T
+        out[i] = float((proj.max(0) - proj.min(0)).min())
+    return out
+
+
+def test_min_feret_helper_on_a_square():
+    a = np.zeros((20, 20), np.uint32)
+    a[5:15, 3:13] = 1
+    assert min_ferets(a)[1] == pytest.approx(10.0)
+
+
+# ---------------------------------------------------------------- label operations
+
+
+def test_separate_touching_leaves_a_gap():
+    a = np.array([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 0, 0]], np.uint32)
+    out = separate_touching(a)
+    assert out.tolist() == [[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]] or not np.any(
+        (out[:, :-1] > 0) & (out[:, 1:] > 0) & (out[:, :-1] != out[:, 1:])
+    )
+    assert (out[out > 0] == a[out > 0]).all()
+
+
+def test_keep_largest_component_drops_small_piece():
+    a = np.zeros((5, 9), np.uint32)
+    a[0:3, 0:3] = 1
+    a[4, 8] = 1
+    a[0:2, 5:7] = 2
+    out = keep_largest_component(a)
+    assert out[4, 8] == 0 and (out[0:3, 0:3] == 1).all() and (out[0:2, 5:7] == 2).all()
+
+
+def test_clean_labels_relabels_and_drops_slivers():
+    a = np.zeros((10, 10), np.int32)
+    a[1:5, 1:5] = 7
+    a[8, 8] = 9
+    out, mapping = clean_labels(a, min_area_px=3)
+    assert out.max() == 1 and mapping[7] == 1 and mapping[9] == 0
+
+
+def test_power_cells_tile_the_plane_and_relax_to_target_areas():
+    rng = np.random.default_rng(0)
+    bounds = (0.0, 0.0, 300.0, 300.0)
+    sites = rng.uniform(0, 300, (80, 2))
+    cells = power_cells(sites, np.zeros(80), bounds, spacing=30)
+    # unweighted: the cells of sites well inside cover their share of the square
+    assert np.all(cells.area > 0)
+    target = rng.uniform(0.5, 2.0, 80)
+    target *= 300 * 300 / target.sum()
+    _, _, relaxed = relax(sites, target, bounds, spacing=30, iterations=15)
+    inner = (relaxed.centroid > 40).all(1) & (relaxed.centroid < 260).all(1)
+    ratio = relaxed.area[inner] / target[inner]
+    assert np.median(np.abs(np.log(ratio / np.median(ratio)))) < 0.1
+    assert 0.8 < np.median(ratio) < 1.5
+
+
+# ---------------------------------------------------------------- generated sections
+
+
+@pytest.mark.parametrize("stain", STAINS)
+def test_every_stain_renders_with_exact_labels(stain):
+    s = generate_section((192, 224), stain=stain, fiber_diameter_px=28, rng=3, geometry="packing")
+    if stain == "if":
+        assert s.image.dtype == np.uint16 and s.image.shape == (192, 224)
+        assert s.image.max() <= 4095 and s.image.std() > 10
+    else:
+        assert s.image.dtype == np.uint8 and s.image.shape == (192, 224, 3)
+        assert s.image.std() > 5
+    assert s.labels.shape == (192, 224)
+    assert_exact_labels(s.labels)
+    assert s.stain == stain
+    assert set(s.fiber_types) == set(range(1, int(s.labels.max()) + 1))
+    assert set(s.fiber_types.values()) <= {"1", "2A", "2B"}
+
+
+def test_fibers_are_darker_than_interstitium_in_brightfield_and_dimmer_in_if():
+    for stain in ("he", "nadh", "psr"):
+        s = generate_section((256, 256), stain=stain, fiber_diameter_px=32, rng=5, geometry="packing",
+                             tissue_edge=False)
+        img = s.image.astype(float)
+        inter = (s.labels == 0) & s.tissue
+        if stain == "psr":  # red collagen between yellow fibers
+            red = img[..., 0] - img[..., 1]
+            assert red[inter].mean() > red[s.labels > 0].mean() + 10
+        else:
+            grey = img.mean(-1)
+            assert grey[s.labels > 0].mean() < grey[inter].mean(), stain
+    s = generate_section((256, 256), stain="if", fiber_diameter_px=32, rng=5, geometry="packing")
+    inner = s.labels > 0
+    from scipy import ndimage as ndi
+
+    core = ndi.binary_erosion(inner, iterations=4)
+    ring = inner & ~ndi.binary_erosion(inner, iterations=1)
+    assert s.image[core].mean() < s.image[ring].mean()
+
+
+def test_planted_fibers_are_small_and_exist():
+    """Planted fibers: min Feret mostly 0.3-0.6 of the mean of the normal fibers."""
+    ratios = []
+    for seed in range(4):
+        s = generate_section((384, 384), stain="nadh", fiber_diameter_px=36, rng=100 + seed,
+                             geometry="packing", planted_groups=4, tissue_edge=False, fascicles=False)
+        assert len(s.planted) > 0
+        assert set(s.planted.tolist()) <= set(range(1, int(s.labels.max()) + 1))
+        mf = min_ferets(s.labels)
+        planted = set(s.planted.tolist())
+        normal = np.mean([v for k, v in mf.items() if k not in planted])
+        ratios += [mf[p] / normal for p in planted if p in mf]
+    ratios = np.array(ratios)
+    assert len(ratios) >= 10
+    assert 0.3 < np.median(ratios) < 0.6
+    assert np.percentile(ratios, 5) > 0.12 and np.percentile(ratios, 95) < 0.8
+
+
+def test_planted_fibers_are_dark_in_nadh_and_esterase():
+    for stain in ("nadh", "esterase", "he"):
+        s = generate_section((320, 320), stain=stain, fiber_diameter_px=36, rng=21, geometry="packing",
+                             planted_groups=3, tissue_edge=False)
+        grey = s.image.mean(-1)
+        pl = np.isin(s.labels, s.planted)
+        other = (s.labels > 0) & ~pl
+        assert grey[pl].mean() < grey[other].mean() - 5, stain
+
+
+def test_size_spread_matches_request():
+    s = generate_section((512, 512), stain="he", fiber_diameter_px=30, rng=2, geometry="packing",
+                         size_cv=0.3, planted_groups=0, fascicles=False, tissue_edge=False, gap_fraction=0)
+    props = regionprops(s.labels.astype(np.int32))
+    h, w = s.labels.shape
+    inside = [p for p in props if p.bbox[0] > 0 and p.bbox[1] > 0 and p.bbox[2] < h and p.bbox[3] < w]
+    d = np.array([p.equivalent_diameter_area for p in inside])
+    assert 22 < d.mean() < 34
+    assert 0.15 < d.std() / d.mean() < 0.4
+
+
+def test_deterministic_for_a_seed():
+    a = generate_section((160, 160), stain="he", fiber_diameter_px=24, rng=7)
+    b = generate_section((160, 160), stain="he", fiber_diameter_px=24, rng=7)
+    c = generate_section((160, 160), stain="he", fiber_diameter_px=24, rng=8)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.labels, b.labels)
+    assert np.array_equal(a.planted, b.planted) and a.fiber_types == b.fiber_types
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_small_and_large_diameters_work():
+    for d in (6.0, 120.0):
+        s = generate_section((200, 200), stain="atpase", fiber_diameter_px=d, rng=1, geometry="packing")
+        assert_exact_labels(s.labels)
+        assert s.labels.max() > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"stain": "trichrome"},
+        {"fiber_diameter_px": 1.0},
+        {"shape": (8, 8)},
+        {"geometry": "voronoi"},
+        {"colour": "red"},
+        {"rng": "seed"},
+    ],
+)
+def test_bad_inputs_raise_histo_input_error(kwargs):
+    with pytest.raises(HistoInputError):
+        generate_section(**{"shape": (64, 64), **kwargs})
+
+
+def test_speed_sanity():
+    generate_section((512, 512), stain="he", rng=0, geometry="packing")  # warm-up
+    t0 = time.perf_counter()
+    for i, stain in enumerate(STAINS):
+        generate_section((512, 512), stain=stain, fiber_diameter_px=40, rng=i, geometry="packing")
+    per = (time.perf_counter() - t0) / len(STAINS)
+    assert per < 2.0  # generous: about 0.1 s on one core when the machine is free
+
+
+# ---------------------------------------------------------------- NCL-SM geometry
+
+
+@pytest.mark.skipif(not ncl.available(), reason="NCL-SM masks not found")
+def test_ncl_crops_are_exact_and_scaled():
+    s = generate_section((320, 320), stain="if", fiber_diameter_px=40, rng=4, geometry="ncl",
+                         source="nclsm_S60_labels.tiff", planted_groups=2)
+    assert_exact_labels(s.labels)
+    assert s.info["geometry"] == "ncl"
+    props = regionprops(s.labels.astype(np.int32))
+    planted = set(s.planted.tolist())
+    h, w = s.labels.shape
+    d = [p.equivalent_diameter_area for p in props if p.label not in planted
+         and p.bbox[0] > 0 and p.bbox[1] > 0 and p.bbox[2] < h and p.bbox[3] < w]
+    assert 28 < np.median(d) < 56
+    assert len(planted) >= 2
+    assert all(p.equivalent_diameter_area < 40 for p in props if p.label in planted)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def test_stream_and_cached_dataset_agree(tmp_path):
+    stream = SynthStream(3, seed=5, shape=(96, 96), stains=("he", "if"), fiber_diameter_px=(16, 24),
+                         geometry="packing")
+    paths = make_dataset(tmp_path, 3, seed=5, shape=(96, 96), stains=("he", "if"), fiber_diameter_px=(16, 24),
+                         geometry="packing")
+    assert len(paths) == 3 and all(p.is_file() for p in paths)
+    ds = SynthDataset(tmp_path)
+    assert len(ds) == 3
+    for i in range(3):
+        a, b = stream[i], ds[i]
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.labels, b.labels)
+        assert a.fiber_types == b.fiber_types and a.stain == b.stain
+        assert np.array_equal(a.planted, b.planted)
+    assert ds[1].image.dtype == np.uint16
+    # a rerun keeps the files; other parameters in the same folder are refused
+    assert make_dataset(tmp_path, 3, seed=5, shape=(96, 96), stains=("he", "if"), fiber_diameter_px=(16, 24),
+                        geometry="packing") == paths
+    with pytest.raises(HistoInputError):
+        make_dataset(tmp_path, 3, seed=6, shape=(96, 96))

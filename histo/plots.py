@@ -106,7 +106,11 @@ def area_angularity_scatter(area, angularity, *, classes=None, unit: str = "um",
                    edgecolors="black" if sad else "none", linewidths=0.6, zorder=3 if sad else 2,
                    marker="x" if name == "excluded" else "o", label=f"{name} ({int(sel.sum())})")
     if ok.any():
+        from matplotlib.ticker import LogLocator, NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(frameon=False, fontsize=7, markerscale=1.2)
     else:
         ax.text(0.5, 0.5, "no fibers", ha="center", va="center", transform=ax.transAxes)
@@ -135,7 +139,7 @@ def cohort_min_feret_boxplot(per_slide: dict[str, np.ndarray], *, unit: str = "u
     return figure_to_data_uri(fig)
 
 
-def thumbnail_data_uri(path, *, max_px: int = 640) -> str | None:
+def thumbnail_data_uri(path, *, max_px: int = 900) -> str | None:
     """A picture file (e.g. ``overlay.png``) shrunk to ``max_px`` as a JPEG data URI."""
     from PIL import Image
 
@@ -144,7 +148,7 @@ def thumbnail_data_uri(path, *, max_px: int = 640) -> str | None:
             img = img.convert("RGB")
             img.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
             buf = io.BytesIO()
-            img.save(buf, format="JPEG", quality=85)
+            img.save(buf, format="JPEG", quality=88)
     except (OSError, ValueError):
         return None
     return f"data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"

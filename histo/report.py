@@ -33,6 +33,8 @@ from histo.errors import HistoInputError
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
+#: Figures left out of the cohort table (already a column of their own).
+COHORT_SKIP = ("fibers counted",)
 TEMPLATE = "report.html"
 
 
@@ -110,33 +112,23 @@ def load_slide(results_dir: Path, row: dict[str, Any]) -> SlideEntry:
 
 
 def _apply_saved_review(entry: SlideEntry) -> None:
-    from histo.review import apply_review, load_review
+    from histo.review import load_review
+    from histo.reviewed import reviewed_result
 
     try:
         review = load_review(entry.result_dir)
+        if review.is_empty:
+            return
+        entry.fibers, entry.summary, notes = reviewed_result(entry.result_dir, entry.summary,
+                                                             entry.fibers, review)
     except HistoInputError as err:
         entry.notes.append(f"saved review not applied: {err.reason}")
         return
-    if review.is_empty:
-        return
-    fibers = review.fibers if review.edited_labels else entry.fibers
-    entry.fibers = apply_review(fibers, review)
     entry.review = review
-    entry.summary = rescore_summary(entry.summary, entry.fibers)
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in review.counts().items() if n)
     edited = "labels edited" if review.edited_labels else ""
-    entry.notes.append("reviewed" + (f" {review.saved_at[:16].replace('T', ' ')}"
-                                     if review.saved_at else "")
-                       + ": " + ", ".join(x for x in (counts, edited) if x))
-
-
-def rescore_summary(summary: dict[str, Any], fibers: pd.DataFrame) -> dict[str, Any]:
-    """The summary with statistics and evidence recomputed from a reviewed fibers table."""
-    from histo.scoring import summarize_fibers
-    from histo.settings import ScoringSettings
-
-    settings = ScoringSettings.from_dict(summary.get("settings") or {})
-    return {**summary, **summarize_fibers(fibers, summary, settings)}
+    when = f" {review.saved_at[:16].replace('T', ' ')}" if review.saved_at else ""
+    entry.notes += [f"reviewed{when}: " + ", ".join(x for x in (counts, edited) if x), *notes]
 
 
 def _text(value: Any) -> str:
@@ -231,7 +223,8 @@ def _figure_names(entries: list[SlideEntry]) -> list[dict[str, str]]:
     seen: dict[str, str] = {}
     for e in entries:
         for f in _figures(e.summary):
-            seen.setdefault(str(f.get("name")), str(f.get("unit") or ""))
+            if str(f.get("name")) not in COHORT_SKIP:
+                seen.setdefault(str(f.get("name")), str(f.get("unit") or ""))
     return [{"name": n, "unit": u} for n, u in seen.items()]
 
 
@@ -302,29 +295,63 @@ def _slide_view(e: SlideEntry) -> dict[str, Any]:
         "figures": [{**f, "range": _range_text(f.get("normal_range")),
                      "value_text": format_number(f.get("value"))} for f in _figures(e.summary)],
         "evidence_text": evidence.get("text", ""),
-        "sections": [(title, _key_values(e.summary.get(key)))
-                     for key, title in (("grouping", "Grouping"), ("fiber_types", "Fiber types"),
-                                        ("nuclei", "Nuclei"))
-                     if _key_values(e.summary.get(key))],
+        "sections": _sections(e.summary),
         "warnings": list(e.summary.get("warnings") or []),
         "hist": hist, "scatter": scatter, "overlay": overlay,
         "overlay_href": f"{e.slide_id}/overlay.png" if overlay else None,
     }
 
 
-def _key_values(value: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
-    """Scalars of a nested summary part as (readable key, formatted value) pairs."""
-    out: list[tuple[str, str]] = []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            key = f"{prefix} · {k}" if prefix else str(k)
-            if isinstance(v, dict) and depth < 2:
-                out += _key_values(v, key, depth + 1)
-            elif isinstance(v, (list, tuple)):
-                if len(v) <= 12 and all(not isinstance(x, (dict, list)) for x in v):
-                    out.append((key.replace("_", " "), ", ".join(format_number(x) for x in v)))
-            elif not isinstance(v, dict):
-                out.append((key.replace("_", " "), format_number(v)))
+#: What each summary part shows a reader (dotted keys into the part), in this order.
+SECTION_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "grouping": (("on", "groups made of"), ("n_groups", "groups"),
+                 ("n_fibers_in_groups", "fibers in groups"), ("largest_group", "largest group"),
+                 ("group_sizes", "group sizes"), ("join_count.z", "join count z"),
+                 ("join_count.p_value", "join count p"), ("beyond_chance", "beyond chance"),
+                 ("note", "note")),
+    "fiber_types": (("method", "method"), ("reason", "why not"), ("types", "types"),
+                    ("n_typed", "fibers typed"), ("n_enclosed", "enclosed fibers"),
+                    ("expected_enclosed", "enclosed expected by chance"),
+                    ("grouping.join_count.p_value", "type grouping p"),
+                    ("grouping.beyond_chance", "type grouping beyond chance")),
+    "nuclei": (("method", "method"), ("reason", "why not"),
+               ("n_nuclei_detected", "nuclei detected"),
+               ("n_centrally_nucleated", "centrally nucleated fibers"),
+               ("pct_centrally_nucleated", "centrally nucleated (%)"),
+               ("central_ratio", "central ratio")),
+}
+SECTION_TITLES = {"grouping": "Grouped atrophy", "fiber_types": "Fiber types", "nuclei": "Nuclei"}
+
+
+def _dig(part: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(part, dict) or key not in part:
+            return None
+        part = part[key]
+    return part
+
+
+def _sections(summary: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The grouping, fiber type and nuclei parts as short (label, value) tables."""
+    out = []
+    for key, wanted in SECTION_KEYS.items():
+        part = summary.get(key) or {}
+        rows = []
+        for dotted, label in wanted:
+            value = _dig(part, dotted)
+            if value is None or value == [] or (dotted == "method" and not value):
+                continue
+            if isinstance(value, (list, tuple)):
+                value = ", ".join(format_number(v) for v in value[:20]) + (
+                    " …" if len(value) > 20 else "")
+            rows.append((label, format_number(value)))
+        per_type = part.get("per_type") if isinstance(part.get("per_type"), dict) else {}
+        for name, info in per_type.items():
+            if isinstance(info, dict) and info.get("fraction") is not None:
+                rows.append((f"type {name}", f"{info.get('n')} fibers "
+                                             f"({100 * info['fraction']:.0f}%)"))
+        if rows:
+            out.append((SECTION_TITLES[key], rows))
     return out
 
 
@@ -333,10 +360,16 @@ def _settings_view(entries: list[SlideEntry]) -> list[tuple[str, str]]:
     if not entries:
         return []
     s = entries[0].summary.get("settings") or {}
-    keys = ("normal_range_in_force_um", "small_rule", "angular_min", "dark_min_z", "group_on",
-            "permutations", "alpha")
-    return [(k.replace("_", " "), ", ".join(format_number(x) for x in s[k])
-             if isinstance(s[k], list) else format_number(s[k])) for k in keys if k in s]
+    out = []
+    if s.get("normal_range_in_force_um"):
+        lo, hi = s["normal_range_in_force_um"]
+        out.append(("normal min Feret", f"{format_number(lo)}–{format_number(hi)} µm"))
+    for key, label in (("small_rule", "small rule"), ("angular_min", "angular from"),
+                       ("dark_min_z", "dark from z"), ("group_on", "groups of"),
+                       ("permutations", "permutations")):
+        if key in s:
+            out.append((label, format_number(s[key])))
+    return out
 
 
 def _cohort_plot(entries: list[SlideEntry]) -> str | None:

@@ -24,7 +24,6 @@ few tiles plus the fiber table. Labels live in the slide's *analysis-level* grid
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import uuid
@@ -48,8 +47,6 @@ THUMBNAIL_PX = 2048
 CLASSICAL_PIXEL_SIZE_UM = 1.5
 #: Tile core side (analysis px) of the measuring pass; halo = largest fiber + adjacency gap.
 MEASURE_TILE_PX = 2048
-#: Largest fiber diameter assumed by the tiling halo (µm; 200 px when the size is unknown).
-MAX_FIBER_UM = 160.0
 
 
 def is_whole_slide(path: str | Path, *, min_pixels: int = WSI_MIN_PIXELS) -> bool:
@@ -171,34 +168,6 @@ def _otsu(score: np.ndarray, threshold_otsu) -> float:
     return float(threshold_otsu(finite))
 
 
-def mask_region(mask: np.ndarray, shape_yx: tuple[int, int], ys: slice, xs: slice) -> np.ndarray:
-    """The part of a low-resolution ``mask`` (covering an image of ``shape_yx``) under the
-    region ``ys, xs``, resampled to the region's pixels (nearest)."""
-    mh, mw = mask.shape
-    h, w = shape_yx
-    yy = np.minimum((np.arange(ys.start, ys.stop) * mh) // h, mh - 1)
-    xx = np.minimum((np.arange(xs.start, xs.stop) * mw) // w, mw - 1)
-    return mask[np.ix_(yy, xx)]
-
-
-def robust_darkness(mean_od: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Robust z-score of ``mean_od`` against the fibers selected by ``reference``.
-
-    ``(od - median) / (1.4826 * MAD)`` over the reference fibers: the darkness of
-    :func:`histo.morphometry.measure_fibers`, recomputed on the whole slide after measuring
-    tile by tile.
-    """
-    od = np.asarray(mean_od, dtype=float)
-    ref = od[np.asarray(reference, dtype=bool) & np.isfinite(od)]
-    if ref.size < 3:
-        return np.full(od.shape, np.nan)
-    med = float(np.median(ref))
-    mad = 1.4826 * float(np.median(np.abs(ref - med)))
-    if not mad > 0:
-        mad = float(np.std(ref)) or 1.0
-    return (od - med) / mad
-
-
 def scratch_dir(out_dir: Path) -> Path:
     """A hidden working folder beside ``out_dir`` that a killed run's cleanup recognises."""
     return out_dir.parent / f".{out_dir.name}.partial-scratch-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -212,110 +181,215 @@ def _labels_store(path: Path, shape_yx, chunk_px: int = 1024):
                            chunks=(chunk_px, chunk_px), dtype="uint32", fill_value=0)
 
 
-def segment_tiles(source, out, *, tissue_mask, pixel_size_um: float | None, stain: str,
-                  channel: int | None, method: str, tile_px: int, halo_px: int,
-                  progress: Callable[[int, int], None] | None = None) -> int:
-    """Segment ``source`` (lazy (Y, X[, S]) or (C, Y, X) array) tile by tile into ``out``.
 
-    Each tile is read with a halo, segmented in memory by
-    :func:`histo.segment.segment_image`, and the fibers it owns written into ``out`` with
-    globally unique labels (:mod:`histo.tiling`). Tiles without tissue are skipped.
+
+class _PixelSize:
+    """Stand-in image for :func:`histo.scoring.score_slide` when only the pixel size is known
+    (nuclei and type channels are then read elsewhere or not at all)."""
+
+    def __init__(self, pixel_size_um: float | None, path=None):
+        self.pixel_size_um, self.path = pixel_size_um, path
+
+
+def score_table(fibers: pd.DataFrame, shape_yx, *, pixel_size_um: float | None, stain: str,
+                settings, edges: np.ndarray, tissue_area_um2: float | None = None,
+                labels: np.ndarray | None = None, path=None) -> tuple[pd.DataFrame, dict]:
+    """Score a fiber table without the slide's pixels (whole slides, reviewed tables).
+
+    Runs :func:`histo.scoring.score_slide` with nuclei and fiber typing switched off (they
+    need pixels) and the adjacency ``edges`` given. ``labels`` is only used for the density
+    area when ``tissue_area_um2`` is None; without it an all-zero view of ``shape_yx`` (no
+    memory) stands in, so pass ``tissue_area_um2`` then.
+    """
+    from histo.scoring import score_slide
+
+    if labels is None:
+        labels = np.broadcast_to(np.zeros((), np.uint32), tuple(int(s) for s in shape_yx))
+    off = settings.replace(nuclei={"enabled": False}, fiber_types={"enabled": False})
+    out, part = score_slide(fibers, labels, _PixelSize(pixel_size_um, path), off, stain=stain,
+                            edges=edges, tissue_area_um2=tissue_area_um2)
+    part["settings"] = settings.to_dict()
+    return out, part
+
+
+def _plane(thumb: np.ndarray, axes: str, channel: int | None) -> tuple[np.ndarray, str]:
+    if axes == "CYX":
+        return thumb[channel or 0], "YX"
+    return thumb, axes
+
+
+def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict | None = None,
+              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Segment, measure and score a whole-slide image into ``out_dir`` (written atomically).
+
+    Parameters
+    ----------
+    path : path
+        SVS, NDPI, pyramidal (OME-)TIFF or any image too large to hold in memory.
+    out_dir : path
+        The slide's result folder (the output contract of ``histo score``; ``labels.tif`` is
+        pyramidal and on the analysis level's grid).
+    params : histo.batch.ScoreParams
+        Stain, channel, pixel size override, method and scoring settings.
+    batch_info : dict, optional
+        Stored as ``summary["batch"]`` (resume fingerprint).
+    progress : callable(done, total), optional
+        Called per tile; segmentation and measurement count as one sequence.
 
     Returns
     -------
-    int
-        Number of fibers written.
+    dict
+        The slide's summary (as written to ``summary.json``).
     """
-    from histo import tiling
-    from histo.segment import segment_image
+    from histo import __version__
+    from histo.adjacency import gap_in_pixels
+    from histo.io import open_slide
+    from histo.settings import ScoringSettings
+    from histo.wsi_tiles import halo_px, measure_tiles, segment_tiles
 
-    cyx = len(source.shape) == 3 and source.shape[0] < min(source.shape[1:])
-    shape_yx = tuple(int(s) for s in (source.shape[1:] if cyx else source.shape[:2]))
-    tiles = tiling.tile_cover(shape_yx, tile_px, halo_px)
-    offset = 0
-    for i, tile in enumerate(tiles):
-        if tissue_mask is None or mask_region(tissue_mask, shape_yx, *tile.outer).any():
-            region = source[(slice(None), *tile.outer)] if cyx else source[tile.outer]
-            pixels = np.asarray(region)
-            labels = segment_image(pixels, stain=stain, channel=channel if cyx else None,
-                                   pixel_size_um=pixel_size_um, method=method)
-            owned = tiling.owned_labels(labels, tile, shape_yx)
-            offset = tiling.write_owned(out, labels, tile, owned, offset)
-        if progress is not None:
-            progress(i + 1, len(tiles))
-    return offset
+    path, out_dir = Path(path), Path(out_dir)
+    settings = params.settings or ScoringSettings()
+    slide = open_slide(path)
+    ps0 = params.pixel_size_um or slide.pixel_size_um
+    channel = params.channel
+    if slide.axes == "CYX" and channel is None:
+        if slide.n_channels != 1:
+            raise HistoInputError(f"the slide has {slide.n_channels} channels; say which one shows "
+                                  f"the fiber membrane with --channel N", path=path)
+        channel = 0
+    thumb = slide.thumbnail(THUMBNAIL_PX)
+    tissue = detect_tissue(*_plane(thumb, slide.axes, channel))
+    if not tissue.any():
+        raise HistoInputError("no tissue found on the slide (blank or out-of-focus scan?)",
+                              path=path)
+    stain = params.stain
+    if stain in (None, "auto"):
+        from histo.stain import guess_stain
 
+        stain = guess_stain(thumb) if slide.axes == "YXS" else "if"
+    target = (_model_pixel_size() if params.method == "model" else CLASSICAL_PIXEL_SIZE_UM)
+    level = choose_level(slide.level_downsamples, ps0, target)
+    ds = float(slide.level_downsamples[level])
+    ps = ps0 * ds if ps0 else None
+    shape_yx = tuple(int(s) for s in slide.level_shapes[level])
+    source = slide.to_dask(level)
+    gap = gap_in_pixels(settings.adjacency_gap_um, ps, default_px=settings.adjacency_gap_px)
+    halo = halo_px(ps, gap)
+    log.info("%s: level %d of %d (%s px, %.3g µm/px), tissue %.0f%% of the slide", path.name,
+             level, slide.level_count, shape_yx, ps or float("nan"), 100 * tissue.mean())
+    scratch = scratch_dir(out_dir)
+    scratch.mkdir(parents=True)
+    try:
+        labels = _labels_store(scratch / "labels.zarr", shape_yx)
+        steps = _Steps(progress)
+        if params.method == "model":
+            from histo.segment import segment_image
 
-def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, stain: str,
-                  channel: int | None, gap_px: int, tile_px: int, halo_px: int,
-                  progress: Callable[[int, int], None] | None = None
-                  ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Measure every fiber of an on-disk label array once, tile by tile.
-
-    A fiber is measured by the tile that owns it, on the tile's labels and pixels with a
-    halo (so its neighbours and the tissue edge are in view); positions are shifted to the
-    slide's grid. Adjacency edges are gathered the same way.
-
-    Returns
-    -------
-    (DataFrame, (E, 2) int array)
-        The per-fiber table (sorted by label, darkness re-referenced to the slide) and the
-        fiber adjacency edges.
-    """
-    from histo import tiling
-    from histo.adjacency import fiber_adjacency
-    from histo.morphometry import measure_fibers
-
-    shape_yx = tuple(int(s) for s in labels.shape)
-    cyx = len(source.shape) == 3 and source.shape[0] < min(source.shape[1:])
-    tiles = tiling.tile_cover(shape_yx, tile_px, halo_px)
-    tables, edges = [], []
-    for i, tile in enumerate(tiles):
-        lab = np.asarray(labels[tile.outer])
-        owned = tiling.owned_labels(lab, tile, shape_yx) if lab.any() else []
-        if len(owned):
-            region = source[(slice(None), *tile.outer)] if cyx else source[tile.outer]
-            tissue = (mask_region(tissue_mask, shape_yx, *tile.outer)
-                      if tissue_mask is not None else None)
-            table = measure_fibers(lab, np.asarray(region), pixel_size_um=pixel_size_um,
-                                   stain=stain, channel=channel if cyx else None,
-                                   tissue_mask=tissue,
-                                   max_gap_um=gap_px * (pixel_size_um or 1.0))
-            table = table[table["label"].isin(owned)]
-            tables.append(_shift(table, tile.outer[0].start, tile.outer[1].start, pixel_size_um))
-            pairs = np.asarray(fiber_adjacency(lab, max_gap_px=gap_px)).reshape(-1, 2)
-            keep = np.isin(pairs, owned).any(axis=1)
-            edges.append(pairs[keep])
-        if progress is not None:
-            progress(i + 1, len(tiles))
-    if not tables:
-        raise HistoInputError("no fibers found in the tissue of this slide")
-    fibers = pd.concat(tables, ignore_index=True).sort_values("label", ignore_index=True)
-    if "mean_od" in fibers and "darkness" in fibers:
-        fibers["darkness"] = robust_darkness(fibers["mean_od"], ~fibers["is_edge"].astype(bool))
-    all_edges = np.unique(np.sort(np.concatenate(edges), axis=1), axis=0) if edges else \
-        np.zeros((0, 2), dtype=np.int64)
-    return fibers, all_edges
-
-
-def _shift(table: pd.DataFrame, oy: int, ox: int, pixel_size_um: float | None) -> pd.DataFrame:
-    table = table.copy()
-    for col, off in (("centroid_y_px", oy), ("centroid_x_px", ox), ("bbox_y0_px", oy),
-                     ("bbox_y1_px", oy), ("bbox_x0_px", ox), ("bbox_x1_px", ox)):
-        if col in table:
-            table[col] = table[col] + off
-    if pixel_size_um:
-        for col, off in (("centroid_y_um", oy), ("centroid_x_um", ox)):
-            if col in table:
-                table[col] = table[col] + off * pixel_size_um
-    return table
-
-
-def tiling_halo_px(pixel_size_um: float | None, gap_px: int) -> int:
-    """Halo (px) wider than the largest fiber plus the adjacency gap, at a pixel size."""
-    fiber_px = MAX_FIBER_UM / pixel_size_um if pixel_size_um else 200.0
-    return int(math.ceil(fiber_px)) + 2 * gap_px + 2
+            segment_image(source, stain=stain, channel=channel, pixel_size_um=ps, method="model",
+                          out=labels, tissue_mask=tissue, progress=steps.part(0))
+        else:
+            segment_tiles(source, labels, tissue_mask=tissue, pixel_size_um=ps, stain=stain,
+                          channel=channel, method=params.method, tile_px=2048, halo_px=halo,
+                          progress=steps.part(0))
+        polygons: dict = {}
+        fibers, edges = measure_tiles(labels, source, tissue_mask=tissue, pixel_size_um=ps,
+                                      stain=stain, channel=channel, gap_px=gap,
+                                      tile_px=MEASURE_TILE_PX, halo_px=halo,
+                                      progress=steps.part(1), polygons=polygons)
+        tissue_um2 = float(tissue.mean()) * shape_yx[0] * shape_yx[1] * ps ** 2 if ps else None
+        scored, part = score_table(fibers, shape_yx, pixel_size_um=ps, stain=stain,
+                                   settings=settings, edges=edges, tissue_area_um2=tissue_um2,
+                                   path=path)
+        part["nuclei"] = {"method": None,
+                          "reason": "nuclei are not counted on whole-slide images yet"}
+        summary = {
+            "slide": {"id": out_dir.name, "path": str(path), "sha256": (batch_info or {}).get(
+                "input_sha256"), "shape": list(slide.level_shapes[0]), "axes": slide.axes,
+                "pixel_size_um": ps, "pixel_size_source": "user" if params.pixel_size_um
+                else slide.pixel_size_source, "stain": stain, "channel": channel,
+                "whole_slide": True, "analysis_level": level, "analysis_downsample": ds,
+                "analysis_shape": list(shape_yx), "level0_pixel_size_um": ps0,
+                "tissue_fraction": float(tissue.mean()), "tissue_area_um2": tissue_um2},
+            "software": {"histo": __version__},
+            "model": _model_info(params),
+            "n_fibers": int(len(scored)),
+            **part,
+            "warnings": [] if ps else [f"{path.name}: no pixel size; sizes are in pixels"],
+        }
+        if batch_info is not None:
+            summary["batch"] = batch_info
+        write_wsi_outputs(out_dir, labels=labels, fibers=scored, summary=summary,
+                          polygons=polygons, thumbnail=thumb, axes=slide.axes, channel=channel,
+                          pixel_size_um=ps)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        _close(slide)
+    return summary
 
 
-def _remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+def _model_pixel_size() -> float:
+    from histo.segment import load_segmenter
+
+    return float(load_segmenter()[1].canonical_pixel_size_um)
+
+
+def _model_info(params) -> dict | None:
+    if params.model is not None:
+        return params.model
+    from histo.segment import model_info
+
+    return model_info(params.method)
+
+
+class _Steps:
+    """One progress sequence over two tile passes (segment, then measure)."""
+
+    def __init__(self, progress):
+        self.progress, self.totals = progress, [0, 0]
+
+    def part(self, i: int):
+        def report(done: int, total: int) -> None:
+            self.totals[i] = total
+            if self.progress is not None:
+                first = self.totals[0] if i else 0
+                self.progress(first + done, self.totals[0] + (self.totals[1] or self.totals[0]))
+        return report
+
+
+def write_wsi_outputs(out_dir: Path, *, labels, fibers: pd.DataFrame, summary: dict,
+                      polygons: dict, thumbnail: np.ndarray, axes: str, channel: int | None,
+                      pixel_size_um: float | None) -> Path:
+    """The slide folder of a whole slide, atomically: tables, summary, pyramidal labels,
+    GeoJSON and ROIs from per-tile outlines, overlay from the thumbnail (no full-size array)."""
+    import json
+
+    from PIL import Image
+
+    from histo.atomic import atomic_directory
+    from histo.export import (fibers_geojson, render_overlay, to_jsonable,
+                              write_labels_pyramid, write_roi_zip)
+
+    polygons = dict(sorted(polygons.items()))
+    text = json.dumps(to_jsonable(summary), indent=2, ensure_ascii=False, allow_nan=False)
+    with atomic_directory(out_dir) as tmp:
+        fibers.to_csv(tmp / "fibers.csv", index=False)
+        _to_parquet(fibers, tmp / "fibers.parquet")
+        (tmp / "summary.json").write_text(text + "\n", encoding="utf-8")
+        write_labels_pyramid(tmp / "labels.tif", labels, pixel_size_um=pixel_size_um)
+        geo = fibers_geojson(None, fibers, polygons)
+        (tmp / "fibers.geojson").write_text(json.dumps(geo, separators=(",", ":")))
+        write_roi_zip(tmp / "rois.zip", polygons, fibers)
+        display = np.moveaxis(thumbnail, 0, -1)[..., channel or 0] if axes == "CYX" else thumbnail
+        overlay = render_overlay(labels, fibers, display)
+        Image.fromarray(overlay).save(tmp / "overlay.png")
+    return out_dir
+
+
+def _to_parquet(fibers: pd.DataFrame, path: Path) -> None:
+    try:
+        fibers.to_parquet(path, index=False)
+    except (TypeError, ValueError):  # mixed-type object columns (e.g. fiber_type with NA)
+        fixed = fibers.copy()
+        for col in fixed.columns[fixed.dtypes == object]:
+            fixed[col] = fixed[col].map(lambda v: None if v is None or v is pd.NA else str(v))
+        fixed.to_parquet(path, index=False)

@@ -1,0 +1,98 @@
+"""A slide's figures after review, recomputed from its result folder alone.
+
+A review saved by the napari plugin (:mod:`histo.review`) excludes fibers, confirms or rejects
+SAD calls and may edit the labels. :func:`reviewed_result` applies it to the slide's per-fiber
+table and recomputes the classes, slide statistics, grouping and evidence from the (reviewed)
+labels in the folder, without the original image: fiber types and nuclei need pixels, so
+their per-fiber calls are kept from the first scoring and only their slide figures are
+recounted over the fibers still counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+#: Columns scoring derives from the measurements (recomputed here, never trusted from before).
+_PIXEL_COLUMNS = ("fiber_type", "n_nuclei", "n_central_nuclei", "is_centrally_nucleated")
+
+
+def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.DataFrame,
+                    review) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """Apply ``review`` to a slide's results; return (fibers, summary, notes).
+
+    Parameters
+    ----------
+    result_dir : path
+        The slide's result folder (``labels.tif`` and the review's files).
+    summary : dict
+        Its ``summary.json``.
+    fibers : DataFrame
+        Its per-fiber table (``fibers.parquet`` / ``fibers.csv``).
+    review : histo.review.Review
+        From :func:`histo.review.load_review`; must not be empty.
+    """
+    from histo.review import REVIEW_COLUMNS, apply_review, reviewed_labels
+    from histo.scoring import CLASS_COLUMNS
+
+    table = review.fibers if review.edited_labels else fibers
+    slide = summary.get("slide") or {}
+    if slide.get("whole_slide"):
+        notes = ["review applied to the fiber table; whole-slide figures are not recomputed"]
+        return apply_review(table, review), summary, notes
+    from histo.adjacency import fiber_adjacency, gap_in_pixels
+    from histo.evidence import build_evidence
+    from histo.settings import ScoringSettings
+    from histo.wsi import score_table
+
+    settings = ScoringSettings.from_dict(summary.get("settings") or {})
+    ps = slide.get("pixel_size_um") or (summary.get("statistics") or {}).get("pixel_size_um")
+    labels = reviewed_labels(result_dir, review)
+    derived = set(CLASS_COLUMNS) | set(REVIEW_COLUMNS) | {"atrophy_group", *_PIXEL_COLUMNS}
+    base = table.drop(columns=[c for c in table.columns if c in derived])
+    base["excluded"] = base["label"].map(review.flags).eq("excluded").to_numpy()
+    gap = gap_in_pixels(settings.adjacency_gap_um, ps, default_px=settings.adjacency_gap_px)
+    basis = (summary.get("statistics") or {}).get("area_basis") or {}
+    tissue = basis.get("area_um2") if basis.get("source") == "tissue area given" else None
+    out, part = score_table(base, labels.shape, pixel_size_um=ps, stain=slide.get("stain"),
+                            settings=settings, edges=fiber_adjacency(labels, max_gap_px=gap),
+                            tissue_area_um2=tissue, labels=labels)
+    out = apply_review(out, review)
+    for col in _PIXEL_COLUMNS:  # per-fiber calls that need pixels: kept from the scoring
+        if col in fibers:
+            out[col] = out["label"].map(fibers.set_index("label")[col]).to_numpy()
+    counted = out["counted"].to_numpy(bool)
+    part["fiber_types"] = summary.get("fiber_types") or {}
+    part["nuclei"] = _recount_nuclei(summary.get("nuclei") or {}, out, counted)
+    _recount_sad(part["statistics"], out, counted)
+    part["evidence"] = build_evidence(part, settings)
+    from histo.export import to_jsonable
+
+    return out, to_jsonable({**summary, **part}), []
+
+
+def _recount_nuclei(info: dict[str, Any], fibers: pd.DataFrame, counted: np.ndarray) -> dict:
+    if not info.get("method") or "is_centrally_nucleated" not in fibers:
+        return info
+    cn = fibers["is_centrally_nucleated"].fillna(False).to_numpy(bool) & counted
+    n = int(counted.sum())
+    return {**info, "n_counted": n, "n_centrally_nucleated": int(cn.sum()),
+            "pct_centrally_nucleated": 100.0 * cn.sum() / n if n else None}
+
+
+def _recount_sad(stats: dict[str, Any], fibers: pd.DataFrame, counted: np.ndarray) -> None:
+    """SAD count after confirmed / rejected calls (the scoring counted the automatic ones)."""
+    classes = stats.get("classes") or {}
+    if "sad" not in classes:
+        return
+    n = int((fibers["is_sad"].fillna(False).to_numpy(bool) & counted).sum())
+    area_um2 = (stats.get("area_basis") or {}).get("area_um2")
+    n_counted = int(counted.sum())
+    classes["sad"] = {"n": n, "fraction": n / n_counted if n_counted else None,
+                      "density_per_mm2": n / (area_um2 / 1e6) if area_um2 else None}

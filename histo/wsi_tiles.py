@@ -1,0 +1,149 @@
+"""Tile loops of the whole-slide path (:mod:`histo.wsi`): segment and measure with bounded memory.
+
+Both loops walk a :func:`histo.tiling.tile_cover` of the analysis level, read each tile with a
+halo wider than any fiber, and keep only what the tile *owns*
+(:func:`histo.tiling.owned_labels`), so every fiber is segmented, measured and outlined
+exactly once whatever the tile size. Pixels come from any lazy array (a slide level as dask,
+zarr, numpy); labels go to and come from any array-like (zarr on disk for slides).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from histo.errors import HistoInputError
+
+log = logging.getLogger(__name__)
+
+#: Largest fiber diameter assumed by the tiling halo (µm; 200 px when the size is unknown).
+MAX_FIBER_UM = 160.0
+
+
+def mask_region(mask: np.ndarray, shape_yx: tuple[int, int], ys: slice, xs: slice) -> np.ndarray:
+    """The part of a low-resolution ``mask`` (covering an image of ``shape_yx``) under the
+    region ``ys, xs``, resampled to the region's pixels (nearest)."""
+    mh, mw = mask.shape
+    h, w = shape_yx
+    yy = np.minimum((np.arange(ys.start, ys.stop) * mh) // h, mh - 1)
+    xx = np.minimum((np.arange(xs.start, xs.stop) * mw) // w, mw - 1)
+    return mask[np.ix_(yy, xx)]
+
+
+def segment_tiles(source, out, *, tissue_mask, pixel_size_um: float | None, stain: str,
+                  channel: int | None, method: str, tile_px: int, halo_px: int,
+                  progress: Callable[[int, int], None] | None = None) -> int:
+    """Segment ``source`` (lazy (Y, X[, S]) or (C, Y, X) array) tile by tile into ``out``.
+
+    Each tile is read with a halo, segmented in memory by
+    :func:`histo.segment.segment_image`, and the fibers it owns written into ``out`` with
+    globally unique labels (:mod:`histo.tiling`). Tiles without tissue are skipped.
+
+    Returns
+    -------
+    int
+        Number of fibers written.
+    """
+    from histo import tiling
+    from histo.segment import segment_image
+
+    cyx = len(source.shape) == 3 and source.shape[0] < min(source.shape[1:])
+    shape_yx = tuple(int(s) for s in (source.shape[1:] if cyx else source.shape[:2]))
+    tiles = tiling.tile_cover(shape_yx, tile_px, halo_px)
+    offset = 0
+    for i, tile in enumerate(tiles):
+        if tissue_mask is None or mask_region(tissue_mask, shape_yx, *tile.outer).any():
+            region = source[(slice(None), *tile.outer)] if cyx else source[tile.outer]
+            pixels = np.asarray(region)
+            labels = segment_image(pixels, stain=stain, channel=channel if cyx else None,
+                                   pixel_size_um=pixel_size_um, method=method)
+            owned = tiling.owned_labels(labels, tile, shape_yx)
+            offset = tiling.write_owned(out, labels, tile, owned, offset)
+        if progress is not None:
+            progress(i + 1, len(tiles))
+    return offset
+
+
+def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, stain: str,
+                  channel: int | None, gap_px: int, tile_px: int, halo_px: int,
+                  progress: Callable[[int, int], None] | None = None,
+                  polygons: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Measure every fiber of an on-disk label array once, tile by tile.
+
+    A fiber is measured by the tile that owns it, on the tile's labels and pixels with a
+    halo (so its neighbours and the tissue edge are in view); positions are shifted to the
+    slide's grid. Adjacency edges are gathered the same way.
+
+    ``polygons``, when given a dict, receives each fiber's outline (``(x, y)`` pixel-corner
+    vertices on the slide's grid, :func:`histo.polygons.label_polygons`).
+
+    Returns
+    -------
+    (DataFrame, (E, 2) int array)
+        The per-fiber table (sorted by label, darkness re-referenced to the slide) and the
+        fiber adjacency edges.
+    """
+    from histo import tiling
+    from histo.adjacency import fiber_adjacency
+    from histo.morphometry import measure_fibers, robust_z
+
+    shape_yx = tuple(int(s) for s in labels.shape)
+    cyx = len(source.shape) == 3 and source.shape[0] < min(source.shape[1:])
+    tiles = tiling.tile_cover(shape_yx, tile_px, halo_px)
+    tables, edges = [], []
+    for i, tile in enumerate(tiles):
+        lab = np.asarray(labels[tile.outer])
+        owned = tiling.owned_labels(lab, tile, shape_yx) if lab.any() else []
+        if len(owned):
+            region = source[(slice(None), *tile.outer)] if cyx else source[tile.outer]
+            tissue = (mask_region(tissue_mask, shape_yx, *tile.outer)
+                      if tissue_mask is not None else None)
+            table = measure_fibers(lab, np.asarray(region), pixel_size_um=pixel_size_um,
+                                   stain=stain, channel=channel if cyx else None,
+                                   tissue_mask=tissue,
+                                   max_gap_um=gap_px * (pixel_size_um or 1.0))
+            table = table[table["label"].isin(owned)]
+            tables.append(_shift(table, tile.outer[0].start, tile.outer[1].start, pixel_size_um))
+            if polygons is not None:
+                from histo.polygons import label_polygons
+
+                mine = np.where(np.isin(lab, owned), lab, 0)
+                shift = np.array([tile.outer[1].start, tile.outer[0].start], dtype=float)
+                polygons.update({k: ring + shift for k, ring in label_polygons(mine).items()})
+            pairs = np.asarray(fiber_adjacency(lab, max_gap_px=gap_px)).reshape(-1, 2)
+            keep = np.isin(pairs, owned).any(axis=1)
+            edges.append(pairs[keep])
+        if progress is not None:
+            progress(i + 1, len(tiles))
+    if not tables:
+        raise HistoInputError("no fibers found in the tissue of this slide")
+    fibers = pd.concat(tables, ignore_index=True).sort_values("label", ignore_index=True)
+    if "mean_od" in fibers and "darkness" in fibers:
+        fibers["darkness"] = robust_z(fibers["mean_od"].to_numpy(float),
+                                      ~fibers["is_edge"].to_numpy(bool))
+    all_edges = np.unique(np.sort(np.concatenate(edges), axis=1), axis=0) if edges else \
+        np.zeros((0, 2), dtype=np.int64)
+    return fibers, all_edges
+
+
+def _shift(table: pd.DataFrame, oy: int, ox: int, pixel_size_um: float | None) -> pd.DataFrame:
+    table = table.copy()
+    for col, off in (("centroid_y_px", oy), ("centroid_x_px", ox), ("bbox_y0_px", oy),
+                     ("bbox_y1_px", oy), ("bbox_x0_px", ox), ("bbox_x1_px", ox)):
+        if col in table:
+            table[col] = table[col] + off
+    if pixel_size_um:
+        for col, off in (("centroid_y_um", oy), ("centroid_x_um", ox)):
+            if col in table:
+                table[col] = table[col] + off * pixel_size_um
+    return table
+
+
+def halo_px(pixel_size_um: float | None, gap_px: int) -> int:
+    """Halo (px) wider than the largest fiber plus the adjacency gap, at a pixel size."""
+    fiber_px = MAX_FIBER_UM / pixel_size_um if pixel_size_um else 200.0
+    return int(math.ceil(fiber_px)) + 2 * gap_px + 2

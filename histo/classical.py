@@ -8,12 +8,13 @@ Pipeline (all sizes relative to the fiber diameter ``d`` in pixels)
      is white, so basophilic (dark) fibers stay fibers and nuclei stay small holes;
    * ``nadh``, ``sdh``, ``atpase``, ``esterase`` and grey images: total optical density, since
      borders are pale;
-   * ``psr``: yellowness in optical density (blue OD - green OD): fibers yellow, collagen red;
+   * ``psr``: inverted total optical density (fibers pale yellow; collagen red and the fine
+     borders dark), zeroed off the tissue (the tissue = smoothed yellowness above Otsu);
    * ``if``: the inverted membrane channel (membranes bright, interiors dark).
 
 2. **Borders**: thin borders between touching fibers are faint valleys of ``f``; a Hessian
    valley filter (largest eigenvalue, scale-normalised, at two widths scaled with ``d``) is
-   subtracted from the lightly smoothed map: ``s = f - 2 * valleys``.
+   subtracted from the lightly smoothed map: ``s = f - 2 * valleys`` (``4 *`` for PSR).
 3. **Foreground**: ``s`` above the Otsu threshold of ``f``; holes smaller than a nucleus filled,
    specks removed.
 4. **Seeds and watershed**: seeds are the h-maxima (``h = 0.12 d``) of the smoothed distance
@@ -21,8 +22,11 @@ Pipeline (all sizes relative to the fiber diameter ``d`` in pixels)
    the watershed runs on ``-s - 2 * distance / (d / 2)`` so cuts follow valleys and necks.
 5. **Clean-up**: a label-wise opening (radius ``0.05 d``) removes ragged protrusions, holes
    enclosed by a single fiber (central nuclei) are filled, objects smaller than a disk of
-   diameter ``d / 6`` or paler than half the typical fiber are dropped, and labels grow by
-   ``0.02 d`` to reach the middle of the border.
+   diameter ``d / 6`` or paler than half the typical fiber are dropped; objects with solidity
+   below 0.9 (two fibers merged over a wide neck) are re-split with finer seeds when that
+   makes the parts clearly more convex; objects still below 0.8 (interstitial spaces) are
+   dropped; labels grow to the middle of the border (``0.025 d``; ``0.07 d`` for the thick
+   immunofluorescence membranes).
 
 Fiber diameter
 --------------
@@ -33,8 +37,10 @@ diameter ``D`` the mean distance to its border is ``D / 6``, for a square ``D_eq
 ``6 x mean distance`` estimates the typical diameter without isolating single fibers first.
 Images whose fibers are over 150 px wide are processed at a scale where they are 100 px.
 
-Tuned on the real H&E references (data/real/he, fibers ~100 px) and the immunofluorescence
-reference (data/real/if, channel 3); see benchmarks/bench_classical.py for the figures.
+Tuned on the real H&E references (data/real/he, fibers ~100 px), the immunofluorescence
+reference (data/real/if, channel 3) and, by eye, the picrosirius crop (data/real/psr); see
+benchmarks/bench_classical.py for the figures. Enzyme stains use the generic OD map untested
+on real images (none with references is available).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ _MAX_WORKING_DIAMETER_PX = 150.0
 _WORKING_DIAMETER_PX = 100.0
 _MIN_SOLIDITY = 0.8  # fibers are convex-ish; interstitial spaces are not
 _SPLIT_SOLIDITY = 0.9  # objects less convex than this are tried for a finer split
+_VALLEY_WEIGHT = {"psr": 4.0}  # PSR's fine borders are faint grey lines: weigh valleys more
 _GROW_BRIGHTFIELD = 0.025  # thin pale borders: grow labels to their middle (fraction of d)
 _GROW_FLUORESCENCE = 0.07  # thick bright membranes: grow to the membrane midline
 
@@ -149,7 +156,11 @@ def interior_map(image, *, stain: str, channel: int | None = None) -> np.ndarray
         return _normalise(x.max(axis=-1) - x.min(axis=-1))
     od = _optical_density(pixels)
     if stain == "psr":
-        return _normalise(od[..., 2] - od[..., 1])
+        # fibers are pale yellow, collagen (red) and fine borders dark: invert the total OD,
+        # and keep it only on tissue (yellowness), not on the empty slide
+        yellow = cv2.GaussianBlur(_normalise(od[..., 2] - od[..., 1]), (0, 0), 4.0)
+        tissue = yellow > threshold_otsu(yellow[::4, ::4])
+        return (1.0 - _normalise(od.sum(axis=-1))) * tissue
     return _normalise(od.sum(axis=-1))
 
 
@@ -171,11 +182,11 @@ def _border_scale(d: float) -> float:
     return float(np.clip(d / 100.0, 0.6, 1.5))
 
 
-def _foreground(f: np.ndarray, d: float) -> tuple[np.ndarray, np.ndarray]:
+def _foreground(f: np.ndarray, d: float, valley_weight: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """(s, fg): valley-enhanced interior map and its foreground mask."""
     scale = _border_scale(d)
     valleys = np.maximum(_valleys(f, 1.5 * scale), _valleys(f, 2.5 * scale))
-    s = cv2.GaussianBlur(f, (0, 0), 1.0 * scale) - 2.0 * valleys
+    s = cv2.GaussianBlur(f, (0, 0), 1.0 * scale) - valley_weight * valleys
     fg = s > threshold_otsu(f[:: max(1, f.shape[0] // 1000), :: max(1, f.shape[1] // 1000)])
     fg = _remove_small(fg, np.pi * (d / 8) ** 2, holes=True)
     fg = _remove_small(fg, np.pi * (d / 12) ** 2, holes=False)
@@ -408,7 +419,7 @@ def segment_classical(
         zoom = _WORKING_DIAMETER_PX / d
         f = cv2.resize(f, (round(shape[1] * zoom), round(shape[0] * zoom)), interpolation=cv2.INTER_AREA)
         d = _WORKING_DIAMETER_PX
-    s, fg = _foreground(f, d)
+    s, fg = _foreground(f, d, _VALLEY_WEIGHT.get(stain, 2.0))
     grow = _GROW_FLUORESCENCE if stain in FLUORESCENCE_STAINS else _GROW_BRIGHTFIELD
     labels = _clean(_split(s, fg, d), s, f, d, grow)
     if zoom != 1.0:

@@ -46,38 +46,33 @@ def _thresholds(text: str) -> tuple[float, ...]:
     return values
 
 
-def read_label_image(path: Path):
-    """A 2-D integer label image from ``path`` (TIFF via tifffile, PNG and others via Pillow)."""
-    import numpy as np
+_OUTLINE_FORMATS = ("zip", "roi", "json")
 
-    path = Path(path)
-    if not path.is_file():
-        raise HistoInputError("no such file; give the path of a label image", path=path)
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
 
-            arr = tifffile.imread(path)
-        else:
-            from PIL import Image
+def read_label_pair(pred_path: Path, gt_path: Path):
+    """Both masks as uint32 label images on one grid (via :func:`histo.masks.read_labels`).
 
-            with Image.open(path) as im:
-                arr = np.asarray(im)
-    except Exception as err:  # noqa: BLE001 - any decoder error means an unreadable file
-        raise HistoInputError(f"cannot read the label image ({err})", path=path) from err
-    arr = np.squeeze(arr)
-    if arr.ndim != 2 or arr.dtype.kind not in "iub":
+    Either may be an ImageJ ROI set or QuPath GeoJSON as long as the other is a label image:
+    its shape rasterises the outlines.
+    """
+    from histo.io import check_file, sniff_format
+    from histo.masks import read_labels
+
+    outline = {p: sniff_format(check_file(p)) in _OUTLINE_FORMATS for p in (pred_path, gt_path)}
+    if all(outline.values()):
         raise HistoInputError(
-            f"expected a 2-D integer label image, got shape {arr.shape} dtype {arr.dtype}", path=path
-        )
-    return arr
+            "both masks are outlines (ROI set / GeoJSON); give at least one label image so the "
+            "outlines can be rasterised on its pixel grid", path=pred_path)
+    first, second = (gt_path, pred_path) if outline[pred_path] else (pred_path, gt_path)
+    labels = {first: read_labels(first)}
+    labels[second] = read_labels(second, shape=labels[first].shape)
+    return labels[pred_path], labels[gt_path]
 
 
 def run(args: argparse.Namespace) -> int:
     from histo.evaluate import DEFAULT_THRESHOLDS, match_labels
 
-    pred = read_label_image(args.pred)
-    gt = read_label_image(args.gt)
+    pred, gt = read_label_pair(args.pred, args.gt)
     if pred.shape != gt.shape:
         raise HistoInputError(
             f"prediction {args.pred} has shape {pred.shape} but the reference has {gt.shape}; "

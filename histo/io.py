@@ -134,12 +134,12 @@ class ImageData:
     axes : {"YX", "YXS", "CYX"}
     pixel_size_um : float or None
         Micrometres per pixel; ``None`` when the file does not say (never guessed).
-    path : Path or None
-    channel_names : tuple of str or None
-        From OME metadata when present.
     pixel_size_source : str or None
         ``"ome"``, ``"imagej"``, ``"aperio"``, ``"tiff-resolution"``, ``"png-resolution"``,
         ``"jpeg-resolution"``, ``"user"`` or ``None``.
+    path : Path or None
+    channel_names : tuple of str or None
+        From OME metadata when present.
     channel : int or None
         The analysis channel chosen at reading (validated), used by :meth:`plane`.
     """
@@ -147,9 +147,9 @@ class ImageData:
     pixels: np.ndarray
     axes: str
     pixel_size_um: float | None = None
+    pixel_size_source: str | None = None
     path: Path | None = None
     channel_names: tuple[str, ...] | None = None
-    pixel_size_source: str | None = None
     channel: int | None = field(default=None)
 
     def __post_init__(self) -> None:

@@ -19,19 +19,22 @@ from histo.synth.scene import Scene
 def _freeze_holes(scene: Scene, rng, mult):
     d = scene.diameter_px
     n = scene.n_labels
-    affected = rng.random(n + 1) < rng.uniform(0.1, 0.8)
+    affected = rng.random(n + 1) < rng.uniform(0.05, 0.6)
     affected[0] = False
     ys, xs = np.nonzero(affected[scene.labels] & (scene.din > 1.5))
     if not len(ys):
         return 0
-    per_fiber = rng.uniform(3, 25)
+    per_fiber = rng.uniform(2, 15)
     k = int(per_fiber * affected.sum())
     sel = rng.integers(0, len(ys), k)
-    r_max = max(1.0, 0.06 * d)
-    radii = rng.uniform(0.6, r_max, k)
+    r_max = max(1.0, 0.07 * d)
+    radii = rng.uniform(0.5, r_max, k)
+    elong = rng.uniform(0.4, 1.0, k)
+    angles = rng.uniform(0, 180, k)
     mask = np.zeros(scene.labels.shape, np.uint8)
-    for y, x, r in zip(ys[sel], xs[sel], radii):
-        cv2.circle(mask, (int(x * 4), int(y * 4)), max(1, int(r * 4)), 255, -1, cv2.LINE_AA, 2)
+    for y, x, r, e, a in zip(ys[sel], xs[sel], radii, elong, angles):
+        axes = (max(1, int(r * 4)), max(1, int(r * e * 4)))
+        cv2.ellipse(mask, (int(x * 4), int(y * 4)), axes, float(a), 0, 360, 255, -1, cv2.LINE_AA, 2)
     depth = rng.uniform(0.7, 0.95)
     mult *= 1.0 - depth * (mask.astype(np.float32) / 255.0) * scene.fg
     return k
@@ -82,7 +85,7 @@ def tissue_artefacts(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray
     """A multiplicative dye-concentration map with random tissue artefacts (or None)."""
     mult = np.ones(scene.labels.shape, np.float32)
     info: dict = {}
-    if rng.random() < 0.25:
+    if rng.random() < 0.2:
         info["freeze_holes"] = _freeze_holes(scene, rng, mult)
     if rng.random() < 0.1:
         info["cracks"] = _cracks(scene, rng, mult)

@@ -21,8 +21,8 @@ def render_if(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, dict]
     shape = scene.labels.shape
     d = scene.diameter_px
     n = scene.n_labels
-    sigma_in = max(0.6, d * rng.uniform(0.012, 0.035))
-    sigma_out = sigma_in * rng.uniform(1.0, 2.0)
+    sigma_in = max(0.5, d * rng.uniform(0.008, 0.025))
+    sigma_out = sigma_in * rng.uniform(0.8, 1.6)
     thick = np.exp(0.3 * smooth_noise(shape, d * 0.5, rng))  # uneven thickness
     m_in = np.exp(-((scene.din - 0.5) ** 2) / (2 * (sigma_in * thick) ** 2))
     m_out = np.exp(-(scene.dout**2) / (2 * (sigma_out * thick) ** 2))

@@ -88,41 +88,51 @@ def _load(name: str) -> _Source:
         return src
 
 
-def _subdivide(labels: np.ndarray, hosts: list[int], rng, d: float, gap: float, next_label: int):
-    """Split the union of ``hosts`` into small angular pieces; returns (labels, new labels)."""
-    region = np.isin(labels, hosts)
-    ys, xs = np.nonzero(region)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    sub = region[y0:y1, x0:x1]
-    # bridge the endomysium between two hosts so that the group is one region
-    sub = cv2.morphologyEx(sub.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
-    sub &= (labels[y0:y1, x0:x1] == 0) | region[y0:y1, x0:x1]
-    py, px = np.nonzero(sub)
+def _subdivide(labels: np.ndarray, host: int, rng, d: float, gap: float, next_label: int):
+    """Replace fiber ``host`` by 2-8 small angular fibers filling its territory.
+
+    The territory is the host plus its side of the surrounding endomysium (pixels nearer to
+    the host than to any other fiber). It is cut by a randomly weighted power diagram into
+    pieces of the planted size; each piece keeps half an endomysium from its siblings and a
+    full one from the neighbouring fibers, so the neighbours' convex outlines press concave,
+    angular sides into the group. Returns ``(labels, new labels)``.
+    """
+    h, w = labels.shape
+    ys, xs = np.nonzero(labels == host)
+    pad = int(2 * gap + 3)
+    y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + 1 + pad)
+    x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + 1 + pad)
+    win = labels[y0:y1, x0:x1]
+    is_host = win == host
+    others = (win > 0) & ~is_host
+    d_host = cv2.distanceTransform((~is_host).astype(np.uint8), cv2.DIST_L2, 3)
+    d_other = cv2.distanceTransform((~others).astype(np.uint8), cv2.DIST_L2, 3) if others.any() else np.full(win.shape, 1e3, np.float32)
+    terr = ~others & (d_host <= d_other) & (d_host < 2 * gap + 2)
+    py, px = np.nonzero(terr)
     pts = np.stack([py, px], 1).astype(np.float32)
-    frac = rng.uniform(0.3, 0.6)
+    frac = rng.uniform(0.33, 0.57)
     piece_area = np.pi / 4 * (frac * d * 1.05 + gap) ** 2
     k = int(np.clip(round(len(pts) / piece_area), 2, 8))
     seeds = pts[rng.choice(len(pts), k, replace=False)]
-    for _ in range(8):
-        d2 = ((pts[:, None, :] - seeds[None]) ** 2).sum(-1)
-        own = d2.argmin(1)
+    wts = rng.uniform(0.5, 1.5, k) * piece_area / np.pi
+    for _ in range(3):
+        pw = ((pts[:, None, :] - seeds[None]) ** 2).sum(-1) - wts
+        own = pw.argmin(1)
         for j in range(k):
             m = own == j
             if m.any():
                 seeds[j] = pts[m].mean(0)
-    d2 = ((pts[:, None, :] - seeds[None]) ** 2).sum(-1)
-    own = d2.argmin(1)
+    pw = ((pts[:, None, :] - seeds[None]) ** 2).sum(-1) - wts
+    own = pw.argmin(1)
     sep = np.sqrt(((seeds[None, :, :] - seeds[own][:, None, :]) ** 2).sum(-1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        db = (d2 - d2[np.arange(len(pts)), own][:, None]) / (2 * sep)
+        db = (pw - pw[np.arange(len(pts)), own][:, None]) / (2 * sep)
     db[sep == 0] = np.inf
     db = db.min(1)
-    dr = cv2.distanceTransform(sub.astype(np.uint8), cv2.DIST_L2, 3)[py, px]
     half = gap / 2 * rng.uniform(0.8, 1.5)
-    keep = (db > half) & (dr > half)
+    keep = (db > half) & (d_other[py, px] > gap * rng.uniform(0.8, 1.2))
     new_ids = np.arange(next_label, next_label + k)
-    win = labels[y0:y1, x0:x1]
-    win[region[y0:y1, x0:x1]] = 0
+    win[is_host] = 0
     win[py[keep], px[keep]] = new_ids[own[keep]]
     return labels, list(new_ids)
 
@@ -182,7 +192,7 @@ def ncl_crop(
         cands = list(np.flatnonzero(ok))
         rng.shuffle(cands)
         for host in cands[:planted_groups]:
-            labels, new = _subdivide(labels, [int(host)], rng, d, gap, int(labels.max()) + 1)
+            labels, new = _subdivide(labels, int(host), rng, d, gap, int(labels.max()) + 1)
             planted.extend(new)
     dilated_fg = cv2.dilate((labels > 0).astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (int(0.7 * d) | 1, int(0.7 * d) | 1)))

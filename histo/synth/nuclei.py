@@ -60,7 +60,7 @@ def nuclei_map(
     h, w = scene.labels.shape
     d = scene.diameter_px
     canvas = np.zeros((h, w), np.uint8)
-    length = max(3.0, 0.17 * d * size_scale)
+    length = max(3.0, d * rng.uniform(0.1, 0.2) * size_scale)
     sdist = scene.signed_distance()
 
     # peripheral nuclei on fiber borders

@@ -104,7 +104,8 @@ def _oxidative(scene: Scene, rng, vector, granular: bool) -> tuple[list, dict]:
         g = smooth_noise(shape, rng.uniform(1.0, 1.8), rng)
         tex = 0.7 + 0.6 * np.clip(g, 0, None)
     else:
-        tex = 0.55 + 0.9 * ridge_network(shape, rng.uniform(2.0, 4.0), rng)
+        fine = rng.uniform(1.2, 2.2)
+        tex = 0.75 + 0.5 * ridge_network(shape, fine, rng) + 0.1 * smooth_noise(shape, fine / 2, rng)
     tex += 0.08 * smooth_noise(shape, scene.diameter_px * 0.3, rng)
     c *= tex
     c *= 1 + 0.35 * np.exp(-scene.din / 2.0) * scene.fg  # subsarcolemmal mitochondria

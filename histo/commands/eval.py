@@ -65,7 +65,7 @@ def read_label_pair(pred_path: Path, gt_path: Path):
             "outlines can be rasterised on its pixel grid", path=pred_path)
     first, second = (gt_path, pred_path) if outline[pred_path] else (pred_path, gt_path)
     labels = {first: read_labels(first)}
-    labels[second] = read_labels(second, shape=labels[first].shape)
+    labels[second] = read_labels(second, shape=labels[first].shape if outline[second] else None)
     return labels[pred_path], labels[gt_path]
 
 

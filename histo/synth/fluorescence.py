@@ -37,7 +37,7 @@ def render_if(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, dict]
     conn[~scene.tissue] = 0.0
 
     # interiors: dim, slightly textured; a few fibers with bright granular interiors
-    level = rng.uniform(0.02, 0.12) * (1 + rng.normal(0, 0.3, n + 1))
+    level = rng.uniform(0.01, 0.06) * (1 + rng.normal(0, 0.3, n + 1))
     odd = rng.random(n + 1) < rng.uniform(0.0, 0.04)
     level[odd] = rng.uniform(0.25, 0.6, int(odd.sum()))
     level[0] = 0.0

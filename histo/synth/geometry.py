@@ -203,7 +203,11 @@ def generate_packing(
     h, w = int(shape[0]), int(shape[1])
     d = float(diameter_px)
     cv = rng.uniform(0.2, 0.35) if size_cv is None else float(size_cv)
-    gap = max(1.2, rng.uniform(0.03, 0.10) * d) if endomysium_px is None else max(1.0, float(endomysium_px))
+    # endomysium: thin in tightly packed (human, well-frozen) muscle, wide in loose or
+    # retracted tissue; log-uniform 2.5-15 % of the diameter
+    gap_frac = float(np.exp(rng.uniform(np.log(0.025), np.log(0.15))))
+    gap = max(1.2, gap_frac * d) if endomysium_px is None else max(1.0, float(endomysium_px))
+    roundness = rng.uniform(0.1, 0.9)  # polygonal (0) to nearly round (1) outlines
     use_fasc = (rng.random() < 0.6) if fascicles is None else bool(fascicles)
     use_edge = (rng.random() < 0.25) if tissue_edge is None else bool(tissue_edge)
     p_gap = rng.uniform(0.0, 0.04) if gap_fraction is None else float(gap_fraction)
@@ -265,12 +269,23 @@ def generate_packing(
     void |= gaps
 
     # cell polygons -> shrunk, rounded, warped fiber outlines
-    half_gap = gap / 2 * rng.uniform(0.7, 1.4, n)
+    half_gap = gap / 2 * np.exp(rng.normal(0, 0.3, n))
     radius = np.sqrt(cells.area / np.pi)
-    rounding = np.where(is_planted, rng.uniform(0.0, 0.05, n) * d, rng.uniform(0.15, 0.5, n) * radius)
+    rounding = np.where(
+        is_planted,
+        rng.uniform(0.0, 0.05, n) * d,
+        np.clip(roundness + rng.normal(0, 0.15, n), 0.05, 0.95) * 0.75 * radius,
+    )
     draw = np.flatnonzero((~void) & (cells.area > 0))
     polys = np.array([shapely.Polygon(cells.polygon(i)[:, ::-1]) for i in draw], dtype=object)  # (x, y)
     inner = shapely.buffer(polys, -(half_gap[draw] + rounding[draw]), join_style="mitre", mitre_limit=10.0)
+    # a rounding radius beyond the cell's inradius would erase the cell: retry those smaller
+    empty = shapely.is_empty(inner)
+    if empty.any():
+        rounding[draw[empty]] *= 0.3
+        inner[empty] = shapely.buffer(
+            polys[empty], -(half_gap[draw[empty]] + rounding[draw[empty]]), join_style="mitre", mitre_limit=10.0
+        )
     outer = shapely.buffer(inner, rounding[draw], quad_segs=4)
     outer = shapely.segmentize(outer, max(2.0, d / 6))
     coords, idx = shapely.get_coordinates(outer, return_index=True)
@@ -305,6 +320,7 @@ def generate_packing(
         "fiber_diameter_px": d,
         "size_cv": float(cv),
         "endomysium_px": float(gap),
+        "roundness": float(roundness),
         "n_fascicle_seeds": int(info_fasc),
         "tissue_edge": bool(use_edge),
         "gap_fraction": float(p_gap),

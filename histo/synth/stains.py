@@ -48,11 +48,14 @@ def _strands(scene: Scene, rng) -> np.ndarray:
     return scene.cache["strands"]
 
 
-def _interstitium(scene: Scene, rng, endo, conn) -> np.ndarray:
-    """Concentration of a dye in endomysium (``endo``) and wide connective tissue (``conn``)."""
+def _interstitium(scene: Scene, rng, endo, conn, contrast: float = 0.85) -> np.ndarray:
+    """Concentration of a dye in endomysium (``endo``) and wide connective tissue (``conn``).
+
+    ``contrast`` (0-1) is how much of the connective-tissue dye follows the collagen strands.
+    """
     strands = _strands(scene, rng)
     c = (endo * (0.5 + 0.5 * strands)) * (1 - scene.connective)
-    c += conn * (0.15 + 0.85 * strands) * scene.connective
+    c += conn * ((1 - contrast) + contrast * strands) * scene.connective
     c[scene.fg | ~scene.tissue] = 0.0
     return c
 
@@ -65,8 +68,8 @@ def _per_fiber(scene: Scene, rng, base, sd) -> np.ndarray:
 
 def he(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
     """H&E: pink fibers, pale endomysium, purple nuclei, basophilic planted fibers."""
-    e_lab = _per_fiber(scene, rng, rng.uniform(0.28, 0.6), 0.08)
-    h_lab = np.full(scene.n_labels + 1, rng.uniform(0.0, 0.06), np.float32)
+    e_lab = _per_fiber(scene, rng, rng.uniform(0.3, 0.55), 0.08)
+    h_lab = np.full(scene.n_labels + 1, rng.uniform(0.0, 0.03), np.float32)
     h_lab[0] = 0
     dark = scene.planted
     e_lab[dark] *= rng.uniform(0.6, 0.9)
@@ -74,20 +77,20 @@ def he(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
     eos = scene.per_label(e_lab) * _fiber_texture(scene, rng, 0.05, 0.06)
     eos *= 1 + 0.12 * np.exp(-scene.din / 1.5) * scene.fg
     hem = scene.per_label(h_lab)
-    eos += _interstitium(scene, rng, rng.uniform(0.0, 0.14), rng.uniform(0.06, 0.25))
-    hem += _interstitium(scene, rng, 0.02, rng.uniform(0.02, 0.06))
+    eos += _interstitium(scene, rng, rng.uniform(0.0, 0.14), rng.uniform(0.04, 0.2), rng.uniform(0.3, 0.7))
+    hem += _interstitium(scene, rng, 0.02, rng.uniform(0.01, 0.05), 0.5)
     central = 0.0 if rng.random() < 0.5 else rng.uniform(0.02, 0.5)
     nuc, info = nuclei_map(
         scene,
         rng,
-        per_fiber=rng.uniform(0.8, 2.5),
+        per_fiber=rng.uniform(0.4, 1.6),
         central_fraction=central,
         interstitial_per_fiber_area=rng.uniform(0.2, 1.5),
     )
     hem += nuc * rng.uniform(0.8, 1.3)
     eos += nuc * 0.15
     info["central_nuclei_fraction"] = float(central)
-    return [(jitter_vector(HEMATOXYLIN, rng), hem), (jitter_vector(EOSIN, rng), eos)], info
+    return [(jitter_vector(HEMATOXYLIN, rng, 0.04), hem), (jitter_vector(EOSIN, rng, 0.03), eos)], info
 
 
 def _oxidative(scene: Scene, rng, vector, granular: bool) -> tuple[list, dict]:
@@ -156,7 +159,7 @@ def esterase(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
 
 def psr(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
     """Picrosirius red: yellow fibers, red collagen in endomysium and perimysium."""
-    y_lab = _per_fiber(scene, rng, rng.uniform(0.1, 0.25), 0.08)
+    y_lab = _per_fiber(scene, rng, rng.uniform(0.15, 0.35), 0.08)
     yellow = scene.per_label(y_lab)
     streaks = smooth_noise(scene.labels.shape, rng.uniform(1.5, 3.0), rng)
     yellow *= 1 + 0.12 * streaks

@@ -183,13 +183,14 @@ def models_dir() -> Path:
 
 
 def _model_paths(model: str | Path | None) -> tuple[Path, Path]:
+    """(weights, config) paths of a model name or path (suffixes appended, never replaced)."""
     model = DEFAULT_MODEL if model is None else model
     p = Path(model)
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
-    elif not p.parent.parts and not p.exists():  # a bare name: look in models/
+    elif not p.parent.parts and not Path(f"{p}.safetensors").exists():  # a bare name: models/
         p = models_dir() / p.name
-    return p.with_suffix(".safetensors"), p.with_suffix(".json")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
 def save_model(path: str | Path, net: FiberNet, config: NetConfig) -> Path:
@@ -202,7 +203,7 @@ def save_model(path: str | Path, net: FiberNet, config: NetConfig) -> Path:
     weights, cfg = _model_paths(Path(path))
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    tmp_w, tmp_c = weights.with_suffix(".safetensors.tmp"), cfg.with_suffix(".json.tmp")
+    tmp_w, tmp_c = weights.with_name(weights.name + ".tmp"), cfg.with_name(cfg.name + ".tmp")
     save_file(state, str(tmp_w), metadata={"name": config.name, "version": config.version})
     tmp_c.write_text(config.to_json() + "\n")
     os.replace(tmp_w, weights)
@@ -225,6 +226,7 @@ def load_model(model: str | Path | None = None, *, device: str | None = None) ->
     (FiberNet, NetConfig)
         The network in eval mode on ``device`` and its config.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     weights, cfg = _model_paths(model)
@@ -239,7 +241,7 @@ def load_model(model: str | Path | None = None, *, device: str | None = None) ->
         state = load_file(str(weights), device="cpu")
         net = FiberNet(config.channels)
         net.load_state_dict(state)
-    except (ValueError, KeyError, RuntimeError, OSError) as err:
+    except (ValueError, KeyError, RuntimeError, OSError, SafetensorError) as err:
         raise HistoInputError(f"cannot load the model: {err}", path=weights) from err
     return net.eval().to(default_device(device)), config
 

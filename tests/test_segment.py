@@ -1,0 +1,140 @@
+"""segment_image: post-processing, tiling without seams, lazy inputs, tissue masks, the real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from histo.errors import HistoInputError
+from histo.net import models_dir
+from histo.segment import maps_to_labels, model_info, segment_image
+
+HAVE_MODEL = (models_dir() / "fibernet_v1.safetensors").exists()
+needs_model = pytest.mark.skipif(not HAVE_MODEL, reason="shipped model not trained yet")
+
+
+def _disk_maps(shape, centres, radius):
+    """Ideal network maps for touching disks: foreground, boundary, normalised distance."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    d = np.stack([np.hypot(yy - cy, xx - cx) for cy, cx in centres])
+    nearest = d.argmin(0)
+    dist_own = d.min(0)
+    fg = dist_own < radius
+    # distance to the fiber's own edge, also limited by the bisector with the neighbour
+    second = np.sort(d, 0)[1] if len(centres) > 1 else np.full(shape, np.inf)
+    edge = np.minimum(radius - dist_own, (second - dist_own) / 2)
+    norm = np.clip(edge / radius, 0, 1) * fg
+    bd = fg & (edge < 1.5)
+    return np.stack([fg, bd, norm]).astype(np.float32), nearest + 1, fg
+
+
+def test_maps_to_labels_separates_touching_fibers():
+    maps, nearest, fg = _disk_maps((60, 100), [(30, 25), (30, 55), (30, 85)], radius=16)
+    labels = maps_to_labels(maps, min_area_px=20)
+    assert labels.max() == 3
+    for k in (1, 2, 3):
+        truth = (nearest == k) & fg
+        best = np.bincount(labels[truth]).argmax()
+        iou = ((labels == best) & truth).sum() / ((labels == best) | truth).sum()
+        assert iou > 0.9
+
+
+def test_maps_to_labels_drops_specks_and_empty():
+    maps = np.zeros((3, 30, 30), np.float32)
+    assert maps_to_labels(maps).max() == 0
+    maps[0, 5:8, 5:8] = maps[2, 5:8, 5:8] = 1  # 9 px object
+    assert maps_to_labels(maps, min_area_px=20).max() == 0
+    assert maps_to_labels(maps, min_area_px=5).max() == 1
+
+
+def test_bad_inputs():
+    with pytest.raises(HistoInputError, match="method"):
+        segment_image(np.zeros((32, 32)), method="magic")
+    with pytest.raises(HistoInputError, match="channel"):
+        segment_image(np.zeros((4, 32, 32)))
+    with pytest.raises(HistoInputError, match="out of range"):
+        segment_image(np.zeros((4, 32, 32)), channel=7)
+    with pytest.raises(HistoInputError, match="shape"):
+        segment_image(np.zeros((32, 32)), out=np.zeros((8, 8), np.uint32))
+    with pytest.raises(HistoInputError, match="too small"):
+        segment_image(np.zeros((4, 32)))
+
+
+@pytest.fixture(scope="module")
+def he_val(real_data):
+    img = tifffile.imread(real_data / "he" / "cn_img02.tif")
+    gt = np.asarray(Image.open(real_data / "he" / "cn_img02_labels.png")).astype(np.int32)
+    return img, gt
+
+
+@needs_model
+def test_model_info():
+    info = model_info("model")
+    assert info["name"] == "fibernet_v1" and info["version"]
+    assert model_info("classical")["name"] == "classical"
+
+
+@needs_model
+def test_real_he_validation_image(he_val):
+    from histo.evaluate import match_labels
+
+    img, gt = he_val
+    labels = segment_image(img, stain="he")
+    assert labels.dtype == np.uint32 and labels.shape == gt.shape
+    r = match_labels(labels, gt, min_feret=False)
+    assert r.at(0.5)["f1"] >= 0.9
+
+
+@needs_model
+def test_tiles_match_whole_image(he_val):
+    """A 2x2 mosaic (2004 px) in 600 px tiles equals the same image in one tile."""
+    from histo.evaluate import match_labels
+
+    img = he_val[0]
+    big = np.block([[img, img[:, ::-1]], [img[::-1], img[::-1, ::-1]]]) if img.ndim == 2 else \
+        np.concatenate([np.concatenate([img, img[:, ::-1]], 1), np.concatenate([img[::-1], img[::-1, ::-1]], 1)], 0)
+    big = np.ascontiguousarray(big[:1500, :1400])
+    whole = segment_image(big, fiber_diameter_px=130, tile_px=4000)
+    calls = []
+    tiled = segment_image(big, fiber_diameter_px=130, tile_px=600, progress=lambda d, n: calls.append((d, n)))
+    assert calls[-1] == (len(calls), len(calls)) and len(calls) == 9
+    r = match_labels(tiled, whole, thresholds=(0.9,), min_feret=False)
+    assert r.at(0.9)["f1"] >= 0.99
+    assert len(np.unique(tiled)) - 1 == tiled.max()  # labels unique and consecutive
+
+
+@needs_model
+def test_lazy_array_likes_and_out(he_val):
+    da = pytest.importorskip("dask.array")
+    zarr = pytest.importorskip("zarr")
+    img = he_val[0][:600, :700]
+    ref = segment_image(img, fiber_diameter_px=130)
+    lazy = segment_image(da.from_array(img, chunks=(256, 256, 3)), fiber_diameter_px=130)
+    assert np.array_equal(lazy, ref)
+    out = zarr.zeros(img.shape[:2], chunks=(128, 128), dtype="u4")
+    res = segment_image(img, fiber_diameter_px=130, out=out)
+    assert res is out and np.array_equal(np.asarray(out[:]), ref)
+
+
+@needs_model
+def test_tissue_mask_skips_empty_tiles(he_val):
+    img = he_val[0][:800, :800]
+    mask = np.zeros((8, 8), bool)
+    mask[:4] = True  # tissue only in the top half (low resolution mask)
+    labels = segment_image(img, fiber_diameter_px=130, tile_px=200, tissue_mask=mask)
+    full = segment_image(img, fiber_diameter_px=130, tile_px=200)
+    assert labels[600:].max() == 0 and full[600:].max() > 0
+    assert labels[:250].max() > 0
+
+
+@needs_model
+def test_fluorescence_channel(real_data):
+    from histo.evaluate import match_labels
+
+    stack = tifffile.imread(real_data / "if" / "fs_rat.tif")
+    gt = tifffile.imread(real_data / "if" / "fs_rat_labels.tif").astype(np.int32)
+    labels = segment_image(stack, channel=3, pixel_size_um=0.9224)
+    r = match_labels(labels, gt, min_feret=False)
+    assert r.at(0.5)["f1"] >= 0.85

@@ -299,10 +299,12 @@ def guess_stain(pixels) -> str:
     1. Multichannel (``(C, Y, X)`` with C not 3) or single-channel 16-bit: ``"if"``.
     2. Mostly dark (median brightness below 35 % of full scale): fluorescence, ``"if"``.
     3. Grey (8-bit single channel, or tissue saturation median below 0.12): ``"atpase"``.
-    4. Otherwise the saturation-weighted mean hue of the tissue pixels (those with total
-       OD above 0.15) decides: pink-magenta (hue >= 285 or < 10 deg) ``"he"``; red-brown
-       (10-35 deg) ``"esterase"``; yellow-orange (35-150 deg) ``"psr"``; blue-purple
-       (150-285 deg) ``"nadh"``.
+    4. Otherwise the typical hue of the tissue pixels (those with total OD above 0.15; the
+       circular median of their HSV hue) decides: pink-magenta (hue >= 285 or < 10 deg)
+       ``"he"``; red-brown (10-32 deg) ``"esterase"``; yellow-orange (32-150 deg, the
+       yellow fibers of picrosirius red, whose red collagen is the minority) ``"psr"``;
+       blue-purple (150-285 deg) ``"nadh"``. On the bundled real images: H&E 323-339 deg,
+       picrosirius red 45 deg.
 
     NADH-TR and SDH (both blue-purple formazan) cannot be told apart by colour: both are
     reported as ``"nadh"``; pass ``"sdh"`` explicitly when it matters (their darkness signal
@@ -324,7 +326,7 @@ def guess_stain(pixels) -> str:
     if arr.size == 0:
         raise HistoInputError("the image is empty")
     top = full_scale(arr)
-    step = max(1, int(np.sqrt(arr.shape[0] * arr.shape[1] / 1_000_000)))
+    step = max(1, int(round(np.sqrt(arr.shape[0] * arr.shape[1] / 250_000))))
     small = np.asarray(arr[::step, ::step], dtype=np.float64) / top
     if arr.ndim == 2:
         if arr.dtype == np.uint16:
@@ -345,13 +347,15 @@ def guess_stain(pixels) -> str:
         return "atpase"
     hue = _hue_deg(rgb, vmax, vmin)
     mean_hue = np.degrees(np.arctan2(np.sum(sat * np.sin(np.radians(hue))),
-                                     np.sum(sat * np.cos(np.radians(hue))))) % 360.0
-    log.debug("guess_stain: mean hue %.0f deg, median saturation %.2f", mean_hue, np.median(sat))
-    if mean_hue >= 285 or mean_hue < 10:
+                                     np.sum(sat * np.cos(np.radians(hue)))))
+    deviation = (hue - mean_hue + 180.0) % 360.0 - 180.0
+    typical = float(mean_hue + np.median(deviation)) % 360.0  # circular median, roughly
+    log.debug("guess_stain: typical hue %.0f deg, median saturation %.2f", typical, np.median(sat))
+    if typical >= 285 or typical < 10:
         return "he"
-    if mean_hue < 35:
+    if typical < 32:
         return "esterase"
-    if mean_hue < 150:
+    if typical < 150:
         return "psr"
     return "nadh"
 

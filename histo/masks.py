@@ -124,10 +124,11 @@ def validate_labels(labels, image_shape=None, path=None, *, binary: str = "compo
     if top == 0:
         raise HistoInputError("the mask is empty (no fiber: every pixel is 0); check that it is the "
                               "right file and that fibers are not stored as 0", path=path)
-    fg = arr > 0
-    if int(arr[fg].min()) == top:  # one foreground value: binary mask or a single object
-        arr = _split_binary(arr, fg, path, binary)
-    _check_largest(arr, path)
+    n_fg = int(np.count_nonzero(arr))
+    if int(np.count_nonzero(arr == top)) == n_fg:  # one foreground value: binary or one object
+        arr = _split_binary(arr, arr > 0, path, binary)
+    if n_fg > MAX_OBJECT_FRACTION * arr.size:  # only then can one object cover > 90%
+        _check_largest(arr, path)
     if relabel:
         from skimage.segmentation import relabel_sequential
 

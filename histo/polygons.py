@@ -59,7 +59,16 @@ def ring_area(ring: np.ndarray) -> float:
     """
     ring = np.asarray(ring, dtype=np.float64)
     x, y = ring[:, 0], ring[:, 1]
-    return float(0.5 * (np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return float(0.5 * (np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:]) + x[-1] * y[0] - y[-1] * x[0]))
+
+
+def _next(a: np.ndarray) -> np.ndarray:
+    """Cyclic successor of every row (np.roll(a, -1, axis=0) without its overhead)."""
+    return np.concatenate([a[1:], a[:1]])
+
+
+def _prev(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a[-1:], a[:-1]])
 
 
 def _compact_objects(labels: np.ndarray) -> tuple[np.ndarray, list]:
@@ -90,25 +99,28 @@ def _crack_outline(contour: np.ndarray) -> np.ndarray:
     diagonal cut is kept so the outline stays a simple polygon.
     """
     pts = contour[:-1] if np.array_equal(contour[0], contour[-1]) else contour
-    nxt = np.roll(pts, -1, axis=0)
+    nxt = _next(pts)
     diag = (pts[:, 0] != nxt[:, 0]) & (pts[:, 1] != nxt[:, 1])
     y_on_edge = pts[:, 0] == np.round(pts[:, 0])
     corner_y = np.where(y_on_edge, pts[:, 0], nxt[:, 0])
     corner_x = np.where(y_on_edge, nxt[:, 1], pts[:, 1])
     idx = np.flatnonzero(diag)
-    if idx.size:
-        keys = np.stack([corner_y[idx], corner_x[idx]], axis=1)
-        _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-        diag[idx[counts[inv.ravel()] > 1]] = False
+    if idx.size > 1:  # a corner visited twice: keep the diagonal cut there
+        keys = corner_y[idx].astype(np.int64) * (int(corner_x[idx].max()) + 2) + corner_x[idx].astype(np.int64)
+        order = np.argsort(keys, kind="stable")
+        same = keys[order][1:] == keys[order][:-1]
+        if same.any():
+            dup = np.zeros(idx.size, bool)
+            dup[order[1:][same]] = True
+            dup[order[:-1][same]] = True
+            diag[idx[dup]] = False
     counts = 1 + diag.astype(np.int64)
     out = np.empty((int(counts.sum()), 2), np.float64)
     start = np.cumsum(counts) - counts
     out[start] = pts
     out[start[diag] + 1] = np.stack([corner_y[diag], corner_x[diag]], axis=1)
     # Keep only vertices where the direction changes (drop edge midpoints on straight runs).
-    prev = np.roll(out, 1, axis=0)
-    nxt = np.roll(out, -1, axis=0)
-    d_in, d_out = out - prev, nxt - out
+    d_in, d_out = out - _prev(out), _next(out) - out
     cross = d_in[:, 0] * d_out[:, 1] - d_in[:, 1] * d_out[:, 0]
     out = out[np.abs(cross) > 1e-9]
     return out[:, ::-1].copy()  # (row, col) -> (x, y)
@@ -142,14 +154,14 @@ def label_polygons(labels: np.ndarray) -> dict[int, np.ndarray]:
     out: dict[int, np.ndarray] = {}
     for lab, sl in zip(ids.tolist(), slices):
         ys, xs = sl
-        crop = labels[ys, xs] == lab
-        padded = np.pad(crop, 1).astype(np.float32)
+        padded = np.zeros((ys.stop - ys.start + 2, xs.stop - xs.start + 2), np.float32)
+        padded[1:-1, 1:-1] = labels[ys, xs] == lab
         contours = measure.find_contours(padded, 0.5, fully_connected="low")
         if not contours:  # pragma: no cover - a present label always has a contour
             continue
-        areas = [abs(ring_area(c[:, ::-1])) for c in contours]
-        best = contours[int(np.argmax(areas))]
+        best = contours[0]
         if len(contours) > 1:
+            best = max(contours, key=lambda c: abs(ring_area(c)))
             logger.debug("label %d has %d contours (pieces or holes); keeping the outer one", lab, len(contours))
         # padded-crop centre coordinates -> label-grid corner coordinates
         best = best + np.array([ys.start - 1 + 0.5, xs.start - 1 + 0.5])

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from histo.errors import HistoInputError
+from histo.files import FOREIGN_HINT, check_file, sniff_format
 from histo.pixelsize import PIXEL_SIZE_RANGE_UM, pil_pixel_size, plausible, tiff_pixel_size
 
 logger = logging.getLogger(__name__)
@@ -59,51 +60,8 @@ SUPPORTED_FORMATS = "TIFF, OME-TIFF, ImageJ TIFF, SVS, NDPI, pyramidal TIFF, PNG
 #: Files whose full-resolution pixels exceed this are refused by read_image (use open_slide).
 MAX_IN_MEMORY_BYTES = 4 * 1024**3
 
-_MAGIC = {
-    b"II*\x00": "tiff", b"MM\x00*": "tiff", b"II+\x00": "tiff", b"MM\x00+": "tiff",
-    b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"PK\x03\x04": "zip", b"PK\x05\x06": "zip",
-    b"Iout": "roi", b"\x93NUMPY": "npy", b"ZISRAWFI": "czi", b"\x00\x00\x00\x0cjP": "jp2",
-    b"\xff\x4f\xff\x51": "jp2", b"BM": "bmp", b"GIF8": "gif", b"\x89HDF": "hdf5",
-}
-_FOREIGN_HINT = {
-    "czi": "a Zeiss CZI file: export it to OME-TIFF (Fiji/Bio-Formats, QuPath or bfconvert)",
-    "jp2": "a JPEG 2000 file: convert it to TIFF first",
-    "hdf5": "an HDF5 file: export the image to TIFF first",
-    "zip": "a ZIP archive (an ImageJ ROI set?) - that is a mask, not an image",
-    "roi": "an ImageJ ROI - that is a mask, not an image",
-}
-
 
 # --------------------------------------------------------------------------- files
-def check_file(path: str | os.PathLike) -> Path:
-    """Return ``path`` as a Path if it is a readable, non-empty file; else HistoInputError."""
-    path = Path(path)
-    if not path.exists():
-        raise HistoInputError("file not found; check the path and the current folder", path=path)
-    if path.is_dir():
-        raise HistoInputError("is a folder, not a file; give the image file itself", path=path)
-    if not os.access(path, os.R_OK):
-        raise HistoInputError("cannot be read (permission denied); check its permissions", path=path)
-    if path.stat().st_size == 0:
-        raise HistoInputError(
-            "is empty (0 bytes): the copy or download probably failed; copy it again", path=path
-        )
-    return path
-
-
-def sniff_format(path: str | os.PathLike) -> str:
-    """Format of a file from its first bytes (never its extension): ``"tiff"``, ``"png"``,
-    ``"jpeg"``, ``"zip"``, ``"roi"``, ``"json"``, ``"npy"``, ... or ``"unknown"``."""
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-    for magic, name in _MAGIC.items():
-        if head.startswith(magic):
-            return name
-    if head.lstrip()[:1] in (b"{", b"["):
-        return "json"
-    return "unknown"
-
-
 def image_checksum(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
     """SHA-256 of a file's bytes, streamed (constant memory), as a hex string.
 
@@ -330,7 +288,16 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str, float | None, str | None, t
 def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str, float | None, str | None, None]:
     from PIL import Image
 
-    with Image.open(path) as im:
+    limit = Image.MAX_IMAGE_PIXELS  # PIL's bomb guard is lower than histo's memory budget
+    Image.MAX_IMAGE_PIXELS = max(limit or 0, MAX_IN_MEMORY_BYTES // 4)
+    try:
+        im_file = Image.open(path)
+    except Image.DecompressionBombError as err:
+        raise HistoInputError(f"is too large to load whole ({err}); convert it to a pyramidal TIFF "
+                              "and open it with histo.io.open_slide", path=path) from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    with im_file as im:
         im.load()
         mode = im.mode
         if mode == "P":
@@ -377,7 +344,7 @@ def read_image(path: str | os.PathLike, *, pixel_size_um: float | None = None,
         elif fmt in ("png", "jpeg", "bmp", "gif"):
             arr, axes, size_um, source, names = _read_pil(path, fmt)
         else:
-            hint = _FOREIGN_HINT.get(fmt, "not an image histo can read")
+            hint = FOREIGN_HINT.get(fmt, "not an image histo can read")
             raise HistoInputError(f"is {hint}; histo reads {SUPPORTED_FORMATS}", path=path)
     except HistoInputError:
         raise

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from histo.errors import HistoInputError
-from histo.io import check_file, sniff_format
+from histo.files import check_file, sniff_format
 from histo.polygons import polygons_to_labels
 
 logger = logging.getLogger(__name__)

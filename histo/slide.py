@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from histo.errors import HistoInputError
-from histo.io import ImageData, check_file, normalise_axes, normalise_values, read_image, sniff_format
+from histo.files import check_file, sniff_format
+from histo.io import ImageData, normalise_axes, normalise_values, read_image
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,9 @@ Two ways to a type per fiber:
 * **Intensity levels** on ATPase, NADH-TR or SDH: the per-fiber mean optical density falls into
   2 or 3 levels. The number of levels is chosen by the Bayesian information criterion of a 1-D
   Gaussian mixture (1, 2 or 3 components; ``n_types`` fixes it), and fibers are cut at the
-  points where adjacent components' weighted densities cross. Levels are named by stain (and
+  points where adjacent components' weighted densities cross. The mixture is fitted on the
+  counted fibers not flagged dark (a few very dark atrophic fibers would otherwise form a
+  level of their own); they are typed like the others. Levels are named by stain (and
   ATPase pH): NADH/SDH type 1 darkest; ATPase pH 9.4 type 1 lightest; pH 4.3/4.6 type 1
   darkest (Brooke & Kaiser 1970; Dubowitz, *Muscle Biopsy*).
 * **Type channels** on immunofluorescence (one channel per myosin isoform): a fiber is
@@ -182,6 +184,10 @@ def _intensity_signal(fibers: pd.DataFrame, labels: np.ndarray, image: Any) -> n
     return fiber_means(labels, od, fibers["label"].to_numpy())
 
 
+def _flag(fibers: pd.DataFrame, column: str) -> np.ndarray:
+    return fibers[column].fillna(False).to_numpy(dtype=bool)
+
+
 def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: Any, settings, *, stain: str
                 ) -> tuple[pd.Series, dict[str, Any]]:
     """A type per fiber (str, or NA where none can be given) and how it was decided.
@@ -216,10 +222,17 @@ def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: Any, settings, 
     if signal is None or np.isfinite(signal[counted]).sum() < 10:
         return types, {"method": None, "reason": "fewer than 10 counted fibers with a stain "
                        "intensity: types not estimated"}
-    fit = fit_levels(signal[counted], opts.n_types)
+    # the levels are fitted on the counted fibers that are not flagged dark, so that a few
+    # very dark (atrophic) fibers do not become a "type" of their own; they are then assigned
+    # to the darkest level like any other fiber
+    fit_on = counted & np.isfinite(signal)
+    if "is_dark" in fibers and np.count_nonzero(fit_on & ~_flag(fibers, "is_dark")) >= 10:
+        fit_on &= ~_flag(fibers, "is_dark")
+    fit = fit_levels(signal[fit_on], opts.n_types)
     k = fit["n_levels"]
     info: dict[str, Any] = {"method": "intensity levels", "signal": "mean optical density",
-                            "n_levels_chosen_by": "given" if opts.n_types else "BIC", **fit}
+                            "n_levels_chosen_by": "given" if opts.n_types else "BIC",
+                            "n_fibers_fitted": int(fit_on.sum()), **fit}
     if k == 1:
         info["reason"] = ("one intensity level: fiber types are not separable on this slide "
                           "(this is also what a single-type slide looks like)")

@@ -77,7 +77,7 @@ def _chatter(scene: Scene, rng, mult):
     period = rng.uniform(8, 40)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     phase = (yy * np.sin(theta) + xx * np.cos(theta)) * (2 * np.pi / period)
-    mult *= 1.0 + rng.uniform(0.05, 0.25) * np.sin(phase)
+    mult *= 1.0 + rng.uniform(0.03, 0.12) * np.sin(phase)
     return float(period)
 
 
@@ -102,7 +102,7 @@ def illumination_field(shape: tuple[int, int], rng: np.random.Generator) -> np.n
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
     r2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / float(max(h, w) ** 2)
-    field = 1.0 - rng.uniform(0.0, 0.35) * r2
+    field = 1.0 - rng.uniform(0.0, 0.25) * r2
     field += rng.uniform(0.0, 0.06) * smooth_noise(shape, max(h, w) / 2, rng)
     return field.astype(np.float32)
 

@@ -91,15 +91,17 @@ def _load(name: str) -> _Source:
 def _subdivide(labels: np.ndarray, host: int, rng, d: float, gap: float, next_label: int):
     """Replace fiber ``host`` by 2-8 small angular fibers filling its territory.
 
-    The territory is the host plus its side of the surrounding endomysium (pixels nearer to
-    the host than to any other fiber). It is cut by a randomly weighted power diagram into
+    The territory is the host plus its side of the surrounding interstitium (pixels nearer to
+    the host than to any other fiber, up to 0.3 diameters away), so its outline follows the
+    neighbours rather than the host's own round border. It is cut by a randomly weighted power diagram into
     pieces of the planted size; each piece keeps half an endomysium from its siblings and a
     full one from the neighbouring fibers, so the neighbours' convex outlines press concave,
     angular sides into the group. Returns ``(labels, new labels)``.
     """
     h, w = labels.shape
     ys, xs = np.nonzero(labels == host)
-    pad = int(2 * gap + 3)
+    reach = max(2 * gap + 2, 0.3 * d)  # how far the territory may extend beyond the host
+    pad = int(reach + 3)
     y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + 1 + pad)
     x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + 1 + pad)
     win = labels[y0:y1, x0:x1]
@@ -107,7 +109,7 @@ def _subdivide(labels: np.ndarray, host: int, rng, d: float, gap: float, next_la
     others = (win > 0) & ~is_host
     d_host = cv2.distanceTransform((~is_host).astype(np.uint8), cv2.DIST_L2, 3)
     d_other = cv2.distanceTransform((~others).astype(np.uint8), cv2.DIST_L2, 3) if others.any() else np.full(win.shape, 1e3, np.float32)
-    terr = ~others & (d_host <= d_other) & (d_host < 2 * gap + 2)
+    terr = ~others & (d_host <= d_other) & (d_host < reach)
     py, px = np.nonzero(terr)
     pts = np.stack([py, px], 1).astype(np.float32)
     frac = rng.uniform(0.33, 0.57)

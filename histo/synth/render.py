@@ -15,7 +15,7 @@ _LN10 = float(np.log(10.0))
 
 def _white(rng: np.random.Generator) -> np.ndarray:
     """Light through empty glass (R, G, B): near white, tinted, sometimes underexposed."""
-    base = rng.uniform(215, 252)
+    base = rng.uniform(225, 252)
     if rng.random() < 0.15:
         base *= rng.uniform(0.65, 0.9)  # dim camera exposure (like data/real/psr)
     tint = rng.normal(0, 5, 3)

@@ -68,7 +68,7 @@ def _per_fiber(scene: Scene, rng, base, sd) -> np.ndarray:
 
 def he(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
     """H&E: pink fibers, pale endomysium, purple nuclei, basophilic planted fibers."""
-    e_lab = _per_fiber(scene, rng, rng.uniform(0.3, 0.55), 0.08)
+    e_lab = _per_fiber(scene, rng, rng.uniform(0.25, 0.5), 0.08)
     h_lab = np.full(scene.n_labels + 1, rng.uniform(0.0, 0.03), np.float32)
     h_lab[0] = 0
     dark = scene.planted
@@ -99,7 +99,8 @@ def _oxidative(scene: Scene, rng, vector, granular: bool) -> tuple[list, dict]:
     for k, v in levels.items():
         lut[k] = v
     lab = lut[scene.types] * (1 + rng.normal(0, 0.08, scene.n_labels + 1))
-    lab[scene.planted] = rng.uniform(0.95, 1.4) * (1 + rng.normal(0, 0.08, int(scene.planted.sum())))
+    # denervated fibers: darker than even the type 1 fibers
+    lab[scene.planted] = levels[1] * rng.uniform(1.25, 1.7) * (1 + rng.normal(0, 0.08, int(scene.planted.sum())))
     lab[0] = 0
     c = scene.per_label(lab.astype(np.float32))
     shape = scene.labels.shape

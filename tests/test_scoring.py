@@ -242,3 +242,68 @@ def test_bad_inputs_are_input_errors():
         score_slide(fibers, labels.astype(float), None, stain="he", edges=edges)
     with pytest.raises(HistoInputError, match="DataFrame"):
         score_slide(fibers.to_dict(), labels, None, stain="he", edges=edges)
+
+
+# ---------------------------------------------------------------------- with measure_fibers
+def test_measured_disks_give_the_hand_computed_figures():
+    """Disks of chosen diameters, measured by histo.morphometry (min Feret within 1 px)."""
+    from histo.morphometry import measure_fibers
+
+    ps = 0.5
+    chosen_um = [15, 25, 35, 45, 55, 65, 75, 85, 95, 105, 33, 52]   # >= 1 µm from band edges
+    ny, nx, cell = 5, 6, 240
+    labels = np.zeros((ny * cell, nx * cell), np.int32)
+    interior = [(i, j) for i in range(1, ny - 1) for j in range(1, nx - 1)]
+    k = 0
+    for i in range(ny):
+        for j in range(nx):
+            k += 1
+            d_um = chosen_um[interior.index((i, j))] if (i, j) in interior else 50.0
+            rr, cc = disk((i * cell + cell / 2, j * cell + cell / 2), d_um / ps / 2, shape=labels.shape)
+            labels[rr, cc] = k
+    labels = labels[cell // 2: -cell // 2, cell // 2: -cell // 2]   # outer ring cut: edge fibers
+    fibers = measure_fibers(labels, None, pixel_size_um=ps)
+    out, summary = score_slide(fibers, labels, None, ScoringSettings(permutations=0),
+                               stain="he")
+    stats = summary["statistics"]
+    assert stats["n_counted"] == 12
+    d = np.array(chosen_um, float)
+    # AF: 15 -> 3, 25 -> 2, 35 -> 1, 33 -> 1 = 7; HF: 85 -> 1, 95 -> 2, 105 -> 3 = 6
+    assert stats["atrophy_factor"] == pytest.approx(1000 * 7 / 12)
+    assert stats["hypertrophy_factor"] == pytest.approx(1000 * 6 / 12)
+    assert stats["variability_coefficient"] == pytest.approx(1000 * d.std(ddof=1) / d.mean(),
+                                                             rel=0.02)
+    assert stats["min_feret_um"]["mean"] == pytest.approx(d.mean(), abs=0.5)
+    assert summary["grouping"]["adjacency"]["source"].startswith("fiber_adjacency")
+    # the counted disks are small (< 40 µm: 15, 25, 35, 33) but round: none is angular or SAD
+    assert out["is_small"].sum() == 4 and not out["is_sad"].any()
+
+
+def test_real_regenerating_mouse_muscle(real_data):
+    """cn_img01: H&E, no pixel size, many centrally nucleated fibers."""
+    from PIL import Image
+
+    from histo.morphometry import measure_fibers
+
+    import tifffile
+
+    rgb = tifffile.imread(real_data / "he" / "cn_img01.tif")
+    labels = np.array(Image.open(real_data / "he" / "cn_img01_labels.png")).astype(np.int32)
+    fibers = measure_fibers(labels, rgb, stain="he")
+    out, summary = score_slide(fibers, labels, rgb, ScoringSettings(permutations=199),
+                               stain="he")
+    stats = summary["statistics"]
+    assert stats["n_fibers"] == 66 and stats["n_counted"] == 46
+    assert stats["atrophy_factor"] is None and stats["size_unit"] == "px"
+    assert 200 < stats["variability_coefficient"] < 450
+    assert 50 <= summary["nuclei"]["pct_centrally_nucleated"] <= 90
+    assert out.loc[out["counted"], "n_nuclei"].sum() > 46
+    assert "centrally nucleated fibers" in summary["evidence"]["text"]
+    json.dumps(summary)
+
+    assumed = ScoringSettings(permutations=0, assumed_pixel_size_um=0.4)
+    _, summary = score_slide(fibers, labels, rgb, assumed, stain="he")
+    stats = summary["statistics"]
+    assert stats["pixel_size_source"] == "assumed (settings)"
+    assert 30 < stats["min_feret_um"]["median"] < 60
+    assert stats["atrophy_factor"] is not None and stats["density_per_mm2"] > 0

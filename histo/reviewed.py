@@ -1,11 +1,12 @@
-"""A slide's figures after review, recomputed from its result folder alone.
+"""Scoring from result files: a slide's figures after review, and tables without pixels.
 
 A review saved by the napari plugin (:mod:`histo.review`) excludes fibers, confirms or rejects
 SAD calls and may edit the labels. :func:`reviewed_result` applies it to the slide's per-fiber
 table and recomputes the classes, slide statistics, grouping and evidence from the (reviewed)
 labels in the folder, without the original image: fiber types and nuclei need pixels, so
 their per-fiber calls are kept from the first scoring and only their slide figures are
-recounted over the fibers still counted.
+recounted over the fibers still counted. :func:`score_table` (scoring a fiber table without
+the slide's pixels) is shared with the whole-slide path (:mod:`histo.wsi`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,35 @@ log = logging.getLogger(__name__)
 
 #: Columns scoring derives from the measurements (recomputed here, never trusted from before).
 _PIXEL_COLUMNS = ("fiber_type", "n_nuclei", "n_central_nuclei", "is_centrally_nucleated")
+
+
+class _PixelSize:
+    """Stand-in image for :func:`histo.scoring.score_slide` when only the pixel size is known
+    (nuclei and type channels are then read elsewhere or not at all)."""
+
+    def __init__(self, pixel_size_um: float | None, path=None):
+        self.pixel_size_um, self.path = pixel_size_um, path
+
+
+def score_table(fibers: pd.DataFrame, shape_yx, *, pixel_size_um: float | None, stain: str,
+                settings, edges: np.ndarray, tissue_area_um2: float | None = None,
+                labels: np.ndarray | None = None, path=None) -> tuple[pd.DataFrame, dict]:
+    """Score a fiber table without the slide's pixels (whole slides, reviewed tables).
+
+    Runs :func:`histo.scoring.score_slide` with nuclei and fiber typing switched off (they
+    need pixels) and the adjacency ``edges`` given. ``labels`` is only used for the density
+    area when ``tissue_area_um2`` is None; without it an all-zero view of ``shape_yx`` (no
+    memory) stands in, so pass ``tissue_area_um2`` then.
+    """
+    from histo.scoring import score_slide
+
+    if labels is None:
+        labels = np.broadcast_to(np.zeros((), np.uint32), tuple(int(s) for s in shape_yx))
+    off = settings.replace(nuclei={"enabled": False}, fiber_types={"enabled": False})
+    out, part = score_slide(fibers, labels, _PixelSize(pixel_size_um, path), off, stain=stain,
+                            edges=edges, tissue_area_um2=tissue_area_um2)
+    part["settings"] = settings.to_dict()
+    return out, part
 
 
 def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.DataFrame,
@@ -49,7 +79,6 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
     from histo.adjacency import fiber_adjacency, gap_in_pixels
     from histo.evidence import build_evidence
     from histo.settings import ScoringSettings
-    from histo.wsi import score_table
 
     settings = ScoringSettings.from_dict(summary.get("settings") or {})
     ps = slide.get("pixel_size_um") or (summary.get("statistics") or {}).get("pixel_size_um")

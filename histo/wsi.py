@@ -183,35 +183,6 @@ def _labels_store(path: Path, shape_yx, chunk_px: int = 1024):
 
 
 
-class _PixelSize:
-    """Stand-in image for :func:`histo.scoring.score_slide` when only the pixel size is known
-    (nuclei and type channels are then read elsewhere or not at all)."""
-
-    def __init__(self, pixel_size_um: float | None, path=None):
-        self.pixel_size_um, self.path = pixel_size_um, path
-
-
-def score_table(fibers: pd.DataFrame, shape_yx, *, pixel_size_um: float | None, stain: str,
-                settings, edges: np.ndarray, tissue_area_um2: float | None = None,
-                labels: np.ndarray | None = None, path=None) -> tuple[pd.DataFrame, dict]:
-    """Score a fiber table without the slide's pixels (whole slides, reviewed tables).
-
-    Runs :func:`histo.scoring.score_slide` with nuclei and fiber typing switched off (they
-    need pixels) and the adjacency ``edges`` given. ``labels`` is only used for the density
-    area when ``tissue_area_um2`` is None; without it an all-zero view of ``shape_yx`` (no
-    memory) stands in, so pass ``tissue_area_um2`` then.
-    """
-    from histo.scoring import score_slide
-
-    if labels is None:
-        labels = np.broadcast_to(np.zeros((), np.uint32), tuple(int(s) for s in shape_yx))
-    off = settings.replace(nuclei={"enabled": False}, fiber_types={"enabled": False})
-    out, part = score_slide(fibers, labels, _PixelSize(pixel_size_um, path), off, stain=stain,
-                            edges=edges, tissue_area_um2=tissue_area_um2)
-    part["settings"] = settings.to_dict()
-    return out, part
-
-
 def _plane(thumb: np.ndarray, axes: str, channel: int | None) -> tuple[np.ndarray, str]:
     if axes == "CYX":
         return thumb[channel or 0], "YX"
@@ -245,7 +216,7 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
     from histo.adjacency import gap_in_pixels
     from histo.io import open_slide
     from histo.settings import ScoringSettings
-    from histo.wsi_tiles import halo_px, measure_tiles, segment_tiles
+    from histo.wsi_tiles import halo_px, measure_tiles, segment_tiles, signal_reference
 
     path, out_dir = Path(path), Path(out_dir)
     settings = params.settings or ScoringSettings()
@@ -258,7 +229,8 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
                                   f"the fiber membrane with --channel N", path=path)
         channel = 0
     thumb = slide.thumbnail(THUMBNAIL_PX)
-    tissue = detect_tissue(*_plane(thumb, slide.axes, channel))
+    plane, plane_axes = _plane(thumb, slide.axes, channel)
+    tissue = detect_tissue(plane, axes=plane_axes)
     if not tissue.any():
         raise HistoInputError("no tissue found on the slide (blank or out-of-focus scan?)",
                               path=path)
@@ -295,8 +267,11 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
         fibers, edges = measure_tiles(labels, source, tissue_mask=tissue, pixel_size_um=ps,
                                       stain=stain, channel=channel, gap_px=gap,
                                       tile_px=MEASURE_TILE_PX, halo_px=halo,
+                                      signal_ref=signal_reference(thumb, stain, channel),
                                       progress=steps.part(1), polygons=polygons)
         tissue_um2 = float(tissue.mean()) * shape_yx[0] * shape_yx[1] * ps ** 2 if ps else None
+        from histo.reviewed import score_table
+
         scored, part = score_table(fibers, shape_yx, pixel_size_um=ps, stain=stain,
                                    settings=settings, edges=edges, tissue_area_um2=tissue_um2,
                                    path=path)
@@ -376,13 +351,31 @@ def write_wsi_outputs(out_dir: Path, *, labels, fibers: pd.DataFrame, summary: d
         _to_parquet(fibers, tmp / "fibers.parquet")
         (tmp / "summary.json").write_text(text + "\n", encoding="utf-8")
         write_labels_pyramid(tmp / "labels.tif", labels, pixel_size_um=pixel_size_um)
-        geo = fibers_geojson(None, fibers, polygons)
-        (tmp / "fibers.geojson").write_text(json.dumps(geo, separators=(",", ":")))
+        _write_geojson(tmp / "fibers.geojson", fibers, polygons, fibers_geojson)
         write_roi_zip(tmp / "rois.zip", polygons, fibers)
         display = np.moveaxis(thumbnail, 0, -1)[..., channel or 0] if axes == "CYX" else thumbnail
         overlay = render_overlay(labels, fibers, display)
         Image.fromarray(overlay).save(tmp / "overlay.png")
     return out_dir
+
+
+def _write_geojson(path: Path, fibers: pd.DataFrame, polygons: dict, fibers_geojson,
+                   chunk: int = 2000) -> None:
+    """The QuPath GeoJSON of :func:`histo.export.fibers_geojson`, streamed in chunks of
+    fibers so that a slide's hundred thousand outlines never sit in memory as JSON at once."""
+    import json
+
+    labels = list(polygons)
+    by_label = fibers.set_index("label", drop=False)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write('{"type":"FeatureCollection","features":[')
+        for i in range(0, len(labels), chunk):
+            part = labels[i:i + chunk]
+            sub = by_label.loc[by_label.index.intersection(part)].reset_index(drop=True)
+            geo = fibers_geojson(None, sub, {k: polygons[k] for k in part})
+            for j, feature in enumerate(geo["features"]):
+                fh.write(("," if i or j else "") + json.dumps(feature, separators=(",", ":")))
+        fh.write("]}")
 
 
 def _to_parquet(fibers: pd.DataFrame, path: Path) -> None:

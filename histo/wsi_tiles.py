@@ -34,6 +34,46 @@ def mask_region(mask: np.ndarray, shape_yx: tuple[int, int], ys: slice, xs: slic
     return mask[np.ix_(yy, xx)]
 
 
+def signal_reference(sample, stain: str, channel: int | None) -> dict:
+    """Slide-wide constants of the darkness signal, estimated once from a (thumbnail) sample.
+
+    Brightfield: the white level ``I0`` of the glass (:func:`histo.stain.estimate_background`),
+    so every tile's optical density uses the same reference; fluorescence: the 99.5th
+    percentile of the channel (darkness, a robust z-score, does not depend on this scale).
+    """
+    from histo.stain import estimate_background, image_layout
+
+    arr, axes = image_layout(sample)
+    if axes == "CYX":
+        arr = arr[channel or 0]
+    if stain == "if" and axes != "YXS":
+        return {"top": float(np.percentile(arr, 99.5)) or 1.0}
+    if stain == "if":
+        plane = arr[..., channel] if channel is not None else arr.mean(axis=-1)
+        return {"top": float(np.percentile(plane, 99.5)) or 1.0}
+    return {"background": estimate_background(arr)}
+
+
+def tile_signal(pixels: np.ndarray, stain: str, channel: int | None, ref: dict) -> np.ndarray:
+    """The darkness signal of :func:`histo.stain.darkness_signal` for one tile, with the
+    slide-wide constants of :func:`signal_reference` instead of per-tile estimates."""
+    from histo.stain import deconvolve_he, image_layout, optical_density
+
+    arr, axes = image_layout(pixels)
+    if axes == "CYX":
+        arr, axes = arr[channel or 0], "YX"
+    if "top" in ref:
+        plane = arr if axes == "YX" else (arr[..., channel] if channel is not None
+                                          else arr.mean(axis=-1))
+        return np.asarray(plane, np.float32) / np.float32(ref["top"])
+    if axes == "YX":
+        return optical_density(arr, background=ref["background"])
+    if stain == "he":
+        return deconvolve_he(arr[..., :3], background=ref["background"])[0]
+    return optical_density(arr[..., :3], background=ref["background"]).sum(axis=-1,
+                                                                          dtype=np.float32)
+
+
 def segment_tiles(source, out, *, tissue_mask, pixel_size_um: float | None, stain: str,
                   channel: int | None, method: str, tile_px: int, halo_px: int,
                   progress: Callable[[int, int], None] | None = None) -> int:
@@ -70,13 +110,16 @@ def segment_tiles(source, out, *, tissue_mask, pixel_size_um: float | None, stai
 
 def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, stain: str,
                   channel: int | None, gap_px: int, tile_px: int, halo_px: int,
+                  signal_ref: dict | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   polygons: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Measure every fiber of an on-disk label array once, tile by tile.
 
     A fiber is measured by the tile that owns it, on the tile's labels and pixels with a
     halo (so its neighbours and the tissue edge are in view); positions are shifted to the
-    slide's grid. Adjacency edges are gathered the same way.
+    slide's grid. Adjacency edges are gathered the same way. ``mean_od`` uses slide-wide
+    constants (``signal_ref`` from :func:`signal_reference`, estimated from ``source`` when
+    None) and ``darkness`` is the robust z-score against all the slide's non-edge fibers.
 
     ``polygons``, when given a dict, receives each fiber's outline (``(x, y)`` pixel-corner
     vertices on the slide's grid, :func:`histo.polygons.label_polygons`).
@@ -91,8 +134,14 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
     from histo.adjacency import fiber_adjacency
     from histo.morphometry import measure_fibers, robust_z
 
+    from scipy import ndimage as ndi
+
     shape_yx = tuple(int(s) for s in labels.shape)
     cyx = len(source.shape) == 3 and source.shape[0] < min(source.shape[1:])
+    if signal_ref is None:
+        step = max(1, int(math.ceil(math.sqrt(shape_yx[0] * shape_yx[1] / 4e6))))
+        sample = source[:, ::step, ::step] if cyx else source[::step, ::step]
+        signal_ref = signal_reference(np.asarray(sample), stain, channel)
     tiles = tiling.tile_cover(shape_yx, tile_px, halo_px)
     tables, edges = [], []
     for i, tile in enumerate(tiles):
@@ -102,11 +151,13 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
             region = source[(slice(None), *tile.outer)] if cyx else source[tile.outer]
             tissue = (mask_region(tissue_mask, shape_yx, *tile.outer)
                       if tissue_mask is not None else None)
-            table = measure_fibers(lab, np.asarray(region), pixel_size_um=pixel_size_um,
-                                   stain=stain, channel=channel if cyx else None,
-                                   tissue_mask=tissue,
-                                   max_gap_um=gap_px * (pixel_size_um or 1.0))
-            table = table[table["label"].isin(owned)]
+            pixels = np.asarray(region)
+            table = measure_fibers(lab, None, pixel_size_um=pixel_size_um, stain=stain,
+                                   tissue_mask=tissue, max_gap_um=gap_px * (pixel_size_um or 1.0))
+            table = table[table["label"].isin(owned)].copy()
+            signal = tile_signal(pixels, stain, channel if cyx else None, signal_ref)
+            table["mean_od"] = ndi.mean(signal.astype(np.float64), labels=lab,
+                                        index=table["label"].to_numpy())
             tables.append(_shift(table, tile.outer[0].start, tile.outer[1].start, pixel_size_um))
             if polygons is not None:
                 from histo.polygons import label_polygons

@@ -1,11 +1,20 @@
 """histo: myofiber morphometry for muscle biopsies.
 
-Pure functions over arrays and tables; no Qt or napari is imported here.
-The public API grows as modules land; see ``docs/architecture.md``.
+Pure functions over arrays and tables; no Qt or napari is imported here. The public API is
+listed in ``__all__`` and imported lazily, so ``import histo`` stays fast and does not load
+torch until segmentation is used.
+
+Examples
+--------
+>>> import histo
+>>> image = histo.read_image("slide.tif", pixel_size_um=0.5)          # doctest: +SKIP
+>>> labels = histo.segment_image(image, stain="he")                   # doctest: +SKIP
+>>> fibers = histo.measure_fibers(labels, image.pixels, pixel_size_um=0.5)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 from histo.errors import HistoError, HistoInputError
@@ -15,4 +24,38 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["HistoError", "HistoInputError", "__version__"]
+#: public name -> module that defines it
+_PUBLIC = {
+    "ImageData": "histo.io",
+    "read_image": "histo.io",
+    "open_slide": "histo.io",
+    "read_labels": "histo.masks",
+    "validate_labels": "histo.masks",
+    "measure_fibers": "histo.morphometry",
+    "fiber_adjacency": "histo.adjacency",
+    "guess_stain": "histo.stain",
+    "ScoringSettings": "histo.settings",
+    "score_slide": "histo.scoring",
+    "segment_image": "histo.segment",
+    "match_labels": "histo.evaluate",
+    "write_slide_outputs": "histo.export",
+    "analyze": "histo.pipeline",
+    "measure_file": "histo.pipeline",
+    "score_file": "histo.pipeline",
+    "SlideResult": "histo.pipeline",
+}
+
+__all__ = ["HistoError", "HistoInputError", "__version__", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'histo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -154,7 +154,9 @@ def _text(stats, grouping, types, nuclei, settings) -> str:
         dubowitz.insert(0, "atrophy and hypertrophy factors not computed (no pixel size)")
     parts.append(", ".join(dubowitz))
     if types.get("types") and types.get("per_type"):
-        shares = " / ".join(f"type {k} {100 * v['fraction']:.0f}%"
+        plain = {"negative", "hybrid", "light", "intermediate", "dark", "uniform"}
+        shares = " / ".join(f"{'' if k in plain else 'type '}{k} "
+                            f"{100 * v['fraction']:.0f}%"
                             for k, v in types["per_type"].items() if v.get("fraction") is not None)
         t = f"fiber types {shares}"
         if "n_enclosed" in types:

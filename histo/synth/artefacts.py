@@ -111,6 +111,11 @@ def finish_brightfield(img: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
     """Illumination, blur, noise and JPEG on a float RGB image in 0-255; returns uint8."""
     info: dict = {}
     img = img * illumination_field(img.shape[:2], rng)[..., None]
+    # camera colour processing: saturation varies between scanners and microscope cameras
+    sat = float(rng.uniform(0.7, 1.15))
+    grey = img.mean(-1, keepdims=True)
+    img = grey + sat * (img - grey)
+    info["saturation"] = sat
     if rng.random() < 0.6:
         sigma = float(rng.uniform(0.3, 1.3))
         img = cv2.GaussianBlur(img, (0, 0), sigma)

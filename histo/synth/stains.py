@@ -22,8 +22,8 @@ EOSIN = (0.17, 0.92, 0.36)
 FORMAZAN_NADH = (0.68, 0.70, 0.22)
 FORMAZAN_SDH = (0.58, 0.76, 0.29)
 COBALT_SULFIDE = (0.54, 0.58, 0.61)
-PARAROSANILINE = (0.32, 0.66, 0.68)
-PICRIC_ACID = (0.18, 0.42, 0.89)
+PARAROSANILINE = (0.28, 0.58, 0.76)
+PICRIC_ACID = (0.15, 0.38, 0.91)
 SIRIUS_RED = (0.17, 0.64, 0.75)
 
 
@@ -147,7 +147,7 @@ def atpase(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
 
 def esterase(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
     """Non-specific esterase: pale red-brown fibers, dark denervated (planted) fibers."""
-    base = rng.uniform(0.12, 0.3)
+    base = rng.uniform(0.15, 0.35)
     lab = base * np.where(scene.types == 1, 1.15, 1.0) * (1 + rng.normal(0, 0.1, scene.n_labels + 1))
     lab[scene.planted] = rng.uniform(0.7, 1.2)
     lab[0] = 0
@@ -159,17 +159,23 @@ def esterase(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
 
 
 def psr(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
-    """Picrosirius red: yellow fibers, red collagen in endomysium and perimysium."""
-    y_lab = _per_fiber(scene, rng, rng.uniform(0.15, 0.35), 0.08)
+    """Picrosirius red: yellow-olive fibers, red collagen lining every fiber and in perimysium."""
+    y_lab = _per_fiber(scene, rng, rng.uniform(0.1, 0.25), 0.08)
     yellow = scene.per_label(y_lab)
     streaks = smooth_noise(scene.labels.shape, rng.uniform(1.5, 3.0), rng)
     yellow *= 1 + 0.12 * streaks
-    yellow += 0.5 * _interstitium(scene, rng, 0.1, 0.1)
-    red = _interstitium(scene, rng, rng.uniform(0.4, 1.1), rng.uniform(0.5, 1.2))
-    # collagen hugs the fiber surfaces: a thin red rim even where fibers nearly touch
-    rim = np.exp(-np.abs(scene.din - 0.5) / 0.8) * scene.fg * rng.uniform(0.1, 0.4)
-    red += rim
-    return [(jitter_vector(PICRIC_ACID, rng, 0.03), yellow), (jitter_vector(SIRIUS_RED, rng), red)], {}
+    grey = scene.fg * rng.uniform(0.0, 0.04)  # unstained tissue absorbance: olive, not gold
+    # collagen: crisp along the fiber surfaces (endomysium), fibrous in wide connective tissue
+    inter = scene.tissue & ~scene.fg
+    line_w = rng.uniform(1.0, 2.5)
+    red = np.where(inter, rng.uniform(1.0, 2.0) * np.exp(-(scene.dout - 1) / line_w), 0.0).astype(np.float32)
+    red += _interstitium(scene, rng, rng.uniform(0.05, 0.3), rng.uniform(0.4, 1.1))
+    red += np.exp(-np.abs(scene.din - 0.5) / 0.6) * scene.fg * rng.uniform(0.05, 0.25)
+    return [
+        (jitter_vector(PICRIC_ACID, rng, 0.03), yellow),
+        (jitter_vector(SIRIUS_RED, rng), red),
+        (np.full(3, 1 / np.sqrt(3), np.float32), grey),
+    ], {}
 
 
 BRIGHTFIELD = {"he": he, "nadh": nadh, "sdh": sdh, "atpase": atpase, "esterase": esterase, "psr": psr}

@@ -42,8 +42,15 @@ from scipy import ndimage as ndi
 
 from histo.adjacency import degree, fiber_adjacency, gap_in_pixels
 from histo.errors import HistoInputError
-from histo.feret import convex_hull_xy, feret_diameters_px, lattice_area_px
-from histo.shape import outer_contours, outline_measures
+from histo._ragged import offsets_from_lengths
+from histo.feret import convex_hull_xy, feret_diameters_batch, lattice_areas_px
+from histo.shape import (
+    MIN_SHAPE_AREA_PX,
+    angularity_batch,
+    main_outline,
+    outer_contours,
+    outline_lengths_batch,
+)
 from histo.stain import STAINS, darkness_signal, guess_stain, image_layout
 
 log = logging.getLogger(__name__)
@@ -254,23 +261,36 @@ def robust_z(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndar
 
 # ------------------------------------------------------------------ per-fiber outlines
 def _outline_measures(work: np.ndarray, slices: list) -> dict[str, np.ndarray]:
-    """Area, centroid, perimeter, Feret, convex area and angularity of fibers 1..n of ``work``."""
+    """Area, centroid, perimeter, Feret, convex area and angularity of fibers 1..n of ``work``.
+
+    One short loop per fiber does the OpenCV work on its bounding box (moments, contour
+    tracing, convex hull); everything else runs on all fibers at once.
+    """
     n = len(slices)
-    out = {k: np.empty(n) for k in ("area", "cy", "cx", "perimeter", "min_feret", "max_feret",
-                                    "convex_area", "angularity")}
+    area, cy, cx = np.empty(n), np.empty(n), np.empty(n)
+    chains, chain_fiber, mains, hulls = [], [], [], []
     for i, sl in enumerate(slices):
         crop = work[sl] == (i + 1)
         m = cv2.moments(crop.view(np.uint8), binaryImage=True)
-        area = m["m00"]
-        chains = outer_contours(crop)
-        hull = convex_hull_xy(np.vstack(chains))
-        out["area"][i] = area
-        out["cy"][i] = m["m01"] / area + sl[0].start
-        out["cx"][i] = m["m10"] / area + sl[1].start
-        out["perimeter"][i], out["angularity"][i] = outline_measures(chains, area)
-        out["min_feret"][i], out["max_feret"][i] = feret_diameters_px(hull)
-        out["convex_area"][i] = lattice_area_px(hull)
-    return out
+        area[i] = m["m00"]
+        cy[i] = m["m01"] / m["m00"] + sl[0].start
+        cx[i] = m["m10"] / m["m00"] + sl[1].start
+        found = outer_contours(crop)
+        chains.extend(found)
+        chain_fiber.extend([i] * len(found))
+        mains.append(main_outline(found))
+        hulls.append(convex_hull_xy(found[0] if len(found) == 1 else np.concatenate(found)))
+    hull_offsets = offsets_from_lengths([len(h) for h in hulls])
+    hull_xy = np.concatenate(hulls)
+    min_feret, max_feret = feret_diameters_batch(hull_xy, hull_offsets)
+    lengths = outline_lengths_batch(np.concatenate(chains),
+                                    offsets_from_lengths([len(c) for c in chains]))
+    perimeter = np.bincount(np.asarray(chain_fiber), weights=lengths, minlength=n)
+    angular = angularity_batch(np.concatenate(mains), offsets_from_lengths([len(c) for c in mains]))
+    angular[area < MIN_SHAPE_AREA_PX] = np.nan
+    return {"area": area, "cy": cy, "cx": cx, "perimeter": perimeter, "min_feret": min_feret,
+            "max_feret": max_feret, "convex_area": lattice_areas_px(hull_xy, hull_offsets),
+            "angularity": angular}
 
 
 # ------------------------------------------------------------------ whole-image passes

@@ -1,7 +1,9 @@
-"""Contour-based shape measures of one fiber: outline, perimeter, angularity.
+"""Contour-based shape measures of fibers: outline, perimeter, angularity.
 
 Contours are the 8-connected chains of boundary pixel centres that ``cv2.findContours``
-traces, in ``(x, y)`` = ``(col, row)`` pixel coordinates.
+traces, in ``(x, y)`` = ``(col, row)`` pixel coordinates. The ``*_batch`` functions take many
+chains stored end to end (:mod:`histo._ragged`) and compute all of them in a few vectorised
+passes; the single-chain functions are the same computation for one chain.
 
 Perimeter
 ---------
@@ -46,6 +48,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from histo._ragged import (
+    next_index,
+    offsets_from_lengths,
+    prev_index,
+    segment_ids,
+    segment_sum,
+)
+
 #: Below this many pixels, angularity is NaN (corners cannot be resolved).
 MIN_SHAPE_AREA_PX = 16
 
@@ -82,39 +92,20 @@ def outer_contours(mask: np.ndarray) -> list[np.ndarray]:
     return [c.reshape(-1, 2).astype(np.float64) - 1.0 for c in found]
 
 
-def _arc(chain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The closed polyline (first point repeated) and its cumulative arc length."""
-    closed = np.concatenate([chain, chain[:1]])
-    d = closed[1:] - closed[:-1]
-    s = np.empty(len(closed))
-    s[0] = 0.0
-    np.cumsum(np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2), out=s[1:])
-    return closed, s
-
-
-def _sample(closed: np.ndarray, s: np.ndarray, n: int) -> np.ndarray:
-    """``n`` points equally spaced along the closed polyline."""
-    t = np.arange(n) * (s[-1] / n)
-    out = np.empty((n, 2))
-    out[:, 0] = np.interp(t, s, closed[:, 0])
-    out[:, 1] = np.interp(t, s, closed[:, 1])
-    return out
-
-
-def _smooth_closed(pts: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing (``sigma`` in samples) of a closed sequence of points."""
-    n = len(pts)
-    radius = int(4.0 * sigma + 0.5)
-    if radius < 1:
-        return pts
-    x = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (x / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.take(pts, np.arange(-radius, n + radius) % n, axis=0)
-    out = np.empty_like(pts)
-    out[:, 0] = np.convolve(padded[:, 0], kernel, mode="valid")
-    out[:, 1] = np.convolve(padded[:, 1], kernel, mode="valid")
-    return out
+def outline_lengths_batch(chains: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Bias-corrected length of each closed outline (corner-count length + pi; module doc)."""
+    c = np.asarray(chains, dtype=np.float64).reshape(-1, 2)
+    if len(offsets) < 2:
+        return np.zeros(0)
+    step = c[next_index(offsets)] - c
+    diagonal = (step[:, 0] != 0) & (step[:, 1] != 0)
+    code = (step[:, 0] + 1) * 3 + (step[:, 1] + 1)  # the 8 directions as distinct numbers
+    corner = code != code[prev_index(offsets)]
+    w_even, w_odd, w_corner = CHAIN_WEIGHTS
+    per_step = np.where(diagonal, w_odd, w_even) + w_corner * corner
+    length = segment_sum(per_step, offsets)
+    length[np.diff(offsets) < 2] = 0.0  # a single pixel: no steps
+    return length + np.pi
 
 
 def outline_length_px(chain: np.ndarray) -> float:
@@ -131,15 +122,7 @@ def outline_length_px(chain: np.ndarray) -> float:
     True
     """
     chain = np.asarray(chain, dtype=np.float64).reshape(-1, 2)
-    if len(chain) < 2:
-        return float(np.pi)
-    step = np.concatenate([chain[1:], chain[:1]]) - chain
-    diagonal = (step[:, 0] != 0) & (step[:, 1] != 0)
-    code = (step[:, 0] + 1) * 3 + (step[:, 1] + 1)  # 8 directions as distinct integers
-    corners = np.count_nonzero(code != np.concatenate([code[-1:], code[:-1]]))
-    n_odd = int(np.count_nonzero(diagonal))
-    w_even, w_odd, w_corner = CHAIN_WEIGHTS
-    return float(w_even * (len(step) - n_odd) + w_odd * n_odd + w_corner * corners + np.pi)
+    return float(outline_lengths_batch(chain, np.array([0, len(chain)]))[0])
 
 
 def perimeter_px(chains: list[np.ndarray]) -> float:
@@ -149,38 +132,79 @@ def perimeter_px(chains: list[np.ndarray]) -> float:
 
 _N = ANGULARITY_SAMPLES
 _M = int(round(ANGULARITY_SAMPLES * ANGULARITY_WINDOW_FRACTION))
-_PREV = (np.arange(_N) - _M) % _N
-_NEXT = (np.arange(_N) + _M) % _N
 #: Turn of a circle at the corner scale: 360 deg / 12.
 CIRCLE_TURN = 2 * np.pi * _M / _N
 
 
-def _turns_from_arc(closed: np.ndarray, s: np.ndarray) -> np.ndarray:
-    pts = _sample(closed, s, _N)
-    if s[-1] > 0:
-        pts = _smooth_closed(pts, ANGULARITY_SIGMA_PX * _N / s[-1])
-    a = pts - pts[_PREV]
-    b = pts[_NEXT] - pts
-    turn = np.arctan2(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0], a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1])
-    nxt = np.concatenate([pts[1:], pts[:1]])
-    orientation = np.sum(pts[:, 0] * nxt[:, 1] - nxt[:, 0] * pts[:, 1])
-    return turn if orientation >= 0 else -turn
+def corner_turns_batch(chains: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Turn (radians, convex > 0) at the ``N`` resampled points of each outline (module doc).
+
+    Returns
+    -------
+    (n, N) float array
+    """
+    c = np.asarray(chains, dtype=np.float64).reshape(-1, 2)
+    n = len(offsets) - 1
+    if n <= 0:
+        return np.zeros((0, _N))
+    sid = segment_ids(offsets)
+    starts = offsets[:-1]
+    seg = c[next_index(offsets)] - c
+    seg_len = np.hypot(seg[:, 0], seg[:, 1])
+    cum = np.cumsum(seg_len)
+    total = cum[offsets[1:] - 1] - np.concatenate([[0.0], cum])[starts]
+    s_local = cum - seg_len - (cum - seg_len)[starts][sid]  # arc length at each vertex
+    # one sorted key for all outlines: outline i occupies [base_i, base_i + total_i]
+    base = np.concatenate([[0.0], np.cumsum(total + 1.0)[:-1]])
+    t = (np.arange(_N) / _N)[None, :] * total[:, None]  # (n, N) arc positions
+    pos = np.searchsorted(s_local + base[sid], (t + base[:, None]).ravel(), side="right") - 1
+    pos = np.maximum(pos, np.repeat(starts, _N))  # guard float ties at an outline start
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(seg_len[pos] > 0, (t.ravel() - s_local[pos]) / seg_len[pos], 0.0)
+    pts = (c[pos] + frac[:, None] * seg[pos]).reshape(n, _N, 2)
+    # Gaussian smoothing along each closed outline, sigma in samples = sigma_px * N / L
+    sigma = ANGULARITY_SIGMA_PX * _N / np.maximum(total, 1e-9)
+    freq = np.fft.rfftfreq(_N)  # cycles per sample
+    gain = np.exp(-2.0 * (np.pi * freq[None, :] * sigma[:, None]) ** 2)
+    pts = np.fft.irfft(np.fft.rfft(pts, axis=1) * gain[:, :, None], n=_N, axis=1)
+    a = pts - np.roll(pts, _M, axis=1)
+    b = np.roll(pts, -_M, axis=1) - pts
+    turn = np.arctan2(a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+                      a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1])
+    nxt = np.roll(pts, -1, axis=1)
+    orientation = np.sum(pts[..., 0] * nxt[..., 1] - nxt[..., 0] * pts[..., 1], axis=1)
+    return turn * np.where(orientation >= 0, 1.0, -1.0)[:, None]
+
+
+def angularity_from_turns(turn: np.ndarray) -> np.ndarray:
+    """Angularity of each row of corner turns: mean score of the two sharpest corners."""
+    turn = np.array(turn, dtype=np.float64, ndmin=2)
+    rows = np.arange(len(turn))
+    scores = np.zeros(len(turn))
+    offsets = np.arange(-_M, _M + 1)
+    for _ in range(ANGULARITY_CORNERS):
+        i = np.argmax(turn, axis=1)
+        scores += np.clip((turn[rows, i] - CIRCLE_TURN) / (np.pi - CIRCLE_TURN), 0.0, 1.0)
+        turn[rows[:, None], (i[:, None] + offsets[None, :]) % _N] = -np.inf
+    return scores / ANGULARITY_CORNERS
+
+
+def angularity_batch(chains: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Angularity of each outline (module docstring); NaN for outlines under 4 points."""
+    out = np.full(len(offsets) - 1, np.nan)
+    ok = np.diff(offsets) >= 4
+    if ok.any():
+        c = np.asarray(chains, dtype=np.float64).reshape(-1, 2)
+        keep = np.repeat(ok, np.diff(offsets))
+        sub_offsets = offsets_from_lengths(np.diff(offsets)[ok])
+        out[ok] = angularity_from_turns(corner_turns_batch(c[keep], sub_offsets))
+    return out
 
 
 def corner_turns(chain: np.ndarray) -> np.ndarray:
-    """Turn (radians, convex > 0) at each of the resampled outline points (see module doc)."""
-    return _turns_from_arc(*_arc(np.asarray(chain, dtype=np.float64).reshape(-1, 2)))
-
-
-def _angularity_from_turns(turn: np.ndarray) -> float:
-    turn = turn.copy()
-    scores = []
-    for _ in range(ANGULARITY_CORNERS):
-        i = int(np.argmax(turn))
-        scores.append(turn[i])
-        turn[np.arange(i - _M, i + _M + 1) % _N] = -np.inf
-    scores = np.clip((np.asarray(scores) - CIRCLE_TURN) / (np.pi - CIRCLE_TURN), 0.0, 1.0)
-    return float(scores.mean())
+    """Turn (radians, convex > 0) at each of the resampled points of one outline."""
+    chain = np.asarray(chain, dtype=np.float64).reshape(-1, 2)
+    return corner_turns_batch(chain, np.array([0, len(chain)]))[0]
 
 
 def angularity_from_chain(chain: np.ndarray) -> float:
@@ -192,24 +216,19 @@ def angularity_from_chain(chain: np.ndarray) -> float:
     >>> round(angularity_from_chain(outer_contours(square)[0]), 1)
     0.4
     """
-    return _angularity_from_turns(corner_turns(chain))
+    chain = np.asarray(chain, dtype=np.float64).reshape(-1, 2)
+    return float(angularity_batch(chain, np.array([0, len(chain)]))[0])
 
 
-def outline_measures(chains: list[np.ndarray], area_px: float) -> tuple[float, float]:
-    """(perimeter_px, angularity) of a fiber from its outer outlines.
-
-    The angularity is that of the largest outline; NaN below :data:`MIN_SHAPE_AREA_PX`.
-    """
-    perimeter = perimeter_px(chains)
-    if area_px < MIN_SHAPE_AREA_PX or not chains:
-        return perimeter, float("nan")
-    main = chains[0] if len(chains) == 1 else max(
-        chains, key=lambda c: abs(cv2.contourArea(c.astype(np.float32))))
-    if len(main) < 4:
-        return perimeter, float("nan")
-    return perimeter, angularity_from_chain(main)
+def main_outline(chains: list[np.ndarray]) -> np.ndarray:
+    """The outline of the largest piece (by enclosed area) of a fiber."""
+    if len(chains) == 1:
+        return chains[0]
+    return max(chains, key=lambda c: abs(cv2.contourArea(c.astype(np.float32))))
 
 
 def angularity(chains: list[np.ndarray], area_px: float) -> float:
     """Angularity of a fiber: that of its largest outer outline; NaN when too small."""
-    return outline_measures(chains, area_px)[1]
+    if area_px < MIN_SHAPE_AREA_PX or not chains:
+        return float("nan")
+    return angularity_from_chain(main_outline(chains))

@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
 
+from histo._ragged import offsets_from_lengths
 from histo.feret import (
+    caliper_widths,
     calipers,
     convex_hull_xy,
+    feret_diameters_batch,
     feret_diameters_px,
     lattice_area_px,
-    pixel_outline_hull,
+    lattice_areas_px,
 )
 
 RNG = np.random.default_rng(7)
@@ -104,9 +107,34 @@ def test_axis_aligned_square_is_exact():
     assert dmin == 12.0
 
 
-def test_pixel_outline_hull_is_edge_midpoints():
-    hull = pixel_outline_hull(np.array([[0, 0]]))
-    assert sorted(map(tuple, hull.tolist())) == [(-0.5, 0.0), (0.0, -0.5), (0.0, 0.5), (0.5, 0.0)]
+@pytest.mark.parametrize("seed", range(6))
+def test_pixel_outline_equals_explicit_edge_midpoint_hull(seed):
+    """The analytic Minkowski sum matches calipers on the hull of the pixel-edge midpoints."""
+    rng = np.random.default_rng(seed)
+    pts = rng.integers(0, 12 + 10 * seed, size=(rng.integers(1, 30), 2))
+    hull = convex_hull_xy(pts)
+    mids = (hull[:, None, :] + np.array([[0.5, 0], [0, 0.5], [-0.5, 0], [0, -0.5]])).reshape(-1, 2)
+    want = _brute_widths(mids)
+    got = feret_diameters_px(hull)
+    assert got[0] == pytest.approx(want[0], rel=1e-3, abs=1e-3)
+    assert got[1] == pytest.approx(want[1], rel=1e-12)
+
+
+def test_batch_equals_one_by_one():
+    rng = np.random.default_rng(9)
+    hulls = [convex_hull_xy(rng.integers(0, 40, size=(rng.integers(1, 40), 2))) for _ in range(30)]
+    offsets = offsets_from_lengths([len(h) for h in hulls])
+    stacked = np.concatenate(hulls)
+    lo, hi = feret_diameters_batch(stacked, offsets)
+    areas = lattice_areas_px(stacked, offsets)
+    for i, h in enumerate(hulls):
+        assert (lo[i], hi[i]) == pytest.approx(feret_diameters_px(h))
+        assert areas[i] == lattice_area_px(h)
+    # clockwise input is handled
+    flipped = np.concatenate([h[::-1] for h in hulls])
+    lo2, hi2 = caliper_widths(flipped, offsets, pixel_outline=True)
+    np.testing.assert_allclose(lo2, lo)
+    np.testing.assert_allclose(hi2, hi)
 
 
 @pytest.mark.parametrize("seed", range(5))

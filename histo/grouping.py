@@ -324,3 +324,35 @@ def category_join_test(edges: np.ndarray, nodes: np.ndarray, categories: np.ndar
     total = _result(sum(observed), None if perm is None else perm.sum(axis=1), pairs, len(nodes),
                     [int(c) for c in counts], len(nodes) if len(names) > 1 else 0)
     return {"total": total, "per_class": per_class}
+
+
+def atrophy_groups(fibers, edges: np.ndarray, settings, *, pixel_size_known: bool
+                   ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Grouped atrophy of a classified fiber table (:func:`histo.scoring.classify_fibers`).
+
+    The fibers named by ``settings.group_on`` (small, atrophic or SAD; atrophic needs a pixel
+    size, small stands in without one) form groups on the graph of the counted fibers, and
+    their join count is tested by permutation.
+
+    Returns
+    -------
+    (group id per row, 0 = none; the ``grouping`` summary dict)
+    """
+    counted = fibers["counted"].to_numpy(dtype=bool)
+    on, note = settings.group_on, None
+    if on == "atrophic" and not pixel_size_known:
+        on, note = "small", "no pixel size: grouped the small fibers instead of the atrophic ones"
+    column = {"small": "is_small", "atrophic": "is_atrophic", "sad": "is_sad"}[on]
+    nodes = fibers["label"].to_numpy()[counted]
+    members = fibers[column].to_numpy(dtype=bool)[counted]
+    ids = connected_groups(edges, nodes, members, min_size=settings.min_group_size)
+    group_col = np.zeros(len(fibers), dtype=np.int64)
+    group_col[counted] = ids
+    test = join_count_test(edges, nodes, members, n_permutations=settings.permutations,
+                           seed=settings.seed)
+    info = {"on": on, "min_group_size": settings.min_group_size, **group_summary(ids),
+            "join_count": test.to_dict(),
+            "beyond_chance": None if test.p_value is None else bool(test.p_value < settings.alpha)}
+    if note:
+        info["note"] = note
+    return group_col, info

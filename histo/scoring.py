@@ -121,11 +121,9 @@ def size_figures(min_feret_px: np.ndarray | None, area_px: np.ndarray | None,
         "reasons": {},
     }
     if d is None:
-        reason = ("no pixel size: sizes are in pixels, so the µm figures (atrophy and hypertrophy "
-                  "factors, normal range) cannot be computed; give the pixel size")
-        for key in ("min_feret_um", "area_um2", "atrophy_factor", "hypertrophy_factor",
-                    "n_atrophic", "n_hypertrophic"):
-            out["reasons"][key] = reason
+        for key in ("min_feret_um", "atrophy_factor", "hypertrophy_factor"):
+            out["reasons"][key] = ("no pixel size: sizes are in pixels and the figures in µm "
+                                   "need one (--pixel-size, or assumed_pixel_size_um)")
     if out["variability_coefficient"] is None:
         out["reasons"]["variability_coefficient"] = "fewer than 2 counted fibers"
     return out
@@ -133,20 +131,12 @@ def size_figures(min_feret_px: np.ndarray | None, area_px: np.ndarray | None,
 
 # ---------------------------------------------------------------------- inputs
 def _size_column(fibers: pd.DataFrame, name: str) -> str | None:
+    from histo.morphometry import size_column
+
     try:
-        from histo.morphometry import size_column
-    except ImportError:  # pragma: no cover - morphometry lands separately
-        size_column = None
-    if size_column is not None:
-        try:
-            return size_column(fibers, name)
-        except (KeyError, ValueError, HistoInputError):
-            return None
-    unit = "um2" if name == "area" else "um"
-    for col in (f"{name}_{unit}", f"{name}_px"):
-        if col in fibers:
-            return col
-    return None
+        return size_column(fibers, name)
+    except HistoInputError:
+        return None
 
 
 def _validate(fibers: Any, labels: Any) -> tuple[pd.DataFrame, np.ndarray]:
@@ -319,8 +309,9 @@ def area_basis(fibers: pd.DataFrame, labels: np.ndarray, pixel_size_um: float | 
         n = float(np.count_nonzero(kept & ~cut) + 0.5 * np.count_nonzero(kept & cut))
         return {"source": "tissue area given", "area_um2": float(tissue_area_um2),
                 "area_px": None, "n_fibers": n}
-    lut = np.zeros(int(labels.max()) + 1, dtype=bool)
-    lut[fibers["label"].to_numpy()[counted].astype(np.int64)] = True
+    ids = fibers["label"].to_numpy().astype(np.int64)
+    lut = np.zeros(max(int(labels.max()), int(ids.max(initial=0))) + 1, dtype=bool)
+    lut[ids[counted]] = True
     area_px = _hull_area_px(lut[labels])
     return {"source": "convex hull of the counted fibers", "area_px": area_px,
             "area_um2": None if pixel_size_um is None else area_px * pixel_size_um ** 2,
@@ -404,7 +395,7 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
         ``n_central_nuclei``, ``is_centrally_nucleated``; and the JSON-able summary
         ``{"settings", "statistics", "grouping", "fiber_types", "nuclei", "evidence"}``.
     """
-    from histo import evidence, fibertypes, nuclei
+    from histo import evidence, fibertypes, grouping, nuclei
 
     settings = settings or ScoringSettings()
     if not isinstance(settings, ScoringSettings):
@@ -427,7 +418,8 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
         edges = fiber_adjacency(labels, max_gap_px=gap_px)
         edges_source = f"fiber_adjacency(max_gap_px={gap_px})"
     edges = np.asarray(edges).reshape(-1, 2)
-    group_info = _atrophy_grouping(out, edges, settings, ps)
+    out["atrophy_group"], group_info = grouping.atrophy_groups(out, edges, settings,
+                                                               pixel_size_known=ps is not None)
     group_info["adjacency"] = {"n_edges": int(len(edges)), "source": edges_source,
                                "max_gap_px": gap_px}
 
@@ -453,32 +445,6 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
     log.info("scored %d fibers (%d counted): %s", len(out), stats["n_counted"],
              summary["evidence"]["text"])
     return out, summary
-
-
-def _atrophy_grouping(out: pd.DataFrame, edges: np.ndarray, settings: ScoringSettings,
-                      ps: float | None) -> dict[str, Any]:
-    from histo import grouping
-
-    counted = out["counted"].to_numpy(dtype=bool)
-    on = settings.group_on
-    note = None
-    if on == "atrophic" and ps is None:
-        on, note = "small", "no pixel size: grouped the small fibers instead of the atrophic ones"
-    members_all = out[{"small": "is_small", "atrophic": "is_atrophic", "sad": "is_sad"}[on]]
-    nodes = out["label"].to_numpy()[counted]
-    members = members_all.to_numpy(dtype=bool)[counted]
-    ids = grouping.connected_groups(edges, nodes, members, min_size=settings.min_group_size)
-    group_col = np.zeros(len(out), dtype=np.int64)
-    group_col[counted] = ids
-    out["atrophy_group"] = group_col
-    test = grouping.join_count_test(edges, nodes, members, n_permutations=settings.permutations,
-                                    seed=settings.seed)
-    info = {"on": on, "min_group_size": settings.min_group_size, **grouping.group_summary(ids),
-            "join_count": test.to_dict(),
-            "beyond_chance": None if test.p_value is None else bool(test.p_value < settings.alpha)}
-    if note:
-        info["note"] = note
-    return info
 
 
 def _per_type_sizes(out: pd.DataFrame, ps: float | None, settings: ScoringSettings,

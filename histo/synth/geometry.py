@@ -303,6 +303,26 @@ def generate_packing(
         cv2.fillPoly(raw, [np.round(pts * 16).astype(np.int32)], int(draw[k]) + 1, cv2.LINE_8, shift=4)
 
     tissue = np.ones((h, w), bool)
+    # half of the missing fibers are tears (empty glass), the rest loose connective tissue
+    tears = np.flatnonzero(gaps & (rng.random(n) < 0.5) & (cells.area > 0))
+    if len(tears):
+        # the hole left by a missing fiber: its cell grown to just short of the neighbours,
+        # bent by the same warp as the fibers
+        tear_polys = shapely.buffer(
+            np.array([shapely.Polygon(cells.polygon(i)[:, ::-1]) for i in tears], dtype=object),
+            -half_gap[tears] * 0.2,
+            join_style="round",
+        )
+        tear_polys = shapely.segmentize(tear_polys, max(2.0, d / 6))
+        t_coords, t_idx = shapely.get_coordinates(tear_polys, return_index=True)
+        t_yx = t_coords[:, ::-1]
+        t_coords = t_coords + np.stack([sample_field(wx, t_yx), sample_field(wy, t_yx)], 1)
+        tear_mask = np.zeros((h, w), np.uint8)
+        for k in np.unique(t_idx):
+            pts = t_coords[t_idx == k]
+            if len(pts) >= 3:
+                cv2.fillPoly(tear_mask, [np.round(pts * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+        tissue &= tear_mask == 0
     if septum is not None:
         raw[septum < band_w] = 0
     if sd_edge is not None:
@@ -310,6 +330,7 @@ def generate_packing(
         raw[sd_edge < d * rng.uniform(0.05, 0.3)] = 0
 
     labels, mapping = clean_labels(raw, min_area_px=max(6.0, 0.03 * np.pi / 4 * d * d))
+    tissue |= labels > 0
     lookup = np.zeros(n + 2, np.uint32)
     lookup[: len(mapping)] = mapping[: n + 2]
     planted = lookup[planted_sites + 1]
@@ -324,6 +345,7 @@ def generate_packing(
         "n_fascicle_seeds": int(info_fasc),
         "tissue_edge": bool(use_edge),
         "gap_fraction": float(p_gap),
+        "n_tears": int(len(tears)),
         "n_planted_groups": len(groups),
         "planted_group_sizes": [len(g) for g in groups],
         **tinfo,

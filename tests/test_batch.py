@@ -221,3 +221,39 @@ def test_cohort_table_puts_identity_columns_first():
     t = cohort_table([{"n_counted": 3, "slide_id": "x", "status": "scored"}])
     assert list(t.columns[:4]) == ["slide_id", "path", "status", "error"]
     assert t.columns[-1] == "n_counted"
+
+
+# ----------------------------------------------------------------------------- the command
+def test_score_command_end_to_end_exit_codes_and_resume(real_data, tmp_path, capsys):
+    """Real pipeline (classical segmentation) on two small real images and a truncated file."""
+    import shutil
+
+    from histo.cli import main
+
+    src = tmp_path / "in"
+    (src / "x").mkdir(parents=True)
+    (src / "y").mkdir()
+    shutil.copy(real_data / "he" / "fs_he_patch.tif", src / "x" / "patch.tif")
+    shutil.copy(real_data / "psr" / "fs_psr_patch.tif", src / "y" / "patch.tif")
+    (src / "y" / "patch_labels.tif").write_bytes(b"skipped: a label file")
+    broken = src / "broken.tif"
+    broken.write_bytes((real_data / "he" / "fs_he_patch.tif").read_bytes()[:3000])
+    out = tmp_path / "out"
+    args = ["score", str(src), "-o", str(out), "--method", "classical", "--pixel-size", "0.5",
+            "--no-progress", "--permutations", "99"]
+    assert main(args) == 1  # one slide failed
+    printed = capsys.readouterr().out
+    assert "2 of 3 slide(s) scored" in printed and "x__patch" in printed
+    cohort = pd.read_csv(out / "cohort.csv")
+    assert list(cohort["slide_id"]) == ["broken", "x__patch", "y__patch"]
+    assert list(cohort["status"]) == ["error", "scored", "scored"]
+    assert "truncated" in cohort.loc[0, "error"] or "corrupt" in cohort.loc[0, "error"]
+    summary = json.loads((out / "x__patch" / "summary.json").read_text())
+    assert summary["batch"]["method"] == "classical" and len(summary["batch"]["fingerprint"]) == 64
+    assert summary["slide"]["id"] == "x__patch"
+    assert (out / "report.html").is_file()
+    broken.unlink()
+    assert main(args) == 0
+    assert list(pd.read_csv(out / "cohort.csv")["status"]) == ["unchanged", "unchanged"]
+    assert main([*args, "--sex", "female"]) == 0  # settings changed: scored again
+    assert list(pd.read_csv(out / "cohort.csv")["status"]) == ["scored", "scored"]

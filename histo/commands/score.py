@@ -92,4 +92,5 @@ def format_table(cohort) -> str:
         table["error"] = table["error"].fillna("").astype(str).str.slice(0, 60)
     if "n_fibers" in table:
         table["n_fibers"] = table["n_fibers"].astype("Int64")
-    return table.to_string(index=False, na_rep="")
+    table = table.astype(object).where(table.notna(), "")
+    return table.to_string(index=False)

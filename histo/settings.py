@@ -402,34 +402,35 @@ def _type_channels(text: str) -> dict[str, int]:
     return out
 
 
-#: (flag, attribute, argparse options) of the command-line overrides.
+#: (flag, setting ("part.field" for nested options), argparse options) of the overrides.
 _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("--sex", "sex", dict(choices=SEXES, help="adult normal range of min Feret: male 40-80 µm "
+    ("--sex", "sex", dict(choices=SEXES, help="adult normal min Feret: male 40-80 µm "
                                               "(default), female 30-70 µm")),
     ("--normal-range", "normal_range_um", dict(nargs=2, type=float, metavar=("LO", "HI"),
                                                help="normal min Feret range in µm (children, "
                                                     "other muscles, rodents); overrides --sex")),
-    ("--small-rule", "small_rule", dict(choices=SMALL_RULES,
-                                        help="small = below the normal range (absolute), below "
-                                             "a fraction of the slide median (relative), either, "
-                                             "both; auto = absolute when µm are known")),
-    ("--small-max-um", "small_max_um", dict(type=float, metavar="UM",
-                                            help="absolute small threshold (default: lower bound "
-                                                 "of the normal range)")),
-    ("--small-median-fraction", "small_median_fraction",
-     dict(type=float, metavar="F", help="relative small threshold as a fraction of the slide "
-                                        "median min Feret (default 0.6)")),
+    ("--small-rule", "small_rule", dict(choices=SMALL_RULES, help="small = below the normal "
+                                        "range (absolute), below a fraction of the slide median "
+                                        "(relative), either, both; auto: absolute if µm known")),
+    ("--small-max-um", "small_max_um", dict(type=float, metavar="UM", help="absolute small "
+                                            "threshold (default: lower bound of the range)")),
+    ("--small-median-fraction", "small_median_fraction", dict(
+        type=float, metavar="F", help="relative small threshold, x slide median (default 0.6)")),
     ("--angular-min", "angular_min", dict(type=float, metavar="A",
-                                          help="angularity at or above which a fiber is angular")),
+                                          help="angularity from which a fiber is angular (0.5)")),
     ("--dark-min-z", "dark_min_z", dict(type=float, metavar="Z",
-                                        help="darkness z-score at or above which a fiber is dark "
-                                             "(default 2)")),
+                                        help="darkness z from which a fiber is dark (default 2)")),
     ("--permutations", "permutations", dict(type=int, metavar="N",
-                                            help="permutations of the grouping tests (default 999)")),
+                                            help="permutations of the grouping tests (999)")),
     ("--seed", "seed", dict(type=int, metavar="N", help="random seed of the permutations")),
-    ("--assume-pixel-size", "assumed_pixel_size_um",
-     dict(type=float, metavar="UM", help="pixel size to assume when the file has none "
-                                         "(recorded as assumed)")),
+    ("--assume-pixel-size", "assumed_pixel_size_um", dict(
+        type=float, metavar="UM", help="pixel size to assume when the file has none")),
+    ("--n-types", "fiber_types.n_types", dict(type=int, choices=(1, 2, 3), help="ATPase/NADH: "
+                                              "intensity levels (default: chosen by BIC)")),
+    ("--type-channels", "fiber_types.type_channels", dict(
+        type=_type_channels, metavar="NAME=CH,...", help="IF: a channel per type, e.g. I=1,IIa=2")),
+    ("--nuclei-channel", "nuclei.channel", dict(type=int, metavar="N",
+                                                help="IF: the DAPI / nuclear channel (0-based)")),
 )
 
 
@@ -442,16 +443,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("scoring settings")
     group.add_argument("--settings", type=Path, default=None, metavar="FILE",
                        help="scoring settings file (YAML or TOML); flags below override it")
-    for flag, dest, options in _FLAGS:
-        group.add_argument(flag, dest=f"scoring_{dest}", default=None, **options)
-    group.add_argument("--n-types", dest="scoring_n_types", type=int, choices=(1, 2, 3),
-                       default=None, help="ATPase/NADH: number of intensity levels (default: "
-                                          "chosen by BIC)")
-    group.add_argument("--type-channels", dest="scoring_type_channels", type=_type_channels,
-                       default=None, metavar="NAME=CH,...",
-                       help="IF: one channel per fiber type, e.g. I=1,IIa=2")
-    group.add_argument("--nuclei-channel", dest="scoring_nuclei_channel", type=int, default=None,
-                       metavar="N", help="IF: the DAPI / nuclear channel (0-based)")
+    for flag, name, options in _FLAGS:
+        group.add_argument(flag, dest="scoring_" + name.replace(".", "__"), default=None, **options)
 
 
 def settings_from_args(args: argparse.Namespace) -> ScoringSettings:
@@ -460,17 +453,11 @@ def settings_from_args(args: argparse.Namespace) -> ScoringSettings:
     path = getattr(args, "settings", None)
     settings = ScoringSettings.from_file(path) if path is not None else ScoringSettings()
     overrides: dict[str, Any] = {}
-    for _, dest, _ in _FLAGS:
-        value = getattr(args, f"scoring_{dest}", None)
-        if value is not None:
-            overrides[dest] = tuple(value) if isinstance(value, list) else value
-    typing_changes = {}
-    if getattr(args, "scoring_n_types", None) is not None:
-        typing_changes["n_types"] = args.scoring_n_types
-    if getattr(args, "scoring_type_channels", None) is not None:
-        typing_changes["type_channels"] = args.scoring_type_channels
-    if typing_changes:
-        overrides["fiber_types"] = typing_changes
-    if getattr(args, "scoring_nuclei_channel", None) is not None:
-        overrides["nuclei"] = {"channel": args.scoring_nuclei_channel}
+    for _, name, _ in _FLAGS:
+        value = getattr(args, "scoring_" + name.replace(".", "__"), None)
+        if value is None:
+            continue
+        value = tuple(value) if isinstance(value, list) else value
+        part, _, field_name = name.rpartition(".")
+        (overrides.setdefault(part, {}) if part else overrides)[field_name] = value
     return settings.replace(**overrides)

@@ -186,16 +186,15 @@ def _close_pairs(grown: np.ndarray, dist: np.ndarray, gap: float) -> np.ndarray:
     chunks = []
     for dy, dx, step in _STEPS:
         a, b = _shifted(grown, dy, dx)
-        hit = (a != b) & (a != 0) & (b != 0)
-        if not hit.any():
-            continue
+        ys, xs = np.nonzero(a != b)  # few pixels: only where regions meet
+        u = a[ys, xs].astype(np.int64)
+        v = b[ys, xs].astype(np.int64)
         da, db = _shifted(dist, dy, dx)
-        hit[hit] = da[hit] + db[hit] + (step - 1.0) <= gap + 1e-3
-        if not hit.any():
-            continue
-        u = a[hit].astype(np.int64)
-        v = b[hit].astype(np.int64)
-        chunks.append(np.unique(np.minimum(u, v) * (top + 1) + np.maximum(u, v)))
+        hit = (u != 0) & (v != 0)
+        hit[hit] = da[ys[hit], xs[hit]] + db[ys[hit], xs[hit]] + (step - 1.0) <= gap + 1e-3
+        if hit.any():
+            u, v = u[hit], v[hit]
+            chunks.append(np.unique(np.minimum(u, v) * (top + 1) + np.maximum(u, v)))
     if not chunks:
         return np.empty((0, 2), np.int64)
     codes = np.unique(np.concatenate(chunks))

@@ -153,6 +153,29 @@ def optical_density(rgb: np.ndarray, background=None) -> np.ndarray:
     array([[[0.  , 1.01, 0.  ]]], dtype=float32)
     """
     arr = np.asarray(rgb)
+    i0 = white_level(arr, background)
+    if _lut_ok(arr):
+        out = np.empty(arr.shape, np.float32)
+        if arr.ndim == 2:
+            np.take(_od_lut(arr.dtype, i0[0]), arr, out=out)
+        else:
+            for c in range(arr.shape[-1]):
+                out[..., c] = _od_lut(arr.dtype, i0[c])[arr[..., c]]
+        return out
+    eps = full_scale(arr) / 512.0
+    i0f = i0.astype(np.float32)[0] if arr.ndim == 2 else i0.astype(np.float32)
+    ratio = np.clip(arr.astype(np.float32), eps, None) / i0f
+    od = 0.0 - np.log10(np.minimum(ratio, 1.0, dtype=np.float32))
+    return od.astype(np.float32, copy=False)
+
+
+def white_level(rgb: np.ndarray, background=None) -> np.ndarray:
+    """Per-channel white level ``I0`` of an image from the ``background`` argument.
+
+    See :func:`optical_density` for the accepted forms; returns a ``(C,)`` float array
+    (C = 1 for a grey image).
+    """
+    arr = np.asarray(rgb)
     _check_finite(arr, "the image")
     nchan = 1 if arr.ndim == 2 else arr.shape[-1]
     if background is None:
@@ -169,14 +192,29 @@ def optical_density(rgb: np.ndarray, background=None) -> np.ndarray:
         i0 = np.broadcast_to(np.asarray(background, dtype=np.float64), (nchan,)).copy()
     if np.any(~np.isfinite(i0)) or np.any(i0 <= 0):
         raise HistoInputError(f"background level {i0} must be positive; give the white level")
-    eps = 0.5 if np.issubdtype(arr.dtype, np.integer) else full_scale(arr) / 512.0
-    i0 = i0.astype(np.float32)
-    work = arr.astype(np.float32)
-    if arr.ndim == 2:
-        i0 = i0[0]
-    ratio = np.clip(work, eps, None) / i0
-    od = 0.0 - np.log10(np.minimum(ratio, 1.0, dtype=np.float32))
-    return od.astype(np.float32, copy=False)
+    return i0
+
+
+def _lut_ok(arr: np.ndarray) -> bool:
+    """8- and 16-bit unsigned images go through a lookup table (one log per grey level)."""
+    return arr.dtype in (np.uint8, np.uint16)
+
+
+def _od_lut(dtype, i0: float) -> np.ndarray:
+    levels = np.arange(np.iinfo(dtype).max + 1, dtype=np.float64)
+    ratio = np.minimum(np.maximum(levels, 0.5) / i0, 1.0)
+    return (0.0 - np.log10(ratio)).astype(np.float32)
+
+
+def _weighted_od(arr: np.ndarray, i0: np.ndarray, weights) -> np.ndarray:
+    """``sum_c weights[c] * OD_c`` of an (Y, X, C) image, without the (Y, X, C) OD stack."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if not _lut_ok(arr):
+        return (optical_density(arr, background=i0) @ weights.astype(np.float32)).astype(np.float32)
+    out = np.zeros(arr.shape[:2], np.float32)
+    for c in range(arr.shape[-1]):
+        out += (_od_lut(arr.dtype, i0[c]) * weights[c]).astype(np.float32)[arr[..., c]]
+    return out
 
 
 def deconvolve_he(rgb: np.ndarray, background=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -277,9 +315,10 @@ def darkness_signal(pixels, stain: str, channel: int | None = None) -> np.ndarra
         if stain == "he":
             log.warning("H&E darkness needs colour; using the grey optical density instead")
         return optical_density(arr)
-    if stain == "he":
-        return deconvolve_he(arr)[0]
-    return optical_density(arr).sum(axis=-1, dtype=np.float32)
+    i0 = white_level(arr)
+    if stain == "he":  # the hematoxylin row of the unmixing, applied channel by channel
+        return _weighted_od(arr, i0, _HE_UNMIX[:, 0])
+    return _weighted_od(arr, i0, np.ones(arr.shape[-1]))
 
 
 def _normalised(plane: np.ndarray) -> np.ndarray:

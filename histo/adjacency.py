@@ -149,7 +149,7 @@ def _nearest_fiber_pixel_labels(labels: np.ndarray, background: np.ndarray):
     """
     if labels.shape[0] >= 2**15 or labels.shape[1] >= 2**15 or labels.size >= 2**31 - 1:
         return None
-    src = background.view(np.uint8)
+    src = np.ascontiguousarray(background).view(np.uint8)
     dist, idx = cv2.distanceTransformWithLabels(
         src, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
     fiber_values = labels[~background]  # raster order

@@ -139,7 +139,8 @@ def measure_fibers(
     stain : str, optional
         One of ``histo.stain.STAINS``; None or ``"auto"`` guesses it from the image.
     channel : int, optional
-        Channel of a multichannel image for the darkness signal.
+        Channel of a multichannel image for the darkness signal (default: the ``channel`` of
+        an ImageData, if any).
     tissue_mask : (Y, X) bool array, optional
         Tissue region; fibers at its edge are flagged ``is_edge``.
     max_gap_um : float, default 3.0
@@ -346,6 +347,8 @@ def _signal(image, shape: tuple[int, int], stain: str | None, channel: int | Non
             raise HistoInputError(f"unknown stain {stain!r}; choose one of {', '.join(STAINS)}")
         return None, stain
     arr, axes = image_layout(image)
+    if channel is None:  # an ImageData remembers the channel chosen at reading
+        channel = getattr(image, "channel", None)
     yx = arr.shape[1:] if axes == "CYX" else arr.shape[:2]
     if tuple(yx) != tuple(shape):
         raise HistoInputError(

@@ -322,7 +322,7 @@ def darkness_signal(pixels, stain: str, channel: int | None = None) -> np.ndarra
 
 
 def _normalised(plane: np.ndarray) -> np.ndarray:
-    """Intensity divided by its 99.5th percentile (1.0 when the plane is blank)."""
+    """Intensity divided by its 99.5th percentile (returned as is when that is 0)."""
     work = np.asarray(plane, dtype=np.float32)
     step = max(1, work.size // 4_000_000)
     top = float(np.percentile(work.ravel()[::step], 99.5)) if work.size else 0.0
@@ -335,7 +335,7 @@ def guess_stain(pixels) -> str:
 
     Rules, in order:
 
-    1. Multichannel (``(C, Y, X)`` with C not 3) or single-channel 16-bit: ``"if"``.
+    1. Multichannel (``(C, Y, X)``) or single-channel 16-bit: ``"if"``.
     2. Mostly dark (median brightness below 35 % of full scale): fluorescence, ``"if"``.
     3. Grey (8-bit single channel, or tissue saturation median below 0.12): ``"atpase"``.
     4. Otherwise the typical hue of the tissue pixels (those with total OD above 0.15; the
@@ -358,10 +358,8 @@ def guess_stain(pixels) -> str:
     str, one of :data:`STAINS`
     """
     arr, axes = image_layout(pixels)
-    if axes == "CYX" and arr.shape[0] != 3:
-        return "if"
     if axes == "CYX":
-        arr = np.moveaxis(arr, 0, -1)
+        return "if"
     if arr.size == 0:
         raise HistoInputError("the image is empty")
     top = full_scale(arr)

@@ -385,3 +385,20 @@ def test_real_he_image(real_data):
     assert (inner["n_neighbors"] >= 1).mean() > 0.9
     assert (df["mean_od"] > 0).all()
     assert abs(inner["darkness"].median()) < 1e-9
+
+
+def test_real_if_image_through_imagedata(real_data):
+    io = pytest.importorskip("histo.io")
+    tifffile = pytest.importorskip("tifffile")
+
+    image = io.read_image(real_data / "if" / "fs_rat.tif", channel=3)
+    lab = tifffile.imread(real_data / "if" / "fs_rat_labels.tif")
+    df = measure_fibers(lab, image, pixel_size_um=image.pixel_size_um, stain="if")
+    assert len(df) == 82
+    assert image.pixel_size_um == pytest.approx(0.9224, rel=1e-3)
+    inner = df[~df["is_edge"]]
+    # rat tibialis anterior: fibers some 30-70 um across
+    assert 25 < inner["min_feret_um"].median() < 80
+    assert inner["circularity"].between(0.5, 1.05).all()
+    assert np.isfinite(df["mean_od"]).all()  # the ImageData's channel was used
+    assert (inner["n_neighbors"] >= 1).mean() > 0.9

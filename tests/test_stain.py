@@ -222,6 +222,7 @@ def test_guess_stain_dark_images_are_fluorescence():
     assert guess_stain(np.full((30, 30), 12, np.uint8)) == "if"
     assert guess_stain(np.full((30, 30), 200, np.uint8)) == "atpase"
     assert guess_stain(np.zeros((5, 30, 30), np.uint8)) == "if"
+    assert guess_stain(np.full((3, 30, 30), 200, np.uint8)) == "if"  # channels first
     assert guess_stain(SimpleNamespace(pixels=np.zeros((2, 9, 9)), axes="CYX")) == "if"
 
 

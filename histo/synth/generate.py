@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 STAINS = ("he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
 GEOMETRIES = ("auto", "packing", "ncl")
 _PACKING_OPTIONS = ("size_cv", "endomysium_px", "fascicles", "tissue_edge", "gap_fraction", "planted_groups")
-_OPTIONS = frozenset(_PACKING_OPTIONS + ("geometry", "ncl_fraction", "source"))
+_OPTIONS = frozenset(_PACKING_OPTIONS + ("geometry", "ncl_fraction", "source", "regenerating"))
 
 
 @dataclass
@@ -98,6 +98,12 @@ def make_geometry(shape, diameter_px: float, rng: np.random.Generator, **options
     if geometry == "ncl":
         return ncl_geometry(shape, diameter_px, rng, options)
     kw = {k: options[k] for k in _PACKING_OPTIONS if k in options}
+    if options.get("regenerating"):
+        # regenerating / inflamed muscle: scattered fibers of very mixed size in a cellular
+        # interstitium
+        kw.setdefault("gap_fraction", rng.uniform(0.3, 0.65))
+        kw.setdefault("size_cv", rng.uniform(0.35, 0.5))
+        kw["tear_fraction"] = 0.1
     return generate_packing(shape, diameter_px, rng, **kw)
 
 
@@ -133,7 +139,9 @@ def generate_section(
         samples when the masks are available, packings otherwise), ``"packing"`` or ``"ncl"``;
         ``source``: NCL-SM mask file name; packing controls ``size_cv``, ``endomysium_px``,
         ``fascicles``, ``tissue_edge``, ``gap_fraction``, ``planted_groups`` (see
-        :func:`histo.synth.geometry.generate_packing`).
+        :func:`histo.synth.geometry.generate_packing`); ``regenerating``: regenerating /
+        inflamed muscle (scattered fibers, basophilic fibers with central nuclei, a cellular
+        interstitium; by default one H&E sample in eight).
 
     Returns
     -------
@@ -154,7 +162,11 @@ def generate_section(
     """
     h, w = _validate(shape, stain, fiber_diameter_px, options)
     gen = _as_rng(rng)
+    options = dict(options)
+    if options.get("regenerating") is None:
+        options["regenerating"] = stain == "he" and gen.random() < 1 / 8
     geom = make_geometry((h, w), float(fiber_diameter_px), gen, **options)
+    geom.info["regenerating"] = bool(options["regenerating"])
     image, rinfo = render(geom, stain, gen, diameter_px=float(fiber_diameter_px))
     info = {
         "stain": stain,

@@ -176,6 +176,7 @@ def generate_packing(
     tissue_edge: bool | None = None,
     gap_fraction: float | None = None,
     planted_groups: int | None = None,
+    tear_fraction: float = 0.5,
 ) -> Geometry:
     """A generated fiber packing with exact labels (see the module docstring).
 
@@ -199,6 +200,9 @@ def generate_packing(
         Fraction of fibers left out as gaps (default: uniform in 0-4 %).
     planted_groups : int, optional
         Number of groups of planted small angular fibers (default: random, 0-5).
+    tear_fraction : float
+        Fraction of the missing fibers that leave a tear (empty glass) rather than loose
+        connective tissue.
     """
     h, w = int(shape[0]), int(shape[1])
     d = float(diameter_px)
@@ -304,7 +308,7 @@ def generate_packing(
 
     tissue = np.ones((h, w), bool)
     # half of the missing fibers are tears (empty glass), the rest loose connective tissue
-    tears = np.flatnonzero(gaps & (rng.random(n) < 0.5) & (cells.area > 0))
+    tears = np.flatnonzero(gaps & (rng.random(n) < tear_fraction) & (cells.area > 0))
     if len(tears):
         # the hole left by a missing fiber: its cell grown to just short of the neighbours,
         # bent by the same warp as the fibers

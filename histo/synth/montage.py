@@ -25,6 +25,7 @@ _REAL = Path(__file__).resolve().parents[2] / "data" / "real"
 # (file, y, x, size, channel): crops chosen to show typical tissue; scaled to TILE
 _REAL_CROPS = {
     "he": ("he/cn_img01.tif", 250, 250, 500, None),
+    "he-regenerating": ("he/regen_section.jpg", 1500, 1500, 300, None),
     "psr": ("psr/fs_psr_crop.tif", 150, 250, 450, None),
     "if": ("if/fs_rat.tif", 150, 150, 400, 3),
 }
@@ -49,9 +50,12 @@ def _real_tile(stain: str) -> np.ndarray | None:
     path = _REAL / name
     if not path.is_file():
         return None
-    import tifffile
+    if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
+        img = np.asarray(Image.open(path).convert("RGB"))
+    else:
+        import tifffile
 
-    img = tifffile.imread(path)
+        img = tifffile.imread(path)
     if channel is not None:
         img = img[channel]
     crop = _to_rgb(img[y : y + size, x : x + size])
@@ -80,16 +84,19 @@ def make_montage(path: str | Path, *, seed: int = 0, n_synthetic: int = 3) -> Pa
     """Write the montage PNG to ``path`` and return it."""
     rows = []
     use_ncl = ncl.available()
-    for r, stain in enumerate(STAINS):
+    for r, row in enumerate(STAINS[:1] + ("he-regenerating",) + STAINS[1:]):
+        stain = row.split("-")[0]
+        regen = row.endswith("regenerating")
         tiles = []
-        real = _real_tile(stain)
-        tiles.append(_caption(real, f"real {stain}") if real is not None else
+        real = _real_tile(row)
+        tiles.append(_caption(real, f"real {row}") if real is not None else
                      _caption(np.full((TILE, TILE, 3), 255, np.uint8), f"no real {stain} image"))
         for k in range(n_synthetic):
-            geometry = "ncl" if (use_ncl and k == n_synthetic - 1) else "packing"
-            d = _DIAMETER.get(stain, 40.0) * (1.0 if k != 1 else 0.7)
-            s = generate_section((TILE, TILE), stain=stain, fiber_diameter_px=d, rng=[seed, r, k], geometry=geometry)
-            tiles.append(_caption(_to_rgb(s.image), f"synthetic {stain} ({geometry})"))
+            geometry = "ncl" if (use_ncl and k == n_synthetic - 1 and not regen) else "packing"
+            d = _DIAMETER.get(stain, 40.0) * (1.0 if k != 1 else 0.7) * (0.6 if regen else 1.0)
+            s = generate_section((TILE, TILE), stain=stain, fiber_diameter_px=d, rng=[seed, r, k],
+                                 geometry=geometry, regenerating=regen)
+            tiles.append(_caption(_to_rgb(s.image), f"synthetic {row} ({geometry})"))
         rows.append(np.concatenate(tiles, 1))
     # geometry row: labels of a packing and of an NCL-SM crop, planted fibers in red
     geo = []

@@ -136,3 +136,22 @@ def collagen_fibres(shape: tuple[int, int], width_px: float, rng: np.random.Gene
     f = base + 0.5 * warp
     r = 1.0 - np.minimum(np.abs(f) / 0.6, 1.0)
     return (r * r).astype(np.float32)
+
+
+def cell_mosaic(shape: tuple[int, int], cell_px: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A Voronoi mosaic of small cells: ``(outline in [0, 1], per-cell random value in [0, 1])``.
+
+    Seeds are scattered at one per ``cell_px**2`` pixels; OpenCV's labelled distance
+    transform gives the Voronoi cells; outlines are where 4-neighbours differ, softened.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    n = max(1, int(h * w / max(cell_px, 1.0) ** 2))
+    src = np.ones((h, w), np.uint8)
+    src[rng.integers(0, h, n), rng.integers(0, w, n)] = 0
+    _, lab = cv2.distanceTransformWithLabels(src, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_CCOMP)
+    edge = np.zeros((h, w), np.float32)
+    edge[:, 1:] += lab[:, 1:] != lab[:, :-1]
+    edge[1:, :] += lab[1:, :] != lab[:-1, :]
+    outline = np.clip(cv2.GaussianBlur(edge, (0, 0), 0.6) * 1.5, 0, 1)
+    value = rng.random(int(lab.max()) + 1).astype(np.float32)[lab]
+    return outline, value

@@ -43,6 +43,7 @@ class Scene:
     planted: np.ndarray
     types: np.ndarray
     diameter_px: float
+    regenerating: bool = False
     cache: dict = field(default_factory=dict)
 
     @property
@@ -76,4 +77,7 @@ def make_scene(geom: Geometry, diameter_px: float) -> Scene:
     for lab, t in geom.fiber_types.items():
         if 0 < lab <= n:
             types[lab] = TYPE_CODES.get(t, 0)
-    return Scene(labels, geom.tissue, fg, din, dout, connective, planted, types, float(diameter_px))
+    return Scene(
+        labels, geom.tissue, fg, din, dout, connective, planted, types, float(diameter_px),
+        regenerating=bool(geom.info.get("regenerating", False)),
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from histo.synth.noise import collagen_fibres, ridge_network, smooth_noise
+from histo.synth.noise import cell_mosaic, collagen_fibres, ridge_network, smooth_noise
 from histo.synth.nuclei import nuclei_map
 from histo.synth.scene import Scene
 
@@ -67,29 +67,56 @@ def _per_fiber(scene: Scene, rng, base, sd) -> np.ndarray:
 
 
 def he(scene: Scene, rng: np.random.Generator) -> tuple[list, dict]:
-    """H&E: pink fibers, pale endomysium, purple nuclei, basophilic planted fibers."""
+    """H&E: pink fibers, pale endomysium, purple nuclei, basophilic planted fibers.
+
+    Regenerating / inflamed muscle (``scene.regenerating``, as in ``he/regen_section.jpg``):
+    a fraction of the non-planted fibers is basophilic with central nuclei, and the
+    interstitium is a dense mosaic of small cells (myoblasts, inflammatory cells) with pale
+    outlines and many nuclei: tissue that must not be taken for fibers.
+    """
+    n = scene.n_labels
     e_lab = _per_fiber(scene, rng, rng.uniform(0.25, 0.5), 0.08)
-    h_lab = np.full(scene.n_labels + 1, rng.uniform(0.0, 0.03), np.float32)
+    h_lab = np.full(n + 1, rng.uniform(0.0, 0.03), np.float32)
     h_lab[0] = 0
     dark = scene.planted
     e_lab[dark] *= rng.uniform(0.6, 0.9)
     h_lab[dark] += rng.uniform(0.2, 0.45)
+    regenerating = scene.regenerating
+    if regenerating:
+        basophilic = (rng.random(n + 1) < rng.uniform(0.05, 0.3)) & ~dark
+        basophilic[0] = False
+        e_lab[basophilic] *= rng.uniform(0.7, 0.95)
+        h_lab[basophilic] += rng.uniform(0.08, 0.25)
     eos = scene.per_label(e_lab) * _fiber_texture(scene, rng, 0.05, 0.06)
     eos *= 1 + 0.12 * np.exp(-scene.din / 1.5) * scene.fg
     hem = scene.per_label(h_lab)
     eos += _interstitium(scene, rng, rng.uniform(0.0, 0.14), rng.uniform(0.04, 0.2), rng.uniform(0.3, 0.7))
     hem += _interstitium(scene, rng, 0.02, rng.uniform(0.01, 0.05), 0.5)
-    central = 0.0 if rng.random() < 0.5 else rng.uniform(0.02, 0.5)
+    if regenerating:
+        cell_px = scene.diameter_px * rng.uniform(0.12, 0.22)
+        outline, value = cell_mosaic(scene.labels.shape, cell_px, rng)
+        cellular = (scene.tissue & ~scene.fg) * np.clip(scene.dout / 3.0, 0, 1)
+        cellular *= np.clip(0.9 + 0.5 * smooth_noise(scene.labels.shape, scene.diameter_px * 2, rng), 0, 1)
+        cyto = cellular * (1 - 0.9 * outline) * (0.7 + 0.6 * value)
+        eos += cyto * rng.uniform(0.25, 0.45)
+        hem += cyto * rng.uniform(0.1, 0.25)
+    if regenerating:
+        central = rng.uniform(0.2, 0.6)
+        inter = rng.uniform(2.5, 6.0)
+    else:
+        central = 0.0 if rng.random() < 0.5 else rng.uniform(0.02, 0.4)
+        inter = rng.uniform(0.2, 1.5)
     nuc, info = nuclei_map(
         scene,
         rng,
         per_fiber=rng.uniform(0.4, 1.6),
         central_fraction=central,
-        interstitial_per_fiber_area=rng.uniform(0.2, 1.5),
+        interstitial_per_fiber_area=inter,
     )
     hem += nuc * rng.uniform(0.8, 1.3)
     eos += nuc * 0.15
     info["central_nuclei_fraction"] = float(central)
+    info["regenerating"] = bool(regenerating)
     return [(jitter_vector(HEMATOXYLIN, rng, 0.04), hem), (jitter_vector(EOSIN, rng, 0.03), eos)], info
 
 

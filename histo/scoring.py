@@ -123,7 +123,7 @@ def size_figures(min_feret_px: np.ndarray | None, area_px: np.ndarray | None,
     if d is None:
         for key in ("min_feret_um", "atrophy_factor", "hypertrophy_factor"):
             out["reasons"][key] = ("no pixel size: sizes are in pixels and the figures in µm "
-                                   "need one (--pixel-size, or assumed_pixel_size_um)")
+                                   "need one (--pixel-size UM)")
     if out["variability_coefficient"] is None:
         out["reasons"]["variability_coefficient"] = "fewer than 2 counted fibers"
     return out
@@ -157,8 +157,8 @@ def resolve_pixel_size(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
                        settings: ScoringSettings) -> tuple[float | None, str | None]:
     """The pixel size (µm) to score with, and where it came from.
 
-    In order: the image's metadata, the fiber table (µm columns: area_um2 / pixel count),
-    the settings' ``assumed_pixel_size_um``; otherwise None.
+    In order: the image's metadata (or the user's ``--pixel-size``, which read_image puts
+    there), the fiber table (µm columns: area_um2 / pixel count); otherwise None.
     """
     ps = getattr(image, "pixel_size_um", None)
     if ps is not None:
@@ -168,8 +168,6 @@ def resolve_pixel_size(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
         n_px = int(np.count_nonzero(labels == int(row["label"])))
         if n_px > 0 and row["area_um2"] > 0:
             return float(math.sqrt(row["area_um2"] / n_px)), "fiber table"
-    if settings.assumed_pixel_size_um is not None:
-        return float(settings.assumed_pixel_size_um), "assumed (settings)"
     return None, None
 
 

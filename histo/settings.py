@@ -225,9 +225,6 @@ class ScoringSettings:
     central_nuclei_normal_max_pct: float = 3.0
     """Percent of centrally nucleated fibers above this is outside the normal range (adult
     human muscle; normal mouse muscle is lower, ~1%)."""
-    assumed_pixel_size_um: float | None = None
-    """Pixel size (µm) to assume when the image and the fiber table have none; never
-    overrides a known one. The summary says the size was assumed."""
     fiber_types: FiberTypeSettings = field(default_factory=FiberTypeSettings)
     """Fiber typing options."""
     nuclei: NucleiSettings = field(default_factory=NucleiSettings)
@@ -267,8 +264,6 @@ class ScoringSettings:
         for name in ("af_normal_max", "hf_normal_max", "vc_normal_max",
                      "central_nuclei_normal_max_pct"):
             _check_number(name, getattr(self, name), low=0)
-        _check_number("assumed_pixel_size_um", self.assumed_pixel_size_um, low=0, low_open=True,
-                      allow_none=True)
         for name, cls in (("fiber_types", FiberTypeSettings), ("nuclei", NucleiSettings)):
             value = getattr(self, name)
             if isinstance(value, dict):
@@ -423,8 +418,6 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--permutations", "permutations", dict(type=int, metavar="N",
                                             help="permutations of the grouping tests (999)")),
     ("--seed", "seed", dict(type=int, metavar="N", help="random seed of the permutations")),
-    ("--assume-pixel-size", "assumed_pixel_size_um", dict(
-        type=float, metavar="UM", help="pixel size to assume when the file has none")),
     ("--n-types", "fiber_types.n_types", dict(type=int, choices=(1, 2, 3), help="ATPase/NADH: "
                                               "intensity levels (default: chosen by BIC)")),
     ("--type-channels", "fiber_types.type_channels", dict(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -153,7 +154,7 @@ def test_small_rules_absolute_relative_and_without_pixel_size():
 
 
 # ---------------------------------------------------------------------- whole slide
-def test_without_pixel_size_um_figures_are_none_with_reason_and_assumed_size_fills_them():
+def test_without_pixel_size_um_figures_are_none_with_reason_and_a_given_size_fills_them():
     diam = np.full((5, 5), 30.0)
     diam[2, 2] = 12.0
     labels, fibers, edges = disk_section(diam, ny=5, nx=5)
@@ -168,11 +169,11 @@ def test_without_pixel_size_um_figures_are_none_with_reason_and_assumed_size_fil
     assert stats["min_feret_px"]["median"] == 30.0
     assert "not computed (no pixel size)" in summary["evidence"]["text"]
 
-    _, summary = score_slide(fibers, labels, None,
-                             ScoringSettings(permutations=0, assumed_pixel_size_um=2.0),
+    given = SimpleNamespace(pixel_size_um=2.0)
+    _, summary = score_slide(fibers, labels, given, ScoringSettings(permutations=0),
                              stain="he", edges=edges)
     stats = summary["statistics"]
-    assert stats["pixel_size_source"] == "assumed (settings)"
+    assert stats["pixel_size_source"] == "image"
     # 60 µm x 8 -> 0, 24 µm -> 2: AF = 2000 / 9
     assert stats["atrophy_factor"] == pytest.approx(2000 / 9)
     assert stats["min_feret_um"]["median"] == 60.0
@@ -301,9 +302,9 @@ def test_real_regenerating_mouse_muscle(real_data):
     assert "centrally nucleated fibers" in summary["evidence"]["text"]
     json.dumps(summary)
 
-    assumed = ScoringSettings(permutations=0, assumed_pixel_size_um=0.4)
-    _, summary = score_slide(fibers, labels, rgb, assumed, stain="he")
+    um_fibers = measure_fibers(labels, rgb, pixel_size_um=0.4, stain="he")
+    _, summary = score_slide(um_fibers, labels, rgb, ScoringSettings(permutations=0), stain="he")
     stats = summary["statistics"]
-    assert stats["pixel_size_source"] == "assumed (settings)"
+    assert stats["pixel_size_source"] == "fiber table"
     assert 30 < stats["min_feret_um"]["median"] < 60
     assert stats["atrophy_factor"] is not None and stats["density_per_mm2"] > 0

@@ -38,7 +38,6 @@ def test_normal_range_by_sex_and_override():
     ({"dark_min_z": float("nan")}, "dark_min_z"),
     ({"dark_stains": ("he", "trichrome")}, "dark_stains"),
     ({"alpha": 0}, "alpha"),
-    ({"assumed_pixel_size_um": 0}, "assumed_pixel_size_um"),
     ({"fiber_types": {"n_types": 4}}, "n_types"),
     ({"fiber_types": {"type_channels": {"I": -1}}}, "type_channels"),
     ({"fiber_types": {"channel_thresholds": {"IIa": 3.0}}}, "without a channel"),
@@ -129,12 +128,12 @@ def test_cli_defaults_flags_and_file_precedence(tmp_path):
     s = parse(["--sex", "female", "--normal-range", "20", "50", "--small-rule", "both",
                "--angular-min", "0.4", "--dark-min-z", "1.5", "--permutations", "99",
                "--seed", "3", "--n-types", "3", "--type-channels", "I=1,IIa=2",
-               "--nuclei-channel", "0", "--assume-pixel-size", "0.5"])
+               "--nuclei-channel", "0"])
     assert s.sex == "female" and s.normal_range == (20.0, 50.0)
     assert (s.small_rule, s.angular_min, s.dark_min_z, s.permutations, s.seed) == (
         "both", 0.4, 1.5, 99, 3)
     assert s.fiber_types.n_types == 3 and s.fiber_types.type_channels == (("I", 1), ("IIa", 2))
-    assert s.nuclei.channel == 0 and s.assumed_pixel_size_um == 0.5
+    assert s.nuclei.channel == 0
 
     f = tmp_path / "s.toml"
     f.write_text('sex = "female"\npermutations = 199\n')

@@ -309,15 +309,18 @@ def _solidity(labels: np.ndarray) -> np.ndarray:
 def _split_nonconvex(labels: np.ndarray, s: np.ndarray, d: float) -> np.ndarray:
     """Re-split non-convex objects (fibers merged over a wide neck) with finer seeds.
 
-    A split is kept only when it makes the parts clearly more convex than the whole.
+    Only objects larger than a typical fiber are candidates (a merge is), and a split is kept
+    only when it makes the parts clearly more convex than the whole.
     """
     solidity = _solidity(labels)
+    area = np.bincount(labels.ravel(), minlength=len(solidity))
+    typical = np.median(area[1:][area[1:] > 0]) if (area[1:] > 0).any() else 0.0
+    candidate = (solidity < _SPLIT_SOLIDITY) & (area > 1.2 * typical)
+    candidate[0] = False
     boxes = ndi.find_objects(labels)
     next_id = int(labels.max()) + 1
     min_part = np.pi * (d / 8) ** 2
-    for i in np.flatnonzero(solidity < _SPLIT_SOLIDITY):
-        if i == 0 or boxes[i - 1] is None:
-            continue
+    for i in np.flatnonzero(candidate):
         box = boxes[i - 1]
         mask = np.pad(labels[box] == i, 1)
         dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
@@ -328,9 +331,10 @@ def _split_nonconvex(labels: np.ndarray, s: np.ndarray, d: float) -> np.ndarray:
             continue
         local_s = np.pad(s[box], 1, mode="edge")
         parts = watershed(-local_s - 2.0 * dist / (d / 2), seeds, mask=mask)[1:-1, 1:-1]
-        area = np.bincount(parts.ravel())[1:]
+        part_area = np.bincount(parts.ravel())[1:]
         part_solidity = _solidity(parts)[1:]
-        if area.min() < min_part or np.average(part_solidity, weights=area) < solidity[i] + 0.05:
+        if part_area.min() < min_part or \
+                np.average(part_solidity, weights=part_area) < solidity[i] + 0.05:
             continue
         view = labels[box]
         for k in range(2, n + 1):

@@ -69,6 +69,11 @@ def test_brightfield_he_tessellation_is_found(truth):
     assert r.f1[1] >= 0.9
 
 
+def test_auto_stain_is_guessed(truth):
+    labels = segment_classical(_render_he(truth), stain="auto", fiber_diameter_px=60)
+    assert match_labels(labels, truth, thresholds=[0.5], min_feret=False).f1[0] >= 0.95
+
+
 def test_membrane_channel_of_multichannel_image(truth):
     membrane = _render_membrane(truth)
     noise = np.random.default_rng(3).integers(0, 4095, truth.shape).astype(np.uint16)

@@ -302,12 +302,23 @@ def network_input(tile: np.ndarray, stats: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bfloat16 autocast is fast on ``device`` (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - older torch builds
+        return False
+
+
 def predict_maps(net: nn.Module, x: np.ndarray, *, pad_multiple: int = _PAD_MULTIPLE_DEFAULT,
-                 device: torch.device | None = None) -> np.ndarray:
+                 device: torch.device | None = None, precision: str = "float32") -> np.ndarray:
     """Run the network on one (3, Y, X) input; return (3, Y, X) float32 probabilities.
 
     The input is reflect-padded to a multiple of ``pad_multiple`` and the result cropped back.
-    Channels are :data:`OUTPUTS` after a sigmoid.
+    Channels are :data:`OUTPUTS` after a sigmoid. ``precision="bfloat16"`` runs the
+    convolutions under bfloat16 autocast (about 2x faster on CPUs with AVX512-BF16).
     """
     device = device or next(net.parameters()).device
     _, h, w = x.shape
@@ -317,6 +328,7 @@ def predict_maps(net: nn.Module, x: np.ndarray, *, pad_multiple: int = _PAD_MULT
         mode = "reflect" if (ph < h and pw < w) else "replicate"
         t = F.pad(t, (0, pw, 0, ph), mode=mode)
     t = t.to(device).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        y = torch.sigmoid(net(t))[0, :, :h, :w]
-    return y.float().cpu().numpy()
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                enabled=precision == "bfloat16"):
+        y = torch.sigmoid(net(t).float())[0, :, :h, :w]
+    return y.cpu().numpy()

@@ -82,6 +82,44 @@ def rescale(image: np.ndarray, shape_yx: tuple[int, int], *, labels: bool = Fals
     return out
 
 
+def aligned_factor(factor: float, unit_canonical_px: int = 64) -> tuple[float, int]:
+    """A factor ``unit / period`` close to ``factor`` with an integer input ``period``.
+
+    Rescaling any region that starts at a multiple of ``period`` input pixels then lands on
+    the same canonical grid as rescaling the whole image (and at a multiple of
+    ``unit_canonical_px``, so the network's pooling grid lines up too): tiles reproduce the
+    whole-image result.
+
+    Examples
+    --------
+    >>> aligned_factor(0.25)
+    (0.25, 256)
+    >>> f, period = aligned_factor(0.6149)
+    >>> period, round(f, 4)
+    (104, 0.6154)
+    """
+    if not factor > 0:
+        raise ValueError(f"factor must be > 0, got {factor}")
+    period = max(1, int(round(unit_canonical_px / factor)))
+    return unit_canonical_px / period, period
+
+
+def rescale_aligned(region: np.ndarray, period: int, unit_canonical_px: int = 64) -> np.ndarray:
+    """Rescale a region by ``unit / period`` on the grid of :func:`aligned_factor`.
+
+    The region is padded at its end (reflect) to whole periods first, so the result is
+    ``ceil(h / period) * unit`` by ``ceil(w / period) * unit`` whatever the region size.
+    """
+    h, w = region.shape[:2]
+    ph, pw = (-h) % period, (-w) % period
+    if ph or pw:
+        pad = ((0, ph), (0, pw)) + ((0, 0),) * (region.ndim - 2)
+        mode = "reflect" if (ph < h and pw < w) else "edge"
+        region = np.pad(region, pad, mode=mode)
+    n_y, n_x = region.shape[0] // period, region.shape[1] // period
+    return rescale(region, (n_y * unit_canonical_px, n_x * unit_canonical_px))
+
+
 def central_crop(shape_yx: tuple[int, int], size_px: int) -> tuple[slice, slice]:
     """Slices of the central ``size_px`` square (or less) of an image."""
     h, w = shape_yx[:2]

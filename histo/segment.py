@@ -19,6 +19,7 @@ Peak memory is bounded by the tile size whatever the image size, plus ``out``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import lru_cache
 from typing import Callable
 
@@ -38,6 +39,8 @@ TILE_CANONICAL_PX = 1024
 HALO_CANONICAL_PX = 112
 #: Largest tile side on the input grid (bounds memory when the input is much finer than canonical).
 MAX_TILE_INPUT_PX = 4096
+#: Canonical px per alignment period (a multiple of the network's total down-sampling).
+ALIGN_CANONICAL_PX = 64
 #: Side of the central crop used to estimate the scale, in canonical px.
 ESTIMATE_CROP_CANONICAL_PX = 320
 
@@ -158,12 +161,22 @@ def _relabel(labels):
 # ---------------------------------------------------------------------------- the model path
 @lru_cache(maxsize=4)
 def _cached_model(model: str | None, device: str | None):
+    import hashlib
+
+    import torch
+
     net, config = _net.load_model(model, device=device)
-    return _net.fuse_batchnorm(net).to(memory_format=__import__("torch").channels_last), config
+    weights, _ = _net._model_paths(model)
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    config = replace(config, version=f"{config.version}+{digest}")
+    return _net.fuse_batchnorm(net).to(memory_format=torch.channels_last), config
 
 
 def load_segmenter(model=None, device: str | None = None):
-    """The (network with BatchNorm folded, config) pair for ``model``; cached per process."""
+    """The (network with BatchNorm folded, config) pair for ``model``; cached per process.
+
+    ``config.version`` carries the first 12 hex digits of the weights' SHA-256.
+    """
     if model is None or isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         return _cached_model(None if model is None else str(model), device)
     net, config = model  # an already loaded (net, config) pair
@@ -171,27 +184,40 @@ def load_segmenter(model=None, device: str | None = None):
 
 
 def model_info(method: str = "model", model=None) -> dict | None:
-    """``{"name", "version"}`` of the segmenter, recorded in every result's summary."""
+    """``{"name", "version", "method"}`` of the segmenter, recorded in every result's summary."""
     if method == "classical":
         from histo import __version__
 
-        return {"name": "classical", "version": __version__}
+        return {"name": "classical", "version": __version__, "method": "classical"}
     _, config = load_segmenter(model)
-    return {"name": config.name, "version": config.version}
+    return {"name": config.name, "version": config.version, "method": "model"}
 
 
 def _predict_region(net, config, src: _Source, ys: slice, xs: slice, factor: float,
-                    stats: np.ndarray, device) -> np.ndarray:
+                    stats: np.ndarray, device, precision: str = "float32") -> np.ndarray:
     """(3, h, w) probability maps of a region at canonical scale (h, w = scaled region)."""
     pixels = src.read(ys, xs)
     target = _scale.scaled_shape(pixels.shape[:2], factor)
     pixels = _scale.rescale(pixels, target)
     x = _net.network_input(pixels, stats)
-    return _net.predict_maps(net, x, pad_multiple=config.pad_multiple, device=device)
+    return _net.predict_maps(net, x, pad_multiple=config.pad_multiple, device=device, precision=precision)
 
 
-def _upsample_maps(maps: np.ndarray, shape_yx) -> np.ndarray:
-    return np.stack([_scale.rescale(np.ascontiguousarray(m), shape_yx) for m in maps])
+def _predict_aligned(net, config, src: _Source, ys: slice, xs: slice, period: int,
+                     stats: np.ndarray, device, precision: str = "float32") -> np.ndarray:
+    """(3, h, w) probability maps of a region on the input grid.
+
+    The region starts at a multiple of ``period`` input px, so its canonical grid (and the
+    network's pooling grid) is the whole image's: tiles reproduce the whole-image maps.
+    """
+    pixels = src.read(ys, xs)
+    h, w = pixels.shape[:2]
+    canonical = _scale.rescale_aligned(pixels, period, ALIGN_CANONICAL_PX)
+    maps = _net.predict_maps(net, _net.network_input(canonical, stats),
+                             pad_multiple=config.pad_multiple, device=device, precision=precision)
+    ny, nx = canonical.shape[0] // ALIGN_CANONICAL_PX, canonical.shape[1] // ALIGN_CANONICAL_PX
+    full = (ny * period, nx * period)
+    return np.stack([_scale.rescale(np.ascontiguousarray(m), full)[:h, :w] for m in maps])
 
 
 def _min_area_px(config, factor: float) -> float:
@@ -199,20 +225,29 @@ def _min_area_px(config, factor: float) -> float:
     return config.min_area_frac * canonical_area / factor**2
 
 
-def estimate_fiber_diameter(image, *, channel: int | None = None, model=None, device=None) -> float:
+def estimate_fiber_diameter(image, *, channel: int | None = None, model=None, device=None,
+                            precision: str = "auto") -> float:
     """Typical fiber diameter in input pixels, estimated with the model (see histo.scale)."""
     src, _ = _source(image, channel)
     net, config = load_segmenter(model, device)
     dev = next(net.parameters()).device
     stats = _image_stats(src, config.percentiles)
-    return _estimate_diameter(net, config, src, stats, dev)
+    return _estimate_diameter(net, config, src, stats, dev, _precision(precision, dev))
 
 
-def _estimate_diameter(net, config, src: _Source, stats, device) -> float:
+def _precision(precision: str, device) -> str:
+    if precision == "auto":
+        return "bfloat16" if _net.bf16_supported(device) else "float32"
+    if precision not in ("float32", "bfloat16"):
+        raise HistoInputError(f"precision must be auto, float32 or bfloat16, got {precision!r}")
+    return precision
+
+
+def _estimate_diameter(net, config, src: _Source, stats, device, precision="float32") -> float:
     def measure(factor: float):
         size = int(ESTIMATE_CROP_CANONICAL_PX / factor)
         ys, xs = _scale.central_crop(src.shape_yx, size)
-        maps = _predict_region(net, config, src, ys, xs, factor, stats, device)
+        maps = _predict_region(net, config, src, ys, xs, factor, stats, device, precision)
         labels = maps_to_labels(maps, fg_threshold=config.fg_threshold,
                                 seed_threshold=config.seed_threshold,
                                 min_area_px=_min_area_px(config, 1.0))
@@ -240,36 +275,39 @@ def _tissue_tile_empty(tissue_mask, tile: tiling.Tile, shape_yx) -> bool:
         return False
     th, tw = tissue_mask.shape[:2]
     fy, fx = th / shape_yx[0], tw / shape_yx[1]
-    ys, xs = tile.outer
+    ys, xs = tile.core  # the tile only writes fibers centred in its core
     y0, y1 = int(np.floor(ys.start * fy)), max(int(np.ceil(ys.stop * fy)), int(np.floor(ys.start * fy)) + 1)
     x0, x1 = int(np.floor(xs.start * fx)), max(int(np.ceil(xs.stop * fx)), int(np.floor(xs.start * fx)) + 1)
     return not np.asarray(tissue_mask[y0:y1, x0:x1]).any()
 
 
 def _segment_model(src: _Source, *, pixel_size_um, fiber_diameter_px, model, out, progress,
-                   tissue_mask, device, tile_px=None) -> np.ndarray:
+                   tissue_mask, device, tile_px=None, precision="auto") -> np.ndarray:
     net, config = load_segmenter(model, device)
     dev = next(net.parameters()).device
+    precision = _precision(precision, dev)
     stats = _image_stats(src, config.percentiles)
     if pixel_size_um is not None:
         factor = _scale.factor_from_pixel_size(pixel_size_um, canonical_pixel_size_um=config.canonical_pixel_size_um)
     else:
         if fiber_diameter_px is None:
-            fiber_diameter_px = _estimate_diameter(net, config, src, stats, dev)
+            fiber_diameter_px = _estimate_diameter(net, config, src, stats, dev, precision)
         factor = _scale.factor_from_diameter(fiber_diameter_px, canonical_diameter_px=config.canonical_diameter_px)
+    factor, period = _scale.aligned_factor(factor, ALIGN_CANONICAL_PX)
     log.info("segmenting %s at scale factor %.4f", src.shape_yx, factor)
     if tile_px is None:
         tile_px = min(MAX_TILE_INPUT_PX, int(round(TILE_CANONICAL_PX / factor)))
+    tile_px = max(period, tile_px // period * period)
     halo_px = int(np.ceil(HALO_CANONICAL_PX / factor))
-    tiles = tiling.tile_cover(src.shape_yx, tile_px, halo_px)
+    tiles = tiling.tile_cover(src.shape_yx, tile_px, halo_px, align=period)
     min_area = _min_area_px(config, factor)
     offset = 0
     for i, tile in enumerate(tiles):
         if not _tissue_tile_empty(tissue_mask, tile, src.shape_yx):
-            maps = _predict_region(net, config, src, *tile.outer, factor, stats, dev)
-            maps = _upsample_maps(maps, tile.outer_shape)
+            maps = _predict_aligned(net, config, src, *tile.outer, period, stats, dev, precision)
             labels = maps_to_labels(maps, fg_threshold=config.fg_threshold,
                                     seed_threshold=config.seed_threshold, min_area_px=min_area)
+            del maps
             owned = tiling.owned_labels(labels, tile, src.shape_yx)
             offset = tiling.write_owned(out, labels, tile, owned, offset)
         if progress is not None:
@@ -292,6 +330,7 @@ def segment_image(
     fiber_diameter_px: float | None = None,
     device: str | None = None,
     tile_px: int | None = None,
+    precision: str = "auto",
 ) -> np.ndarray:
     """Segment the muscle fibers of an image into instance labels on its own pixel grid.
 
@@ -317,13 +356,16 @@ def segment_image(
     progress : callable(done, total), optional
         Called after each tile.
     tissue_mask : (y, x) bool array-like, optional
-        Tissue at any lower resolution covering the whole image; tiles outside it are skipped.
+        Tissue at any lower resolution covering the whole image; tiles whose core holds no
+        tissue are skipped (the fibers centred there are outside the tissue).
     fiber_diameter_px : float, optional
         Typical fiber diameter in input pixels, used when the pixel size is unknown.
     device : {"cpu", "cuda"}, optional
         Default CUDA when available.
     tile_px : int, optional
         Tile core side on the input grid (default: 1024 canonical px, at most 4096 input px).
+    precision : {"auto", "float32", "bfloat16"}
+        Network arithmetic; ``"auto"`` uses bfloat16 where the hardware runs it fast.
 
     Returns
     -------
@@ -346,7 +388,7 @@ def segment_image(
                                   fiber_diameter_px=fiber_diameter_px, out=out, progress=progress)
     return _segment_model(src, pixel_size_um=pixel_size_um, fiber_diameter_px=fiber_diameter_px,
                           model=model, out=out, progress=progress, tissue_mask=tissue_mask,
-                          device=device, tile_px=tile_px)
+                          device=device, tile_px=tile_px, precision=precision)
 
 
 def _segment_classical(src: _Source, *, stain, pixel_size_um, fiber_diameter_px, out, progress):

@@ -64,13 +64,14 @@ class Tile:
         return tuple(s.stop - s.start for s in self.outer)
 
 
-def _starts(n: int, tile: int) -> list[int]:
+def _starts(n: int, tile: int, align: int = 1) -> list[int]:
     count = max(1, int(np.ceil(n / tile)))
-    # equal cores (differ by at most one pixel) rather than a thin last tile
-    return [int(round(i * n / count)) for i in range(count + 1)]
+    # equal cores (differ by at most one pixel, or one ``align`` step) rather than a thin last tile
+    starts = [int(round(i * n / count / align)) * align for i in range(count)]
+    return sorted(set(starts)) + [n]
 
 
-def tile_cover(shape_yx: tuple[int, int], tile_px: int, halo_px: int) -> list[Tile]:
+def tile_cover(shape_yx: tuple[int, int], tile_px: int, halo_px: int, *, align: int = 1) -> list[Tile]:
     """Cover a (Y, X) image with tiles whose cores partition it.
 
     Parameters
@@ -82,6 +83,10 @@ def tile_cover(shape_yx: tuple[int, int], tile_px: int, halo_px: int) -> list[Ti
     halo_px : int
         Overlap added on every side of the core (clipped at the image border). Must exceed
         the largest object's extent for :func:`owned_labels` to be exact.
+    align : int
+        Cores and outer regions start at multiples of ``align`` (the halo is rounded up to a
+        multiple of it), so that per-tile processing on a coarser grid lines up with the
+        same processing of the whole image.
 
     Returns
     -------
@@ -96,9 +101,10 @@ def tile_cover(shape_yx: tuple[int, int], tile_px: int, halo_px: int) -> list[Ti
     h, w = (int(s) for s in shape_yx)
     if h < 1 or w < 1:
         raise ValueError(f"shape_yx must be positive, got {shape_yx}")
-    if tile_px < 1 or halo_px < 0:
-        raise ValueError(f"tile_px must be >= 1 and halo_px >= 0, got {tile_px}, {halo_px}")
-    ys, xs = _starts(h, tile_px), _starts(w, tile_px)
+    if tile_px < 1 or halo_px < 0 or align < 1:
+        raise ValueError(f"tile_px, align must be >= 1 and halo_px >= 0, got {tile_px}, {halo_px}, {align}")
+    halo_px = -(-halo_px // align) * align
+    ys, xs = _starts(h, tile_px, align), _starts(w, tile_px, align)
     tiles = []
     for y0, y1 in zip(ys[:-1], ys[1:]):
         for x0, x1 in zip(xs[:-1], xs[1:]):

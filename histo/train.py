@@ -45,9 +45,9 @@ class TrainSettings:
     """Everything that defines a training run (saved in the model's JSON)."""
 
     name: str = _net.DEFAULT_MODEL
-    steps: int = 6000
+    steps: int = 4000
     batch_size: int = 8
-    crop_px: int = 192
+    crop_px: int = 160
     lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
@@ -58,9 +58,9 @@ class TrainSettings:
     real_scales: int = 7
     real_fraction: float = 0.35
     membrane_fraction: float = 0.15
-    synth_pool: int = 240
+    synth_pool: int = 200
     synth_shape_px: int = 256
-    synth_refresh_every: int = 3
+    synth_refresh_every: int = 6
     stains: tuple[str, ...] = ("he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
     checkpoint_every: int = 250
     channel: int | None = None
@@ -145,12 +145,16 @@ def _read_pair(image_path: Path, labels_path: Path, channel: int | None):
 
 
 def find_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
-    """(image, labels) pairs in a folder: ``X.ext`` with ``X_labels.ext`` beside it."""
+    """(image, labels) pairs: ``X.ext`` with ``X_labels.ext`` beside it, in a folder or for one file."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise HistoInputError("not a folder of image + labels pairs", path=folder)
+    if folder.is_file():
+        candidates = [folder]
+    elif folder.is_dir():
+        candidates = sorted(folder.iterdir())
+    else:
+        raise HistoInputError("not a folder of image + labels pairs nor an image file", path=folder)
     pairs = []
-    for p in sorted(folder.iterdir()):
+    for p in candidates:
         if p.suffix.lower() not in IMAGE_SUFFIXES or p.stem.endswith("_labels"):
             continue
         for ext in IMAGE_SUFFIXES:
@@ -158,6 +162,9 @@ def find_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
             if lab.exists():
                 pairs.append((p, lab))
                 break
+        else:
+            if folder.is_file():
+                raise HistoInputError(f"no {p.stem}_labels.<ext> beside the image", path=p)
     return pairs
 
 

@@ -97,7 +97,6 @@ def test_tiles_match_whole_image(he_val):
         np.concatenate([np.concatenate([img, img[:, ::-1]], 1), np.concatenate([img[::-1], img[::-1, ::-1]], 1)], 0)
     big = np.ascontiguousarray(big[:1500, :1400])
     whole = segment_image(big, fiber_diameter_px=130, tile_px=4000)
-    calls = []
     tiled = segment_image(big, fiber_diameter_px=130, tile_px=600, progress=lambda d, n: calls.append((d, n)))
     assert calls[-1] == (len(calls), len(calls)) and len(calls) == 9
     r = match_labels(tiled, whole, thresholds=(0.9,), min_feret=False)
@@ -120,13 +119,14 @@ def test_lazy_array_likes_and_out(he_val):
 
 @needs_model
 def test_tissue_mask_skips_empty_tiles(he_val):
-    img = he_val[0][:800, :800]
-    mask = np.zeros((8, 8), bool)
-    mask[:4] = True  # tissue only in the top half (low resolution mask)
-    labels = segment_image(img, fiber_diameter_px=130, tile_px=200, tissue_mask=mask)
-    full = segment_image(img, fiber_diameter_px=130, tile_px=200)
-    assert labels[600:].max() == 0 and full[600:].max() > 0
-    assert labels[:250].max() > 0
+    img = he_val[0]
+    mask = np.zeros((10, 10), bool)
+    mask[:3] = True  # tissue only in the top 30 % (a low resolution mask)
+    labels = segment_image(img, fiber_diameter_px=130, tile_px=250, tissue_mask=mask)
+    full = segment_image(img, fiber_diameter_px=130, tile_px=250)
+    assert labels[750:].max() == 0 and full[750:].max() > 0
+    top = np.unique(full[:200])
+    assert np.isin(top[top > 0], np.unique(full[labels > 0])).mean() > 0.5
 
 
 @needs_model
@@ -138,3 +138,26 @@ def test_fluorescence_channel(real_data):
     labels = segment_image(stack, channel=3, pixel_size_um=0.9224)
     r = match_labels(labels, gt, min_feret=False)
     assert r.at(0.5)["f1"] >= 0.85
+
+
+@needs_model
+def test_segment_cli_writes_labels_on_input_grid(tmp_path, real_data):
+    from histo.cli import main
+
+    src = real_data / "he" / "fs_he_patch.tif"
+    code = main(["segment", str(src), "-o", str(tmp_path), "--fiber-diameter", "40", "--pixel-size", "0.5"])
+    assert code == 0
+    out = tmp_path / "fs_he_patch" / "labels.tif"
+    with tifffile.TiffFile(out) as tif:
+        labels = tif.pages[0].asarray()
+        x_res = tif.pages[0].tags["XResolution"].value
+    assert labels.shape == tifffile.imread(src).shape[:2] and labels.dtype == np.uint32
+    assert labels.max() > 0
+    assert x_res[0] / x_res[1] == pytest.approx(1e4 / 0.5)  # pixels per cm
+
+
+def test_segment_cli_classical_needs_channel_for_stacks(tmp_path, real_data):
+    from histo.cli import main
+
+    code = main(["segment", str(real_data / "if" / "fs_rat.tif"), "-o", str(tmp_path), "--method", "classical"])
+    assert code == 2 and not (tmp_path / "fs_rat").exists()

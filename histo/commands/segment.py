@@ -57,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     for path in args.images:
         t0 = time.perf_counter()
-        image = read_image(path, pixel_size_um=args.pixel_size, channel=args.channel)
+        image = read_image(path, pixel_size_um=args.pixel_size)
+        # --channel picks the membrane plane of multichannel images; RGB images ignore it
+        channel = args.channel if image.axes == "CYX" else None
         stain = resolve_stain(image, args.stain) if args.method == "classical" else args.stain
-        channel = default_channel(image, stain, args.channel)
+        channel = default_channel(image, stain, channel)
         labels = segment_image(
             image, stain=stain, channel=channel, pixel_size_um=image.pixel_size_um,
             method=args.method, model=args.model, fiber_diameter_px=args.fiber_diameter,

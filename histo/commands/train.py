@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     d = TrainSettings()
     parser.add_argument("--data", type=Path, action="append", default=[], metavar="DIR",
-                        help="folder of X.tif + X_labels.png pairs (repeatable)")
+                        help="folder of X.tif + X_labels.png pairs, or one such image (repeatable)")
     parser.add_argument("--no-synth", action="store_true", help="train on the --data folders only")
     parser.add_argument("-o", "--output", type=Path, default=None, metavar="PATH",
                         help="model path without suffix (default: models/<name>)")

@@ -1,12 +1,16 @@
 """Speed of the synthetic-section generator (histo.synth), one core.
 
-Run: .venv/bin/python benchmarks/bench_synth.py [--n 8] [--size 512]
+Run: .venv/bin/python benchmarks/bench_synth.py [--n 8] [--size 512] [--quality 12]
 
 Prints, per stain, the CPU and wall time of one ``generate_section`` call at SIZE x SIZE
 (generated packings, and NCL-SM crops once the masks are cached), the split between geometry
 and rendering, the ratio to the 0.3 s budget of on-the-fly training, and the ratio to reading
 the same sample back from a cached .npz file (``make_dataset``), all measured in this process.
 OpenCV is limited to one thread so the figures are per core.
+
+``--quality N`` also measures N samples per stain with the project's own yardsticks
+(``histo.morphometry.measure_fibers``, ``histo.stain.guess_stain``): fiber size against the
+request, size spread, and whether planted fibers come out small, angular and dark.
 """
 
 from __future__ import annotations
@@ -32,11 +36,52 @@ def timed(fn, *args, **kw):
     return out, time.process_time() - c0, time.perf_counter() - w0
 
 
+def quality(n: int, shape: tuple[int, int], diameter: float) -> None:
+    """Planted fibers and sizes measured by histo.morphometry; stain guessed by histo.stain."""
+    from collections import Counter
+
+    from histo.morphometry import measure_fibers
+    from histo.stain import guess_stain
+
+    print(f"\nquality: {n} samples per stain, {shape}, requested diameter {diameter} px "
+          "(medians over samples; ratios planted / normal fibers of the same image)")
+    print(f"{'stain':9s} {'eqdiam/req':>10s} {'size CV':>8s} {'minFeret':>9s} {'angular':>8s} "
+          f"{'darkness':>9s} {'planted':>8s}  guess_stain")
+    for stain in STAINS:
+        size, cv, feret, ang_p, ang_n, dark_p, dark_n, n_pl = [], [], [], [], [], [], [], 0
+        guesses = Counter()
+        for i in range(n):
+            s = generate_section(shape, stain=stain, fiber_diameter_px=diameter, rng=[11, i], geometry="packing")
+            guesses[guess_stain(s.image)] += 1
+            df = measure_fibers(s.labels, s.image, stain=stain)
+            inner = df[~df.is_edge]
+            planted = inner.label.isin(s.planted)
+            normal = inner[~planted]
+            if len(normal) < 5:
+                continue
+            size.append(normal.equivalent_diameter_px.mean() / diameter)
+            cv.append(normal.equivalent_diameter_px.std() / normal.equivalent_diameter_px.mean())
+            pl = inner[planted]
+            n_pl += len(pl)
+            feret += list(pl.min_feret_px / normal.min_feret_px.mean())
+            ang_p += list(pl.angularity)
+            ang_n.append(normal.angularity.median())
+            dark_p += list(pl.darkness)
+            dark_n.append(normal.darkness.median())
+        q = np.percentile(feret, [10, 50, 90]) if feret else [np.nan] * 3
+        print(f"{stain:9s} {np.median(size):10.2f} {np.median(cv):8.2f} {q[1]:5.2f} ({q[0]:.2f}-{q[2]:.2f}) "
+              f"{np.median(ang_p):.2f}/{np.median(ang_n):.2f} {np.nanmedian(dark_p):5.1f}/{np.nanmedian(dark_n):4.1f} "
+              f"{n_pl:8d}  {dict(guesses)}")
+    print("minFeret: planted min Feret / mean min Feret of normal fibers, median (10-90 %); "
+          "angular, darkness: planted / normal medians (darkness = robust z of mean OD)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=8, help="samples per stain")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--diameter", type=float, default=40.0)
+    parser.add_argument("--quality", type=int, default=0, help="also measure N samples per stain")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     shape = (args.size, args.size)
@@ -82,6 +127,8 @@ def main() -> None:
         size_kb = path.stat().st_size / 1024
     print(f"cached .npz: save {save_c:.3f} s, load {load_c:.3f} s cpu ({size_kb:.0f} KB); "
           f"generating costs {gen_c / max(load_c, 1e-6):.1f}x a cached load")
+    if args.quality:
+        quality(args.quality, shape, args.diameter)
 
 
 if __name__ == "__main__":

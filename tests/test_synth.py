@@ -177,7 +177,7 @@ def test_size_spread_matches_request():
     h, w = s.labels.shape
     inside = [p for p in props if p.bbox[0] > 0 and p.bbox[1] > 0 and p.bbox[2] < h and p.bbox[3] < w]
     d = np.array([p.equivalent_diameter_area for p in inside])
-    assert 22 < d.mean() < 34
+    assert 27 < d.mean() < 33
     assert 0.15 < d.std() / d.mean() < 0.4
 
 

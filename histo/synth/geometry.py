@@ -222,7 +222,10 @@ def generate_packing(
     bounds = (-m, -m, h + m, w + m)
     # the cells along the bounds spill about half a fiber into the frame of the diagram
     area = (h + 2 * m + d) * (w + 2 * m + d)
-    _, target = _targets(rng, area, d, cv, gap)
+    # inset, corner rounding and the budget shave the fibers a little: calibrated so that the
+    # mean equivalent diameter of whole fibers matches the request (40 samples, residual sd 2.4 %)
+    shrink = 0.978 - 0.062 * (gap / d) - 0.077 * roundness**2
+    _, target = _targets(rng, area, d / shrink, cv, gap)
     sites = rng.uniform([bounds[0], bounds[1]], [bounds[2], bounds[3]], (len(target), 2))
     sites, _, cells = relax(sites, target, bounds, spacing=d, iterations=5)
 
@@ -240,7 +243,8 @@ def generate_packing(
     if len(planted_sites):
         normal = np.ones(len(target), bool)
         normal[planted_sites] = False
-        small_t = np.pi / 4 * (frac * d * 1.05 + gap) ** 2
+        # min Feret of an angular fiber is ~0.85 of its equivalent diameter
+        small_t = np.pi / 4 * (frac * d * 1.18 / shrink + gap) ** 2
         freed = target[planted_sites].sum() - small_t.sum()
         target = target.copy()
         target[planted_sites] = small_t

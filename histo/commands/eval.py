@@ -18,8 +18,13 @@ from histo.errors import HistoInputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pred", type=Path, help="predicted label image (TIFF/PNG; 0 = background)")
-    parser.add_argument("gt", type=Path, help="reference label image on the same pixel grid")
+    parser.add_argument(
+        "pred", type=Path,
+        help="predicted mask: label image (TIFF/PNG, 0 = background), ImageJ ROI set or GeoJSON")
+    parser.add_argument(
+        "gt", type=Path,
+        help="reference mask on the same pixel grid (same formats; one of the two must be a "
+        "label image)")
     parser.add_argument(
         "--pixel-size", type=positive_float, default=None, metavar="UM",
         help="micrometres per pixel: absolute min-Feret error in µm instead of px",

@@ -30,6 +30,7 @@ SOURCES = ("nclsm_S11_labels.tiff", "nclsm_S60_labels.tiff")
 _LOCK = threading.Lock()
 _CACHE: dict[str, "_Source"] = {}
 _BLOCK = 64
+_CROP_CALIBRATION = 0.93
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,9 @@ def ncl_crop(
         raise HistoInputError(f"unknown NCL-SM source {name!r}; use one of {SOURCES}")
     src = _load(name)
     d = float(diameter_px)
-    scale = d / src.median_diameter_px  # output px per source px
+    # output px per source px; crops favour dense tissue, whose fibers are ~7 % smaller than
+    # the whole mask's median (measured on 24 crops), hence the calibration factor
+    scale = d / (src.median_diameter_px * _CROP_CALIBRATION)
     block = rng.choice(src.block_weight.size, p=src.block_weight.ravel())
     by, bx = np.divmod(block, src.block_weight.shape[1])
     cy = (by + rng.random()) * _BLOCK
@@ -188,7 +191,7 @@ def ncl_crop(
     if n and planted_groups:
         area = label_areas(labels)
         border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        ok = (area > 0.6 * np.pi / 4 * d * d) & (area < 3.0 * np.pi / 4 * d * d)
+        ok = (area > 0.5 * np.pi / 4 * d * d) & (area < 1.6 * np.pi / 4 * d * d)  # room for 2-8 pieces
         ok[0] = False
         ok[border] = False
         cands = list(np.flatnonzero(ok))

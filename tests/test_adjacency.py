@@ -184,3 +184,12 @@ def test_degree_and_gap_in_pixels():
     assert gap_in_pixels(3.0, 10.0) == 1
     assert gap_in_pixels(3.0, None) == 3
     assert gap_in_pixels(3.0, None, default_px=5) == 5
+
+
+@pytest.mark.parametrize("module", ["histo.adjacency"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

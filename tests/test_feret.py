@@ -156,3 +156,12 @@ def test_lattice_area_counts_pixels_in_hull(seed):
 def test_digitised_disk_is_digitally_convex():
     mask = _disk(12.3, (0.2, -0.1))
     assert lattice_area_px(convex_hull_xy(_points(mask))) == mask.sum()
+
+
+@pytest.mark.parametrize("module", ["histo.feret"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -402,3 +402,12 @@ def test_real_if_image_through_imagedata(real_data):
     assert inner["circularity"].between(0.5, 1.05).all()
     assert np.isfinite(df["mean_od"]).all()  # the ImageData's channel was used
     assert (inner["n_neighbors"] >= 1).mean() > 0.9
+
+
+@pytest.mark.parametrize("module", ["histo.morphometry", "histo.shape", "histo._ragged"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -240,3 +240,12 @@ def test_image_layout():
     assert axes == "CYX" and arr.shape == (2, 50, 60)
     with pytest.raises(HistoInputError, match="not an image"):
         image_layout(np.zeros((2, 3, 4, 5)))
+
+
+@pytest.mark.parametrize("module", ["histo.stain"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

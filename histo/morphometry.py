@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -346,9 +347,10 @@ def _signal(image, shape: tuple[int, int], stain: str | None, channel: int | Non
         if stain not in (None, "auto") and stain not in STAINS:
             raise HistoInputError(f"unknown stain {stain!r}; choose one of {', '.join(STAINS)}")
         return None, stain
-    arr, axes = image_layout(image)
+    arr, axes = image_layout(image, shape_yx=shape)
     if channel is None:  # an ImageData remembers the channel chosen at reading
         channel = getattr(image, "channel", None)
+    image = SimpleNamespace(pixels=arr, axes=axes)  # the layout is settled from here on
     yx = arr.shape[1:] if axes == "CYX" else arr.shape[:2]
     if tuple(yx) != tuple(shape):
         raise HistoInputError(

@@ -41,19 +41,21 @@ _HE_UNMIX = np.linalg.inv(_HE_MATRIX)
 
 
 # ------------------------------------------------------------------ layouts
-def image_layout(pixels) -> tuple[np.ndarray, str]:
+def image_layout(pixels, shape_yx: tuple[int, int] | None = None) -> tuple[np.ndarray, str]:
     """Array and axes (``"YX"``, ``"YXS"`` or ``"CYX"``) of pixels or of an ImageData.
 
-    An object with ``pixels`` and ``axes`` attributes (``histo.io.ImageData``) is trusted;
-    a bare array is read as ``(Y, X)``, ``(Y, X, 3|4)`` (alpha dropped), or channels first
-    when its first axis is the shortest (``(Y, X, C)`` with few channels is moved to
-    ``(C, Y, X)``).
+    An object with ``pixels`` and ``axes`` attributes (``histo.io.ImageData``) is trusted.
+    A bare array is matched against ``shape_yx`` when given (e.g. the labels' shape), else
+    read as ``(Y, X)``, ``(Y, X, 3|4)`` (alpha dropped), or channels first when its first
+    axis is the shortest (``(Y, X, C)`` with few channels is moved to ``(C, Y, X)``).
 
     Examples
     --------
     >>> image_layout(np.zeros((4, 64, 64), np.uint16))[1]
     'CYX'
     >>> image_layout(np.zeros((64, 64, 3), np.uint8))[1]
+    'YXS'
+    >>> image_layout(np.zeros((2, 2, 3), np.uint8), shape_yx=(2, 2))[1]
     'YXS'
     """
     axes = getattr(pixels, "axes", None)
@@ -62,6 +64,14 @@ def image_layout(pixels) -> tuple[np.ndarray, str]:
         if axes == "YXS" and arr.shape[-1] == 4:
             arr = arr[..., :3]
         return arr, axes
+    if arr.ndim == 3 and shape_yx is not None:
+        shape_yx = tuple(shape_yx)
+        if arr.shape[:2] == shape_yx and arr.shape[-1] in (3, 4):
+            return arr[..., :3], "YXS"
+        if arr.shape[1:] == shape_yx:
+            return (arr[0], "YX") if arr.shape[0] == 1 else (arr, "CYX")
+        if arr.shape[:2] == shape_yx:
+            return (arr[..., 0], "YX") if arr.shape[-1] == 1 else (np.moveaxis(arr, -1, 0), "CYX")
     if arr.ndim == 2:
         return arr, "YX"
     if arr.ndim == 3:

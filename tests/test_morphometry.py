@@ -142,6 +142,18 @@ def test_one_pixel_and_tiny_fibers_do_not_crash():
     assert df["is_edge"].tolist() == [False, False, True]
 
 
+@pytest.mark.parametrize("shape", [(1, 10), (10, 1), (1, 1), (3, 3)])
+def test_tiny_images_with_any_layout(shape):
+    lab = np.zeros(shape, np.int32)
+    lab.flat[0] = 1
+    for img, channel in ((np.full(shape + (3,), 90, np.uint8), None),
+                         (np.full((4,) + shape, 900, np.uint16), 2),
+                         (np.full(shape, 90, np.uint8), None)):
+        df = measure_fibers(lab, img, stain="auto", channel=channel)
+        assert df["label"].tolist() == [1] and df["is_edge"].all()
+        assert np.isfinite(df["mean_od"]).all()
+
+
 def test_float_labels_with_whole_values_are_accepted():
     lab = np.zeros((20, 20))
     lab[5:10, 5:10] = 2.0

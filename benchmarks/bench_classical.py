@@ -7,7 +7,7 @@ interior map + distance-transform watershed, the 20-line script the classical pi
 beat), with the ratios. ``--cellpose`` also times a Cellpose-3 network on each image
 (benchmarks/cellpose_timing.py, a throwaway venv) and prints the speed ratio.
 
-    .venv/bin/python benchmarks/bench_classical.py [--repeats 3] [--cellpose] [--json FILE]
+    .venv/bin/python benchmarks/bench_classical.py [--repeats 3] [--cellpose] [--large] [--json FILE]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
-from histo.classical import interior_map, segment_classical
+from histo.classical import estimate_fiber_diameter, interior_map, segment_classical
 from histo.evaluate import match_labels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def naive_baseline(image, *, stain, channel, fiber_diameter_px) -> np.ndarray:
     f = interior_map(image, stain=stain, channel=channel)
     fg = f > threshold_otsu(f)
     dist = ndi.distance_transform_edt(fg)
-    d = fiber_diameter_px or 60.0
+    d = fiber_diameter_px or estimate_fiber_diameter(image, stain=stain, channel=channel)
     peaks = peak_local_max(dist, min_distance=max(1, int(d / 4)), labels=ndi.label(fg)[0])
     seeds = np.zeros(fg.shape, np.int32)
     seeds[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
@@ -104,8 +104,11 @@ def run(repeats: int = 3, cellpose: bool = False) -> list[dict]:
             "cpu_seconds": seg_cpu, "cpu_seconds_per_mp": seg_cpu / mp,
             "naive_f1_iou50": res_naive.f1[0], "naive_seconds": naive_s, "naive_cpu_seconds": naive_cpu,
         }
+        row["diameter_px"] = diameter or estimate_fiber_diameter(image, stain=stain, channel=channel)
+        if diameter is None:
+            row["case"] = name.replace("d=est", f"d~{row['diameter_px']:.0f}")
         if cp is not None:
-            d_cp = diameter or 60.0
+            d_cp = row["diameter_px"]  # the same fiber size, given or estimated
             timing = cp.cellpose_seconds(REAL / image_rel, d_cp, channel)
             row["cellpose_seconds"] = timing["seconds"]
             row["cellpose_cpu_seconds"] = timing["cpu_seconds"]
@@ -114,22 +117,39 @@ def run(repeats: int = 3, cellpose: bool = False) -> list[dict]:
     return rows
 
 
+def run_large(repeats: int = 1, cellpose: bool = False) -> dict:
+    """Timing only (no reference): the central 2048 x 2048 crop of he/regen_section.jpg."""
+    rgb = np.asarray(Image.open(REAL / "he" / "regen_section.jpg").convert("RGB"))
+    y, x = (rgb.shape[0] - 2048) // 2, (rgb.shape[1] - 2048) // 2
+    crop = np.ascontiguousarray(rgb[y:y + 2048, x:x + 2048])
+    d = estimate_fiber_diameter(crop, stain="he")
+    labels, seg_s, seg_cpu = _timed(lambda: segment_classical(crop, stain="he", fiber_diameter_px=d), repeats)
+    row = {"case": f"regen 2048^2 H&E d~{d:.0f}", "megapixels": crop.size / 3e6, "diameter_px": d,
+           "n_found": int(labels.max()), "seconds": seg_s, "cpu_seconds": seg_cpu}
+    if cellpose:
+        timing = _cellpose_timing().cellpose_seconds(REAL / "he" / "regen_section.jpg", d, None, crop=2048)
+        row["cellpose_seconds"], row["cellpose_cpu_seconds"] = timing["seconds"], timing["cpu_seconds"]
+    return row
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cellpose", action="store_true", help="also time Cellpose-3 (throwaway venv)")
+    parser.add_argument("--large", action="store_true",
+                        help="also time the 2048 x 2048 crop of he/regen_section.jpg (no reference)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     print(f"classical baseline, median of {args.repeats} runs; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")
     rows = run(args.repeats, args.cellpose)
-    head = (f"{'case':<21}{'MP':>5}{'ref':>4}{'found':>6}{'F1@.5':>6}{'noedge':>7}{'mIoU':>6}"
+    head = (f"{'case (d px)':<21}{'MP':>5}{'ref':>4}{'found':>6}{'F1@.5':>6}{'noedge':>7}{'mIoU':>6}"
             f"{'Feret':>7}{'s':>6}{'cpu s':>6}{'cpu/MP':>7} | {'naive F1':>8}{'cpu s':>6}"
             f"{'F1 gain':>8}{'cpu x':>6}")
     print(head)
     for r in rows:
         feret = r["min_feret_median_rel_error"]
-        print(f"{r['case']:<21}{r['megapixels']:5.2f}{r['n_reference']:4d}{r['n_found']:6d}"
+        print(f"{r['case'][:21]:<21}{r['megapixels']:5.2f}{r['n_reference']:4d}{r['n_found']:6d}"
               f"{r['f1_iou50']:6.3f}{r['f1_iou50_no_edge']:7.3f}{r['mean_matched_iou']:6.3f}"
               f"{feret:+7.1%}{r['seconds']:6.2f}{r['cpu_seconds']:6.2f}{r['cpu_seconds_per_mp']:7.2f} | "
               f"{r['naive_f1_iou50']:8.3f}{r['naive_cpu_seconds']:6.2f}"
@@ -140,6 +160,16 @@ def main(argv=None) -> int:
                   f"{r['cellpose_seconds'] / r['seconds']:.1f}x faster in wall time, "
                   f"{r['cellpose_cpu_seconds'] / r['cpu_seconds']:.1f}x in cpu time")
     print("s = wall seconds, cpu s = process CPU seconds (all threads); cpu x = classical / naive cpu time")
+    if args.large:
+        big = run_large(1, args.cellpose)
+        rows.append(big)
+        print(f"{big['case']}: {big['n_found']} objects, {big['seconds']:.2f} s, {big['cpu_seconds']:.2f} cpu s "
+              f"({big['cpu_seconds'] / big['megapixels']:.2f} cpu s/MP)")
+        if "cellpose_seconds" in big:
+            print(f"  Cellpose-3 CPnet (d={big['diameter_px']:.0f}): {big['cellpose_seconds']:.1f} s "
+                  f"({big['cellpose_cpu_seconds']:.1f} cpu s) -> classical is "
+                  f"{big['cellpose_seconds'] / big['seconds']:.1f}x faster in wall time, "
+                  f"{big['cellpose_cpu_seconds'] / big['cpu_seconds']:.1f}x in cpu time")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -106,10 +106,11 @@ def area_angularity_scatter(area, angularity, *, classes=None, unit: str = "um",
                    edgecolors="black" if sad else "none", linewidths=0.6, zorder=3 if sad else 2,
                    marker="x" if name == "excluded" else "o", label=f"{name} ({int(sel.sum())})")
     if ok.any():
-        from matplotlib.ticker import LogLocator, NullFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(frameon=False, fontsize=7, markerscale=1.2)
     else:
@@ -139,7 +140,7 @@ def cohort_min_feret_boxplot(per_slide: dict[str, np.ndarray], *, unit: str = "u
     return figure_to_data_uri(fig)
 
 
-def thumbnail_data_uri(path, *, max_px: int = 900) -> str | None:
+def thumbnail_data_uri(path, *, max_px: int = 1024) -> str | None:
     """A picture file (e.g. ``overlay.png``) shrunk to ``max_px`` as a JPEG data URI."""
     from PIL import Image
 

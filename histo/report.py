@@ -171,6 +171,7 @@ def render_report(entries: list[SlideEntry], *, results_dir: Path) -> str:
                              autoescape=jinja2.select_autoescape(["html"]),
                              undefined=jinja2.StrictUndefined)
     env.filters["num"] = format_number
+    env.filters["unit"] = pretty_unit
     good = [e for e in entries if e.ok]
     figure_names = _figure_names(good)
     context = {
@@ -188,6 +189,20 @@ def render_report(entries: list[SlideEntry], *, results_dir: Path) -> str:
         "cohort_plot": _cohort_plot(good),
     }
     return env.get_template(TEMPLATE).render(**context)
+
+
+def pretty_unit(unit: str) -> str:
+    """Units as people write them.
+
+    Examples
+    --------
+    >>> pretty_unit("um"), pretty_unit("per mm2"), pretty_unit("um2")
+    ('µm', 'per mm²', 'µm²')
+    """
+    import re
+
+    unit = re.sub(r"\bum", "µm", str(unit))
+    return re.sub(r"([µm]m)2\b", r"\1²", unit)
 
 
 def format_number(value: Any, digits: int = 3) -> str:

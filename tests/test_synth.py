@@ -63,10 +63,15 @@ def test_min_feret_helper_on_a_square():
 def test_separate_touching_leaves_a_gap():
     a = np.array([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 0, 0]], np.uint32)
     out = separate_touching(a)
-    assert out.tolist() == [[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]] or not np.any(
-        (out[:, :-1] > 0) & (out[:, 1:] > 0) & (out[:, :-1] != out[:, 1:])
-    )
-    assert (out[out > 0] == a[out > 0]).all()
+    kept = out > 0
+    assert (out[kept] == a[kept]).all()  # nothing relabelled
+    assert (out[a == 1] == 1).all()  # the lowest label never loses a pixel
+    # every removed pixel touched another label, and no two labels touch any more
+    assert set(map(tuple, np.argwhere((a > 0) & ~kept))) <= {(0, 2), (1, 2), (2, 0), (2, 1)}
+    padded = np.pad(out, 1)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        p, q = padded[1:-1, 1:-1], np.roll(np.roll(padded, -dy, 0), -dx, 1)[1:-1, 1:-1]
+        assert not np.any((p > 0) & (q > 0) & (p != q))
 
 
 def test_keep_largest_component_drops_small_piece():
@@ -179,6 +184,31 @@ def test_size_spread_matches_request():
     d = np.array([p.equivalent_diameter_area for p in inside])
     assert 27 < d.mean() < 33
     assert 0.15 < d.std() / d.mean() < 0.4
+
+
+def test_tissue_edge_leaves_empty_glass():
+    for stain in ("he", "if"):
+        s = generate_section((256, 256), stain=stain, fiber_diameter_px=30, rng=9, geometry="packing",
+                             tissue_edge=True)
+        glass = ~s.tissue
+        assert 0.05 < glass.mean() < 0.7
+        assert not np.any(s.labels[glass])
+        img = s.image.astype(float)
+        if stain == "he":  # bright glass, darker tissue
+            assert img[glass].mean() > img[s.labels > 0].mean() + 20
+        else:  # dark glass (camera offset only), bright membranes in the tissue
+            assert np.percentile(img[glass], 50) < np.percentile(img[s.tissue], 90)
+
+
+def test_regenerating_he_has_exact_labels_and_a_crowded_interstitium():
+    s = generate_section((256, 256), stain="he", fiber_diameter_px=24, rng=1, geometry="packing", regenerating=True)
+    q = generate_section((256, 256), stain="he", fiber_diameter_px=24, rng=1, geometry="packing", regenerating=False)
+    assert s.info["regenerating"] and not q.info["regenerating"]
+    assert_exact_labels(s.labels)
+    # more interstitium, and it is stained (cellular), not empty
+    assert (s.labels == 0).mean() > (q.labels == 0).mean()
+    inter = (s.labels == 0) & s.tissue
+    assert s.image[inter].mean() < 225
 
 
 def test_deterministic_for_a_seed():

@@ -277,3 +277,14 @@ def test_recompute_changed_without_pixel_size_or_image_and_no_change():
     pd.testing.assert_frame_equal(same, before)
     with pytest.raises(HistoInputError, match="shape"):
         recompute_changed(lab, lab[:5], before, None)
+
+
+def test_histo_imports_no_qt_or_napari():
+    import subprocess
+    import sys
+
+    code = ("import sys, histo, histo.review, histo.pipeline; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'superqt')]; "
+            "print(bad); raise SystemExit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

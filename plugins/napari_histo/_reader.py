@@ -1,0 +1,164 @@
+"""napari reader: slide files, and ``histo score`` result folders with their review.
+
+* A slide file (TIFF / OME-TIFF / SVS / NDPI / PNG / JPEG) becomes an image layer in
+  micrometres when the pixel size is known; pyramidal slides become multiscale layers
+  (lazy dask levels of :func:`histo.io.open_slide`); multichannel images one layer per
+  channel.
+* A result folder ``RESULTS/<slide-id>/`` (``summary.json`` + ``labels.tif``) becomes the
+  slide's image layer(s) (when the slide file is still where it was scored) and a labels
+  layer coloured by class with the per-fiber table on its features, the saved review
+  applied (edited labels and flags), and what the review widget needs in its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from napari_histo._layers import METADATA_KEY, class_colormap, labels_pyramid, layer_features
+
+log = logging.getLogger(__name__)
+
+SLIDE_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".png", ".jpg", ".jpeg")
+#: Slides with more pixels than this open as multiscale layers when they have levels.
+MULTISCALE_MIN_PIXELS = 4096 * 4096
+
+
+def is_result_folder(path: str | Path) -> bool:
+    """True for a slide's result folder written by ``histo score``."""
+    p = Path(path)
+    return p.is_dir() and (p / "summary.json").is_file() and (p / "labels.tif").is_file()
+
+
+def get_reader(path: str | list[str]):
+    """npe2 reader contribution: a reader function for paths histo understands, else None."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(path)
+    if is_result_folder(p):
+        return read_result_folder
+    if p.is_file() and p.name.lower().endswith(SLIDE_SUFFIXES):
+        return read_slide
+    return None
+
+
+def _one(path) -> Path:
+    return Path(path[0] if isinstance(path, (list, tuple)) else path)
+
+
+def read_slide(path, *, name: str | None = None) -> list[tuple[Any, dict, str]]:
+    """Layer data for a slide file (see the module docstring)."""
+    from histo.io import open_slide, read_image
+
+    path = _one(path)
+    slide = open_slide(path)
+    ps = slide.pixel_size_um
+    h, w = slide.level_shapes[0]
+    multiscale = slide.level_count > 1 and h * w > MULTISCALE_MIN_PIXELS
+    if multiscale:
+        data: Any = [slide.to_dask(level) for level in range(slide.level_count)]
+        axes = slide.axes
+    else:
+        image = read_image(path)
+        data, axes, ps = image.pixels, image.axes, image.pixel_size_um
+    name = name or path.stem
+    meta = {"image_path": str(path), "pixel_size_um": ps, "axes": axes,
+            "n_channels": slide.n_channels if axes == "CYX" else 1}
+    kwargs: dict[str, Any] = {"name": name, "multiscale": multiscale}
+    if ps:
+        kwargs["scale"] = (ps, ps)
+        kwargs["units"] = ("um", "um")
+    if axes == "YXS":
+        return [(data, {**kwargs, "rgb": True, "metadata": {METADATA_KEY: meta}}, "image")]
+    if axes == "YX":
+        return [(data, {**kwargs, "metadata": {METADATA_KEY: meta}}, "image")]
+    names = slide.channel_names or tuple(f"{name} c{i}" for i in range(slide.n_channels))
+    return [
+        (
+            [lvl[i] for lvl in data] if multiscale else data[i],
+            {**kwargs, "name": f"{name} {names[i]}" if slide.channel_names else names[i],
+             "blending": "additive", "colormap": ("gray", "green", "magenta", "cyan", "yellow")[i % 5],
+             "metadata": {METADATA_KEY: {**meta, "channel": i}}},
+            "image",
+        )
+        for i in range(slide.n_channels)
+    ]
+
+
+def _read_fibers(result_dir: Path) -> pd.DataFrame:
+    parquet = result_dir / "fibers.parquet"
+    if parquet.is_file():
+        return pd.read_parquet(parquet)
+    return pd.read_csv(result_dir / "fibers.csv")
+
+
+def _read_labels(path: Path):
+    """Result labels: an array, or a list of lazy levels for a pyramidal labels file."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        if len(series.levels) > 1 and np.prod(series.shape) > MULTISCALE_MIN_PIXELS:
+            from histo.io import open_slide
+
+            slide = open_slide(path)
+            return [slide.to_dask(level) for level in range(slide.level_count)]
+        return np.asarray(series.asarray()).astype(np.uint32, copy=False)
+
+
+def read_result_folder(path) -> list[tuple[Any, dict, str]]:
+    """Layer data for ``RESULTS/<slide-id>/`` (see the module docstring)."""
+    from histo.review import apply_review, load_review
+
+    result_dir = _one(path)
+    summary = json.loads((result_dir / "summary.json").read_text(encoding="utf-8"))
+    slide_info = summary.get("slide") or {}
+    review = load_review(result_dir)
+    labels = review.labels if review.edited_labels else _read_labels(result_dir / "labels.tif")
+    fibers = review.fibers if review.edited_labels else _read_fibers(result_dir)
+    fibers = apply_review(fibers, review)
+
+    layers: list[tuple[Any, dict, str]] = []
+    image_path = slide_info.get("path")
+    if image_path and Path(image_path).is_file():
+        try:
+            layers = read_slide(image_path, name=slide_info.get("id") or Path(image_path).stem)
+        except Exception as err:  # noqa: BLE001 - the results stay reviewable without pixels
+            log.warning("could not open the slide %s (%s); showing the labels only", image_path, err)
+    else:
+        log.warning("slide file %s not found; showing the labels only", image_path)
+
+    ps = slide_info.get("pixel_size_um")
+    downsample = float(slide_info.get("analysis_downsample") or 1.0)
+    kwargs: dict[str, Any] = {}
+    if layers:
+        kwargs["scale"] = tuple(np.asarray(layers[0][1].get("scale", (1.0, 1.0)), dtype=float) * downsample)
+    elif ps:
+        kwargs["scale"] = (ps * downsample, ps * downsample)
+    data = labels if isinstance(labels, list) else labels_pyramid(labels)
+    meta = {
+        "result_dir": str(result_dir),
+        "summary": summary,
+        "flags": {int(k): v for k, v in review.flags.items()},
+        "edited": bool(review.edited_labels),
+        "image_path": image_path if layers else None,
+        "stain": slide_info.get("stain"),
+        "channel": slide_info.get("channel"),
+        "pixel_size_um": ps * downsample if ps else None,
+        "analysis_downsample": downsample,
+    }
+    layers.append((
+        data,
+        {"name": f"{slide_info.get('id') or result_dir.name} fibers", "features": layer_features(fibers),
+         "colormap": class_colormap(fibers), "opacity": 0.7,
+         "multiscale": isinstance(data, list), "metadata": {METADATA_KEY: meta}, **kwargs},
+        "labels",
+    ))
+    return layers

@@ -1,0 +1,325 @@
+"""The slide under review, without Qt: labels, per-fiber table, summary, flags, saving.
+
+:class:`ReviewSession` is the model behind the dock widget (the widget only lays out
+controls and calls it). Every operation is a plain method on arrays and tables, so it is
+tested without a display. The heavy steps are split into a pure *compute* part that a worker
+thread runs on a snapshot (:func:`rescore_table`, :meth:`ReviewSession.compute_recompute`)
+and a cheap *accept* part run on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from histo.errors import HistoInputError
+from histo.review import FLAGS, apply_review, changed_labels, save_review, strip_review
+
+log = logging.getLogger(__name__)
+
+
+def _gap_px(settings, pixel_size_um: float | None) -> int:
+    if pixel_size_um:
+        return max(1, int(round(settings.adjacency_gap_um / pixel_size_um)))
+    return max(1, int(round(settings.adjacency_gap_px)))
+
+
+def excluded_series(flags: dict[int, str]) -> pd.Series:
+    """The reviewer's exclusions as a bool Series indexed by label (what ``analyze`` takes)."""
+    keys = [k for k, v in flags.items() if v == "excluded"]
+    return pd.Series(True, index=pd.Index(keys, dtype="int64"), dtype=bool)
+
+
+def rescore_table(fibers: pd.DataFrame, labels: np.ndarray, image: Any, flags: dict[int, str], *,
+                  settings, stain: str, edges: np.ndarray | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score a measured table again with a review: exclusions honoured, SAD calls overridden.
+
+    Pure: runs in a worker thread on a snapshot. Returns the reviewed table and the scoring
+    part of the summary (``settings``, ``statistics``, ``grouping``, ...).
+    """
+    from histo.scoring import score_slide
+
+    base = strip_review(fibers)
+    base["excluded"] = base["label"].isin([k for k, v in flags.items() if v == "excluded"]).to_numpy()
+    scored, part = score_slide(base, labels, image, settings, stain=stain, edges=edges)
+    return apply_review(scored, flags), part
+
+
+@dataclass
+class ReviewSession:
+    """State of one slide under review.
+
+    Attributes
+    ----------
+    labels : (Y, X) uint32 array or None
+        The labels the table was measured on (a private copy; the canvas may be ahead of it
+        after edits, until :meth:`recompute`). None for a whole slide shown as a pyramid:
+        flags only, no edits.
+    fibers : DataFrame
+        The scored per-fiber table with the review applied (what the table view shows).
+    summary : dict
+        ``summary.json``-like dict: slide info, statistics, grouping, evidence, ...
+    flags : dict of int to str
+        Reviewer flags (:data:`histo.review.FLAGS`).
+    image : histo.io.ImageData or None
+        Pixels for re-measuring and scoring (None when the slide file is not available).
+    stain, channel, settings
+        As used for scoring.
+    result_dir : Path or None
+        ``RESULTS/<slide-id>/`` once the slide has one (opened from it or saved).
+    base : histo.pipeline.SlideResult or None
+        The unreviewed result, written as the result folder on the first save.
+    dirty : bool
+        Unsaved flags or edits.
+    """
+
+    labels: np.ndarray | None
+    fibers: pd.DataFrame
+    summary: dict[str, Any]
+    flags: dict[int, str] = field(default_factory=dict)
+    image: Any = None
+    stain: str = "he"
+    channel: int | None = None
+    settings: Any = None
+    result_dir: Path | None = None
+    base: Any = None
+    dirty: bool = False
+    edited: bool = False
+    version: int = 0
+    _edges: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            from histo.settings import ScoringSettings
+
+            self.settings = ScoringSettings()
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels)
+        self.flags = {int(k): v for k, v in self.flags.items()}
+
+    # -- facts ----------------------------------------------------------------------------
+    @property
+    def pixel_size_um(self) -> float | None:
+        ps = getattr(self.image, "pixel_size_um", None)
+        if ps is None:
+            ps = (self.summary.get("slide") or {}).get("pixel_size_um")
+        return ps
+
+    @property
+    def slide_id(self) -> str:
+        return str((self.summary.get("slide") or {}).get("id") or "slide")
+
+    @property
+    def can_score(self) -> bool:
+        """True when pixels and labels are in memory, so figures can be recomputed.
+
+        Whole slides opened as pyramids are reviewed with flags only (labels None).
+        """
+        return self.image is not None and self.labels is not None
+
+    def normal_range_um(self) -> tuple[float, float] | None:
+        try:
+            return tuple(self.settings.normal_range)
+        except AttributeError:
+            return None
+
+    def row(self, label: int) -> pd.Series | None:
+        """The table row of a label (None when absent)."""
+        hit = self.fibers.index[self.fibers["label"].to_numpy() == int(label)]
+        return None if len(hit) == 0 else self.fibers.loc[hit[0]]
+
+    def edges(self) -> np.ndarray:
+        """The fiber adjacency graph of :attr:`labels` (cached until the labels change)."""
+        if self._edges is None:
+            from histo.adjacency import fiber_adjacency
+
+            self._edges = fiber_adjacency(self.labels, max_gap_px=_gap_px(self.settings, self.pixel_size_um))
+        return self._edges
+
+    # -- flags ----------------------------------------------------------------------------
+    def set_flag(self, label: int, flag: str | None) -> bool:
+        """Flag a fiber (``None`` clears its flag); the table follows at once.
+
+        SAD confirmations change only the table; exclusions also change the figures, so the
+        caller re-scores (:meth:`rescore`, or :func:`rescore_table` in a worker).
+
+        Returns
+        -------
+        bool
+            True when the flag changed.
+        """
+        label = int(label)
+        if flag is not None and flag not in FLAGS:
+            raise HistoInputError(f"unknown flag {flag!r}; use one of {', '.join(FLAGS)}")
+        if label not in set(self.fibers["label"].tolist()):
+            raise HistoInputError(f"fiber {label} is not in the table (press Recompute after painting it)")
+        if self.flags.get(label) == flag:
+            return False
+        if flag is None:
+            self.flags.pop(label, None)
+        else:
+            self.flags[label] = flag
+        self.fibers = apply_review(self.fibers, self.flags)
+        self.dirty = True
+        return True
+
+    # -- scoring --------------------------------------------------------------------------
+    def rescore_inputs(self) -> dict[str, Any]:
+        """A snapshot for :func:`rescore_table` (safe to hand to a worker thread)."""
+        return {
+            "fibers": self.fibers.copy(),
+            "labels": self.labels,
+            "image": self.image,
+            "flags": dict(self.flags),
+            "settings": self.settings,
+            "stain": self.stain,
+            "edges": self.edges(),
+        }
+
+    def accept_rescore(self, fibers: pd.DataFrame, part: dict[str, Any], flags_used: dict[int, str],
+                       version: int | None = None) -> bool:
+        """Take a worker's result; False (and nothing changes) when it is out of date.
+
+        Out of date: the flags moved on meanwhile, or the labels were recomputed since the
+        snapshot was taken (``version`` is :attr:`version` at snapshot time).
+        """
+        if flags_used != self.flags or (version is not None and version != self.version):
+            return False
+        self.fibers = fibers
+        self.summary = {**self.summary, **part, "n_fibers": int(len(fibers))}
+        return True
+
+    def rescore(self) -> None:
+        """Score again on the GUI thread (small slides, tests)."""
+        if not self.can_score:
+            return
+        inputs = self.rescore_inputs()
+        fibers, part = rescore_table(**inputs)
+        self.accept_rescore(fibers, part, inputs["flags"])
+
+    # -- edits ----------------------------------------------------------------------------
+    def pending_changes(self, labels_now: np.ndarray) -> np.ndarray:
+        """Labels changed in the canvas since the last measurement."""
+        if self.labels is None or labels_now is None:
+            return np.zeros(0, dtype=np.int64)
+        return changed_labels(self.labels, labels_now)
+
+    def compute_recompute(self, labels_now: np.ndarray) -> dict[str, Any]:
+        """Re-measure the changed fibers and score again (pure; runs in a worker).
+
+        Returns a dict for :meth:`accept_recompute`.
+        """
+        from histo.review import recompute_changed
+
+        if not self.can_score:
+            raise HistoInputError(
+                "the slide's pixels are not available (image file moved?), so edited fibers "
+                "cannot be measured; open the slide file next to its results"
+            )
+        labels_now = np.array(labels_now, dtype=np.uint32, copy=True)
+        changed = changed_labels(self.labels, labels_now)
+        measured = recompute_changed(
+            self.labels, labels_now, strip_review(self.fibers), self.image,
+            pixel_size_um=self.pixel_size_um, stain=self.stain, channel=self.channel,
+            max_gap_um=self.settings.adjacency_gap_um,
+        )
+        present = set(measured["label"].tolist())
+        flags = {k: v for k, v in self.flags.items() if k in present}
+        from histo.adjacency import fiber_adjacency
+
+        edges = fiber_adjacency(labels_now, max_gap_px=_gap_px(self.settings, self.pixel_size_um))
+        fibers, part = rescore_table(measured, labels_now, self.image, flags, settings=self.settings,
+                                     stain=self.stain, edges=edges)
+        return {"labels": labels_now, "fibers": fibers, "part": part, "flags": flags,
+                "edges": edges, "changed": changed}
+
+    def accept_recompute(self, result: dict[str, Any]) -> None:
+        """Take the result of :meth:`compute_recompute`."""
+        self.labels = result["labels"]
+        self.version += 1
+        self._edges = result["edges"]
+        self.flags = result["flags"]
+        self.fibers = result["fibers"]
+        self.summary = {**self.summary, **result["part"], "n_fibers": int(len(self.fibers))}
+        if len(result["changed"]):
+            self.edited = True
+            self.dirty = True
+
+    def recompute(self, labels_now: np.ndarray) -> np.ndarray:
+        """Re-measure changed fibers on the GUI thread; returns the changed labels."""
+        result = self.compute_recompute(labels_now)
+        self.accept_recompute(result)
+        return result["changed"]
+
+    # -- saving ---------------------------------------------------------------------------
+    def save(self, labels_now: np.ndarray, results_root: str | Path | None = None) -> Path:
+        """Save the review into the result folder (writing the folder first if there is none).
+
+        ``labels_now`` must have been recomputed (:meth:`pending_changes` empty): a saved
+        review always pairs labels with their own measurements.
+        """
+        if len(self.pending_changes(labels_now)):
+            raise HistoInputError("the labels were edited after the last Recompute; recompute before saving")
+        if self.result_dir is None:
+            if results_root is None:
+                raise HistoInputError("choose a results folder to save the review into")
+            self.result_dir = self._write_result_folder(Path(results_root))
+        save_review(self.result_dir, self.labels, self.flags, fibers=self.fibers if self.edited else None)
+        self.dirty = False
+        return self.result_dir
+
+    def _write_result_folder(self, results_root: Path) -> Path:
+        from histo.export import write_slide_outputs
+
+        base = self.base
+        if base is None:
+            raise HistoInputError("no unreviewed result to write; run Segment and score first")
+        out_dir = results_root / self.slide_id
+        if out_dir.exists():
+            raise HistoInputError(
+                f"{out_dir} already exists; open that result folder to review it, or choose another folder",
+                path=out_dir,
+            )
+        write_slide_outputs(out_dir, labels=base.labels, fibers=base.fibers, summary=base.summary,
+                            image=self.image, pixel_size_um=self.pixel_size_um)
+        return out_dir
+
+
+def session_from_result(labels: np.ndarray | None, fibers: pd.DataFrame, meta: dict[str, Any]) -> ReviewSession:
+    """A session for a result folder opened by the reader (``layer.metadata["histo"]``).
+
+    The slide's pixels are read again (for re-scoring and re-measuring) when the slide file
+    is where it was scored and the labels are on its full-resolution grid; otherwise the
+    session reviews with flags only.
+    """
+    from histo.errors import HistoError
+    from histo.settings import ScoringSettings
+
+    summary = meta.get("summary") or {}
+    try:
+        settings = ScoringSettings.from_dict(summary.get("settings") or {})
+    except HistoError as err:
+        log.warning("settings in summary.json not understood (%s); using the defaults", err)
+        settings = ScoringSettings()
+    image = None
+    path = meta.get("image_path")
+    if path and labels is not None and float(meta.get("analysis_downsample") or 1.0) == 1.0:
+        from histo.io import read_image
+
+        try:
+            image = read_image(path, pixel_size_um=meta.get("pixel_size_um"), channel=meta.get("channel"))
+        except HistoError as err:
+            log.warning("cannot read the slide %s again (%s): flags only", path, err)
+    return ReviewSession(
+        labels=None if labels is None else np.array(labels, dtype=np.uint32),
+        fibers=fibers.drop(columns=["index", "fiber_class"], errors="ignore"),
+        summary=summary, flags=meta.get("flags") or {}, image=image,
+        stain=meta.get("stain") or "he", channel=meta.get("channel"), settings=settings,
+        result_dir=Path(meta["result_dir"]) if meta.get("result_dir") else None,
+        edited=bool(meta.get("edited")),
+    )

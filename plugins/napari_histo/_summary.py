@@ -1,0 +1,160 @@
+"""Summary panel: fiber counts, the slide figures against their normal ranges, grouping tests.
+
+The panel is one rich-text label rebuilt from the reviewed per-fiber table and the summary
+of :func:`histo.scoring.score_slide` after every flag or edit. The first lines (fibers,
+counted, excluded, SAD, ...) are counted from the table, so a confirmed or rejected SAD call
+shows at once; the figures below (AF, HF, VC, class fractions, grouping join-count p-values
+and the rest of ``summary["evidence"]``, each with its normal range, out-of-range ones in
+red) come from the summary, which is recomputed after each exclusion or edit.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+OUTSIDE_COLOR = "#ff6060"
+
+
+def _bool(fibers: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in fibers:
+        return np.zeros(len(fibers), dtype=bool)
+    return fibers[column].fillna(False).to_numpy(dtype=bool)
+
+
+def fiber_counts(fibers: pd.DataFrame) -> dict[str, Any]:
+    """Counts shown at the top of the panel (pure; also used by tests).
+
+    ``counted`` fibers are the denominator of every percentage (edge and excluded fibers left
+    out); SAD uses the reviewed call (``is_sad`` after :func:`histo.review.apply_review`).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"counted": [True, True, False], "is_sad": [True, False, True],
+    ...                    "excluded": [False, False, True]})
+    >>> c = fiber_counts(df)
+    >>> c["n_fibers"], c["n_counted"], c["n_excluded"], c["n_sad"], c["pct_sad"]
+    (3, 2, 1, 1, 50.0)
+    """
+    counted = _bool(fibers, "counted") if "counted" in fibers else ~(_bool(fibers, "is_edge") | _bool(fibers, "excluded"))
+    n_counted = int(counted.sum())
+    out: dict[str, Any] = {
+        "n_fibers": int(len(fibers)),
+        "n_counted": n_counted,
+        "n_edge": int(_bool(fibers, "is_edge").sum()),
+        "n_excluded": int(_bool(fibers, "excluded").sum()),
+        "n_flagged": int((fibers["review_flag"].fillna("") != "").sum()) if "review_flag" in fibers else 0,
+    }
+    for name, column in (("sad", "is_sad"), ("small", "is_small"), ("angular", "is_angular"), ("dark", "is_dark")):
+        n = int((_bool(fibers, column) & counted).sum())
+        out[f"n_{name}"] = n
+        out[f"pct_{name}"] = 100.0 * n / n_counted if n_counted else float("nan")
+    return out
+
+
+def _fmt(value: Any) -> str:
+    """A number for the panel: integers as such, >= 100 without decimals, >= 1 with one,
+    below 1 (p-values, ratios) with three significant digits.
+
+    Examples
+    --------
+    >>> [_fmt(v) for v in (7, 314.44, 16.0, 4.0, 0.0123, 1.0, None)]
+    ['7', '314', '16.0', '4.0', '0.0123', '1.0', '–']
+    """
+    if value is None:
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "–"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 1 or value == 0:
+            return f"{value:.1f}"
+        return f"{value:.3g}"
+    return html.escape(str(value))
+
+
+def _range(rng: Any) -> str:
+    if rng is None:
+        return ""
+    if isinstance(rng, (list, tuple)) and len(rng) == 2:
+        lo, hi = rng
+        if lo is None:
+            return f"&lt; {hi:g}"
+        if hi is None:
+            return f"&ge; {lo:g}"
+        return f"{lo:g}–{hi:g}"
+    return html.escape(str(rng))
+
+
+def summary_html(fibers: pd.DataFrame, summary: dict[str, Any] | None) -> str:
+    """The panel's rich text (pure function of the table and the summary)."""
+    summary = summary or {}
+    c = fiber_counts(fibers)
+    rows = [
+        f"<b>{c['n_fibers']}</b> fibers, <b>{c['n_counted']}</b> counted "
+        f"({c['n_edge']} at an edge, {c['n_excluded']} excluded)",
+        f"SAD (reviewed) <b>{c['n_sad']}</b> ({_fmt(c['pct_sad'])} %) · small {c['n_small']} ({_fmt(c['pct_small'])} %) · "
+        f"angular {c['n_angular']} · dark {c['n_dark']}",
+    ]
+    if c["n_flagged"]:
+        rows.append(f"reviewed flags: {c['n_flagged']}")
+    parts = ["<br>".join(rows)]
+
+    figures = ((summary.get("evidence") or {}).get("figures")) or []
+    if figures:
+        lines = ["<table cellspacing='0' cellpadding='1'>",
+                 "<tr><th align='left'>figure</th><th align='right'>value</th><th align='left'>&nbsp;normal</th></tr>"]
+        for fig in figures:
+            outside = bool(fig.get("outside"))
+            style = f" style='color:{OUTSIDE_COLOR}'" if outside else ""
+            unit = f" {html.escape(str(fig['unit']))}" if fig.get("unit") else ""
+            lines.append(
+                f"<tr{style}><td>{html.escape(str(fig.get('name', '')))}</td>"
+                f"<td align='right'>{_fmt(fig.get('value'))}{unit}</td>"
+                f"<td>&nbsp;{_range(fig.get('normal_range'))}</td></tr>"
+            )
+        lines.append("</table>")
+        parts.append("".join(lines))
+
+    for warning in summary.get("warnings") or []:
+        parts.append(f"<i>{html.escape(str(warning))}</i>")
+    text = (summary.get("evidence") or {}).get("text")
+    if text:
+        parts.append(f"<i>{html.escape(str(text))}</i>")
+    return "<hr>".join(parts)
+
+
+class SummaryPanel(QWidget):
+    """The slide's figures, refreshed with :meth:`update_summary`."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.label = QLabel("No results yet: run “Segment and score” or open a results folder.")
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        self.counts: dict[str, Any] = {}
+
+    def update_summary(self, fibers: pd.DataFrame, summary: dict[str, Any] | None) -> None:
+        """Show the figures of a reviewed table and its summary."""
+        self.counts = fiber_counts(fibers)
+        self.label.setText(summary_html(fibers, summary))
+
+    def text(self) -> str:
+        """The panel's current rich text (tests compare it)."""
+        return self.label.text()

@@ -96,7 +96,7 @@ def make_geometry(shape, diameter_px: float, rng: np.random.Generator, **options
         use_ncl = rng.random() < frac and ncl.available()
         geometry = "ncl" if use_ncl else "packing"
     if geometry == "ncl":
-        return ncl_geometry(shape, diameter_px, rng, options)
+        return _ncl_geometry(shape, diameter_px, rng, options)
     kw = {k: options[k] for k in _PACKING_OPTIONS if k in options}
     if options.get("regenerating"):
         # regenerating / inflamed muscle: scattered fibers of very mixed size in a cellular
@@ -107,7 +107,7 @@ def make_geometry(shape, diameter_px: float, rng: np.random.Generator, **options
     return generate_packing(shape, diameter_px, rng, **kw)
 
 
-def ncl_geometry(shape, diameter_px, rng, options) -> Geometry:
+def _ncl_geometry(shape, diameter_px, rng, options) -> Geometry:
     return ncl.ncl_crop(
         shape, diameter_px, rng, source=options.get("source"), planted_groups=options.get("planted_groups")
     )

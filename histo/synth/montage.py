@@ -118,6 +118,7 @@ def make_montage(path: str | Path, *, seed: int = 0, n_synthetic: int = 3) -> Pa
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line entry: ``python -m histo.synth.montage [OUTPUT] [--seed N]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", nargs="?", default="docs/synth_montage.png")
     parser.add_argument("--seed", type=int, default=0)

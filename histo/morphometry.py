@@ -123,6 +123,7 @@ def measure_fibers(
     channel: int | None = None,
     tissue_mask: np.ndarray | None = None,
     max_gap_um: float = 3.0,
+    edges: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Measure every fiber of a label image.
 
@@ -147,6 +148,9 @@ def measure_fibers(
     max_gap_um : float, default 3.0
         Largest gap across the endomysium between neighbours (``n_neighbors``) and the
         distance from the tissue edge that flags a fiber.
+    edges : (E, 2) array of label pairs, optional
+        The adjacency graph when the caller already has it (the pipeline builds it once for
+        measuring and scoring); computed with ``max_gap_um`` otherwise.
 
     Returns
     -------
@@ -187,8 +191,10 @@ def measure_fibers(
     if tissue is not None:
         is_edge |= _near_tissue_edge(work, n, tissue, gap_px)
 
-    edges = fiber_adjacency(work, max_gap_px=gap_px)
-    n_neighbors = degree(edges, np.arange(1, n + 1))
+    if edges is None:
+        n_neighbors = degree(fiber_adjacency(work, max_gap_px=gap_px), np.arange(1, n + 1))
+    else:
+        n_neighbors = degree(np.asarray(edges).reshape(-1, 2), ids)
     t_graph = time.perf_counter()
 
     mean_od = _label_means(work, n, signal, area) if signal is not None else np.full(n, np.nan)

@@ -142,7 +142,7 @@ def analyze(
     -------
     SlideResult
     """
-    from histo.adjacency import fiber_adjacency
+    from histo.adjacency import fiber_adjacency, gap_in_pixels
     from histo.masks import validate_labels
     from histo.morphometry import measure_fibers
     from histo.scoring import score_slide
@@ -150,6 +150,10 @@ def analyze(
 
     settings = settings or ScoringSettings()
     labels = validate_labels(labels, image_shape=image.shape_yx, path=image.path)
+    gap_px = gap_in_pixels(
+        settings.adjacency_gap_um, image.pixel_size_um, default_px=settings.adjacency_gap_px
+    )
+    edges = fiber_adjacency(labels, max_gap_px=gap_px)
     fibers = measure_fibers(
         labels,
         image.pixels,
@@ -158,11 +162,10 @@ def analyze(
         channel=channel,
         tissue_mask=tissue_mask,
         max_gap_um=settings.adjacency_gap_um,
+        edges=edges,
     )
     if excluded is not None:
         fibers["excluded"] = fibers["label"].map(excluded).fillna(False).astype(bool)
-    gap_px = _gap_px(settings.adjacency_gap_um, image.pixel_size_um)
-    edges = fiber_adjacency(labels, max_gap_px=gap_px)
     fibers, scored = score_slide(fibers, labels, image, settings, stain=stain, edges=edges)
     warnings = []
     if image.pixel_size_um is None:
@@ -180,13 +183,6 @@ def analyze(
         "warnings": warnings,
     }
     return SlideResult(labels=labels, fibers=fibers, summary=summary)
-
-
-def _gap_px(gap_um: float, pixel_size_um: float | None) -> int:
-    """Adjacency gap in whole pixels (3 px when the pixel size is unknown)."""
-    if pixel_size_um is None:
-        return 3
-    return max(1, int(round(gap_um / pixel_size_um)))
 
 
 def measure_file(

@@ -423,3 +423,16 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_given_edges_give_the_same_neighbour_counts_as_computed_ones():
+    from histo.adjacency import fiber_adjacency
+
+    lab = np.zeros((60, 60), np.int32)
+    lab[5:20, 5:20] = 7
+    lab[5:20, 22:40] = 3
+    lab[22:40, 5:20] = 11
+    lab[45:55, 45:55] = 5
+    computed = measure_fibers(lab, max_gap_um=3.0)
+    given = measure_fibers(lab, edges=fiber_adjacency(lab, max_gap_px=3))
+    assert given["n_neighbors"].tolist() == computed["n_neighbors"].tolist() == [1, 0, 2, 1]

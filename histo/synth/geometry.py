@@ -125,7 +125,7 @@ def _grow_groups(cells_nb, inside, rng, n_groups, max_total):
 def _septum_field(shape, diameter_px, rng):
     """Distance (px) to the nearest perimysium septum between fascicles, and the fascicle count."""
     h, w = shape
-    spacing = diameter_px * rng.uniform(5.0, 12.0)
+    spacing = diameter_px * rng.uniform(6.0, 15.0)
     # fine enough that the V-shaped minimum along a septum survives linear upsampling
     step = max(1.5, diameter_px / 16, max(h, w) / 320)
     gh, gw = int(np.ceil(h / step)) + 2, int(np.ceil(w / step)) + 2
@@ -262,7 +262,7 @@ def generate_packing(
     info_fasc = 0
     if use_fasc:
         septum, info_fasc = _septum_field((h, w), d, rng)
-        half = d * rng.uniform(0.12, 0.45)
+        half = d * rng.uniform(0.08, 0.35)
         band_w = half * np.clip(1 + 0.35 * smooth_noise((h, w), d * 3, rng), 0.6, 2.0)
         in_img = (cen[:, 0] >= 0) & (cen[:, 0] < h) & (cen[:, 1] >= 0) & (cen[:, 1] < w)
         cval = sample_field(septum - band_w * 0.6, cen)

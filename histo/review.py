@@ -277,7 +277,9 @@ def save_review(
     result_dir : str or Path
         ``RESULTS/<slide-id>/`` holding ``labels.tif``.
     labels : (Y, X) integer array or None
-        The labels as reviewed. None, or an array equal to ``labels.tif``, means not edited.
+        The labels as reviewed; an array equal to ``labels.tif`` means not edited. None saves
+        the flags only: the edited labels of an earlier saved review are kept, and otherwise
+        ``labels.tif`` is not even read (whole slides reviewed with flags only).
     flags : mapping of int to str
         Fiber label -> one of :data:`FLAGS`. Flags of labels absent from ``labels`` are dropped
         (with a log message): a fiber erased during review cannot stay flagged.
@@ -300,10 +302,14 @@ def save_review(
     result_dir = Path(result_dir)
     base_path = _result_labels_path(result_dir)
     flags = validate_flags(flags)
-    base = _read_tif(base_path)
+    if labels is None:  # flags only: keep the labels of the saved review, edited or not
+        prior = _saved_review_or_none(result_dir)
+        if prior is not None and prior.edited_labels:
+            labels, fibers = prior.labels, prior.fibers if fibers is None else fibers
     edited = False
-    if labels is not None:
+    if labels is not None:  # compare with labels.tif (not read at all for a flags-only save)
         labels = np.asarray(labels)
+        base = _read_tif(base_path)
         if labels.shape != base.shape:
             raise HistoInputError(
                 f"reviewed labels have shape {labels.shape} but {LABELS_FILE} has {base.shape}; "
@@ -313,8 +319,7 @@ def save_review(
         if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
             raise HistoInputError("reviewed labels must be non-negative integers", path=result_dir)
         edited = not np.array_equal(labels, base)
-    present = labels if edited else base
-    flags = _drop_missing(flags, present)
+        flags = _drop_missing(flags, labels)
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -359,6 +364,14 @@ def save_review(
         saved_at=doc["saved_at"],
         software=__version__,
     )
+
+
+def _saved_review_or_none(result_dir: Path) -> Review | None:
+    try:
+        return load_review(result_dir)
+    except HistoInputError as err:
+        log.warning("ignoring the saved review of %s: %s", result_dir, err)
+        return None
 
 
 def _drop_missing(flags: dict[int, str], labels: np.ndarray) -> dict[int, str]:

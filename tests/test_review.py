@@ -288,3 +288,13 @@ def test_histo_imports_no_qt_or_napari():
             "print(bad); raise SystemExit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_flags_only_save_keeps_earlier_edited_labels(result_dir):
+    lab = _labels()
+    lab[30:35, 30:35] = 9
+    save_review(result_dir, lab, {1: "excluded"}, fibers=_fibers(lab))
+    again = save_review(result_dir, None, {9: "confirmed_sad"})
+    assert again.edited_labels and again.flags == {9: "confirmed_sad"}
+    loaded = load_review(result_dir)
+    assert np.array_equal(loaded.labels, lab) and loaded.flags == {9: "confirmed_sad"}

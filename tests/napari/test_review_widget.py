@@ -87,6 +87,11 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     viewer.window._qt_window.resize(1500, 1000)
     layers = viewer.open_sample("histo", "he_sample")
     assert layers[0].rgb and layers[0].data.shape == (1002, 1002, 3)
+    from napari._app_model import get_app_model
+
+    menu = [item.command.id for item in get_app_model().menus.get_menu("napari/plugins")
+            if hasattr(item, "command")]
+    assert "histo.review_widget" in menu  # Plugins > Myofiber review
     widget = _dock(viewer)
     assert widget.ui.image_combo.currentText() == layers[0].name
     assert widget.ui.pixel_spin.value() == 0.0  # no pixel size in the sample's metadata
@@ -142,6 +147,12 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     widget.ui.flag_buttons["confirmed_sad"].click()
     assert widget.session.fibers.set_index("label").loc[other, "is_sad"]
     assert widget.ui.summary.counts["n_sad"] >= 1
+    canvas.setFocus()  # the same flags from the canvas: napari key bindings
+    qtbot.keyClick(canvas, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    assert widget.session.flags[other] == "not_sad"
+    assert not widget.session.fibers.set_index("label").loc[other, "is_sad"]
+    qtbot.keyClick(canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    assert widget.session.flags[other] == "confirmed_sad"
 
     # -- unsaved changes: re-running asks first, and "cancel" keeps everything -----------------
     widget.run()

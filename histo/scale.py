@@ -28,7 +28,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: Plausible fiber diameters in input pixels searched when the scale is unknown.
-DIAMETER_SEARCH_PX = (12.0, 24.0, 48.0, 96.0, 192.0, 384.0)
+DIAMETER_SEARCH_PX = tuple(float(12 * 2 ** (k / 2)) for k in range(11))  # 12 .. 384 px
 
 
 def factor_from_pixel_size(pixel_size_um: float, *, canonical_pixel_size_um: float) -> float:
@@ -129,25 +129,25 @@ def central_crop(shape_yx: tuple[int, int], size_px: int) -> tuple[slice, slice]
 
 
 def estimate_diameter(
-    measure: Callable[[float], float | None],
+    measure: Callable[[float], tuple[float, float] | None],
     *,
     canonical_diameter_px: float,
     candidates_px=DIAMETER_SEARCH_PX,
     refine_steps: int = 1,
 ) -> float:
-    """Estimate the typical fiber diameter (input px) from where a segmenter is scale-equivariant.
+    """Estimate the typical fiber diameter (input px) as the scale where a segmenter works best.
 
-    ``measure(factor)`` segments a central crop rescaled by ``factor`` and returns the median
-    fiber diameter found, in *canonical* pixels (``None`` when nothing was found). Within the
-    network's working range the result scales with the factor, so the implied input diameter
-    ``measured / factor`` is the same at neighbouring candidates; far outside it the network
-    imposes its own size prior and the implied diameters drift with the candidate. The pair of
-    neighbouring candidates (factor-2 apart) that agree best gives the estimate (their geometric
-    mean), refined by ``refine_steps`` fixed-point steps at the estimated scale.
+    ``measure(factor)`` segments a central crop rescaled by ``factor`` and returns
+    ``(median_diameter_canonical_px, error)``, or ``None`` when nothing was found. ``error``
+    is a self-consistency score, low when the segmenter is sure of what it sees (for the
+    network: how far its predicted distance map is from the distance map of the instances it
+    produced). The candidate with the lowest error, smoothed over its neighbours, gives the
+    diameter ``measured / factor`` (the geometric mean over the three neighbours), refined by
+    ``refine_steps`` runs at the estimated scale.
 
     Parameters
     ----------
-    measure : callable(float) -> float or None
+    measure : callable(float) -> (float, float) or None
     canonical_diameter_px : float
     candidates_px : sequence of float
         Input-pixel diameters tried, increasing, one factor each.
@@ -160,33 +160,38 @@ def estimate_diameter(
 
     Examples
     --------
-    A segmenter exact for fibers 16 to 64 canonical px that returns 32 px outside that range:
+    A segmenter exact for fibers 16 to 64 canonical px, most sure of itself at 32 px:
 
     >>> def measure(f):
     ...     m = 80.0 * f
-    ...     return m if 16 <= m <= 64 else 32.0
+    ...     return (m, abs(np.log(m / 32))) if 16 <= m <= 64 else (32.0, 1.0)
     >>> round(estimate_diameter(measure, canonical_diameter_px=32.0), 6)
     80.0
     """
-    implied = []
+    implied, error = [], []
     for d in candidates_px:
         factor = canonical_diameter_px / d
-        m = measure(factor)
-        implied.append(np.nan if m is None or not m > 0 else m / factor)
-        log.debug("diameter search: assumed %.1f px -> implied %.1f px", d, implied[-1])
-    implied = np.log(np.asarray(implied, dtype=np.float64))
-    if np.isfinite(implied).sum() == 0:
+        r = measure(factor)
+        ok = r is not None and r[0] > 0
+        implied.append(np.log(r[0] / factor) if ok else np.nan)
+        error.append(r[1] if ok else np.inf)
+        log.debug("diameter search: assumed %.1f px -> implied %.1f px, error %.3f", d,
+                  np.exp(implied[-1]), error[-1])
+    implied, error = np.asarray(implied), np.asarray(error, dtype=np.float64)
+    if not np.isfinite(error).any():
         raise ValueError("no fibers found at any scale")
-    disagreement = np.abs(np.diff(implied))
-    if np.isfinite(disagreement).any():
-        i = int(np.nanargmin(disagreement))
-        best = float(np.exp(0.5 * (implied[i] + implied[i + 1])))
-    else:
-        best = float(np.exp(implied[np.isfinite(implied)][0]))
+    padded = np.concatenate([[np.inf], error, [np.inf]])
+    window = np.stack([padded[:-2], padded[1:-1], padded[2:]])
+    finite = np.isfinite(window)
+    smooth = np.where(finite.sum(0) > 0, np.where(finite, window, 0).sum(0) / np.maximum(finite.sum(0), 1), np.inf)
+    smooth[~np.isfinite(error)] = np.inf
+    i = int(np.argmin(smooth))
+    near = implied[max(0, i - 1): i + 2]
+    best = float(np.exp(np.nanmean(near)))
     for _ in range(refine_steps):
         factor = canonical_diameter_px / best
-        m = measure(factor)
-        if m is None or not m > 0:
+        r = measure(factor)
+        if r is None or not r[0] > 0:
             break
-        best = float(m / factor)
+        best = float(r[0] / factor)
     return best

@@ -244,6 +244,8 @@ def _precision(precision: str, device) -> str:
 
 
 def _estimate_diameter(net, config, src: _Source, stats, device, precision="float32") -> float:
+    from histo.train import fiber_targets
+
     def measure(factor: float):
         size = int(ESTIMATE_CROP_CANONICAL_PX / factor)
         ys, xs = _scale.central_crop(src.shape_yx, size)
@@ -251,13 +253,16 @@ def _estimate_diameter(net, config, src: _Source, stats, device, precision="floa
         labels = maps_to_labels(maps, fg_threshold=config.fg_threshold,
                                 seed_threshold=config.seed_threshold,
                                 min_area_px=_min_area_px(config, 1.0))
-        areas = np.bincount(labels.ravel())[1:]
         if labels.max() < 3:
             return None
+        areas = np.bincount(labels.ravel())[1:]
         inner = np.setdiff1d(np.arange(1, labels.max() + 1),
                              np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])))
         use = areas[inner - 1] if inner.size >= 3 else areas
-        return float(np.sqrt(4 * np.median(use) / np.pi))
+        fg = maps[0] > config.fg_threshold
+        # self-consistency: predicted distance map vs the distance map of the instances found
+        error = float(np.abs(fiber_targets(labels)[2] - maps[2])[fg].mean())
+        return float(np.sqrt(4 * np.median(use) / np.pi)), error
 
     d = _scale.estimate_diameter(measure, canonical_diameter_px=config.canonical_diameter_px)
     log.info("estimated fiber diameter: %.1f px", d)

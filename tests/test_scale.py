@@ -51,14 +51,28 @@ def test_rescale_image_mean_and_channels():
 
 
 @pytest.mark.parametrize("true_px", [20.0, 55.0, 140.0, 300.0])
-def test_estimate_diameter_finds_the_equivariant_range(true_px):
-    # a segmenter exact for fibers 16-64 canonical px that returns its prior (32) outside
+def test_estimate_diameter_picks_the_most_consistent_scale(true_px):
+    # a segmenter exact for fibers 16-64 canonical px, most sure of itself near 32 px,
+    # that returns its own prior (32 px, with a poor score) outside its range
     def measure(factor):
         m = true_px * factor
-        return m if 16 <= m <= 64 else 32.0
+        if 16 <= m <= 64:
+            return m, 0.05 + abs(np.log(m / 32))
+        return 32.0, 2.0
 
     est = estimate_diameter(measure, canonical_diameter_px=32.0)
     assert est == pytest.approx(true_px, rel=1e-6)
+
+
+def test_estimate_diameter_ignores_failed_scales():
+    calls = []
+
+    def measure(factor):
+        calls.append(factor)
+        return None if factor > 1 else (100.0 * factor, 0.1)
+
+    assert estimate_diameter(measure, canonical_diameter_px=32.0) == pytest.approx(100.0)
+    assert len(calls) == 12  # 11 candidates + 1 refinement
 
 
 def test_estimate_diameter_without_fibers():

@@ -1,7 +1,7 @@
 """Review actions of the dock widget: flags, re-scoring, Recompute after edits, Save.
 
-Flags take effect in the table at once; an exclusion also re-scores the slide in a worker
-thread (the latest request wins). Recompute re-measures only the fibers changed with
+Flags take effect in the table at once, then the slide is re-scored in a worker thread
+(the latest request wins) so that the figures follow. Recompute re-measures only the fibers changed with
 napari's label tools, in a worker. Save writes the review atomically into the result
 folder (:func:`histo.review.save_review`), re-measuring pending edits first.
 """
@@ -78,7 +78,6 @@ class ReviewActions:
         if label is None:
             self.widget.status("Select a fiber first (click a row or a fiber).")
             return
-        before = session.flags.get(label)
         try:
             changed = session.set_flag(label, flag)
         except HistoError as err:
@@ -88,8 +87,7 @@ class ReviewActions:
             return
         self.widget.refresh_views()
         self.widget.status(f"Fiber {label}: {flag or 'flag cleared'} (unsaved).")
-        if "excluded" in (before, flag):
-            self.request_rescore()
+        self.request_rescore()  # exclusions change every figure, SAD calls the SAD figures
 
     def request_rescore(self) -> None:
         """Score the slide again in a worker; a request during a run queues one more run."""

@@ -153,6 +153,9 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     assert not widget.session.fibers.set_index("label").loc[other, "is_sad"]
     qtbot.keyClick(canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
     assert widget.session.flags[other] == "confirmed_sad"
+    _wait(qtbot, widget)  # the SAD figures count the reviewer's call, as the report does
+    sad = next(f for f in widget.session.summary["evidence"]["figures"] if f["name"] == "small angular dark fibers")
+    assert sad["value"] == pytest.approx(100 * widget.ui.summary.counts["n_sad"] / widget.ui.summary.counts["n_counted"])
 
     # -- unsaved changes: re-running asks first, and "cancel" keeps everything -----------------
     widget.run()
@@ -184,6 +187,18 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     assert saved.edited_labels and saved.flags == {target: "excluded", other: "confirmed_sad"}
     np.testing.assert_array_equal(saved.labels, layer.data)
     assert not widget.session.dirty
+    # `histo report` recomputes the figures of the saved review: the same ones as on screen
+    import json
+
+    import pandas as pd
+    from histo.reviewed import reviewed_result
+
+    stored = json.loads((result_dir / "summary.json").read_text())
+    _, report, _ = reviewed_result(result_dir, stored, pd.read_parquet(result_dir / "fibers.parquet"), saved)
+    ours, theirs = widget.session.summary["statistics"], report["statistics"]
+    assert theirs["n_counted"] == ours["n_counted"] == widget.ui.summary.counts["n_counted"]
+    assert theirs["classes"]["sad"]["n"] == ours["classes"]["sad"]["n"] == widget.ui.summary.counts["n_sad"]
+    assert theirs["variability_coefficient"] == pytest.approx(ours["variability_coefficient"])
     shown = widget.session.fibers.copy()
     summary_text = widget.ui.summary.text()
 
@@ -197,8 +212,6 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     assert widget.session.flags == saved.flags
     cols = [c for c in shown.columns if c in widget.session.fibers.columns]
     assert set(cols) >= {"label", "area_px", "min_feret_px", "is_sad", "excluded", "counted"}
-    import pandas as pd
-
     pd.testing.assert_frame_equal(widget.session.fibers[cols].reset_index(drop=True),
                                   shown[cols].reset_index(drop=True), check_dtype=False)
     assert widget.ui.summary.text() == summary_text

@@ -73,7 +73,8 @@ def _timed(fn, repeats: int):
 
 
 def _cellpose_timing():
-    spec = importlib.util.spec_from_file_location("cellpose_timing", Path(__file__).with_name("cellpose_timing.py"))
+    path = Path(__file__).with_name("cellpose_timing.py")
+    spec = importlib.util.spec_from_file_location("cellpose_timing", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -155,7 +156,8 @@ def main(argv=None) -> int:
               f"{r['naive_f1_iou50']:8.3f}{r['naive_cpu_seconds']:6.2f}"
               f"{r['f1_iou50'] - r['naive_f1_iou50']:+8.3f}{r['cpu_seconds'] / r['naive_cpu_seconds']:6.1f}")
         if "cellpose_seconds" in r:
-            print(f"{'':<21}Cellpose-3 CPnet (d={r['cellpose_diameter_px']:.0f}): {r['cellpose_seconds']:.2f} s "
+            print(f"{'':<21}Cellpose-3 CPnet (d={r['cellpose_diameter_px']:.0f}): "
+                  f"{r['cellpose_seconds']:.2f} s "
                   f"({r['cellpose_cpu_seconds']:.2f} cpu s) -> classical is "
                   f"{r['cellpose_seconds'] / r['seconds']:.1f}x faster in wall time, "
                   f"{r['cellpose_cpu_seconds'] / r['cpu_seconds']:.1f}x in cpu time")
@@ -163,7 +165,8 @@ def main(argv=None) -> int:
     if args.large:
         big = run_large(1, args.cellpose)
         rows.append(big)
-        print(f"{big['case']}: {big['n_found']} objects, {big['seconds']:.2f} s, {big['cpu_seconds']:.2f} cpu s "
+        print(f"{big['case']}: {big['n_found']} objects, {big['seconds']:.2f} s, "
+              f"{big['cpu_seconds']:.2f} cpu s "
               f"({big['cpu_seconds'] / big['megapixels']:.2f} cpu s/MP)")
         if "cellpose_seconds" in big:
             print(f"  Cellpose-3 CPnet (d={big['diameter_px']:.0f}): {big['cellpose_seconds']:.1f} s "

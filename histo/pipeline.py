@@ -185,6 +185,22 @@ def analyze(
     return SlideResult(labels=labels, fibers=fibers, summary=summary)
 
 
+def write_result(result: SlideResult, image, out_root: str | Path) -> Path:
+    """Write ``out_root/<slide-id>/`` (the output contract) atomically; returns the folder."""
+    from histo.export import write_slide_outputs
+
+    out_dir = Path(out_root) / slide_id(image.path if image.path is not None else "image")
+    write_slide_outputs(
+        out_dir,
+        labels=result.labels,
+        fibers=result.fibers,
+        summary=result.summary,
+        image=image,
+        pixel_size_um=image.pixel_size_um,
+    )
+    return out_dir
+
+
 def measure_file(
     image_path: str | Path,
     labels_path: str | Path,
@@ -200,7 +216,6 @@ def measure_file(
     The mask may be a label image, an ImageJ ROI set or QuPath GeoJSON
     (:func:`histo.masks.read_labels`). Nothing is written when any input is bad.
     """
-    from histo.export import write_slide_outputs
     from histo.io import read_image
     from histo.masks import read_labels
 
@@ -210,16 +225,7 @@ def measure_file(
     labels = read_labels(labels_path, shape=image.shape_yx)
     result = analyze(image, labels, stain=stain, settings=settings, channel=channel)
     result.summary["slide"]["labels_path"] = str(labels_path)
-    out_dir = Path(out_root) / slide_id(image_path)
-    write_slide_outputs(
-        out_dir,
-        labels=result.labels,
-        fibers=result.fibers,
-        summary=result.summary,
-        image=image,
-        pixel_size_um=image.pixel_size_um,
-    )
-    return out_dir, result
+    return write_result(result, image, out_root), result
 
 
 def segment_and_analyze(
@@ -257,20 +263,10 @@ def score_file(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, SlideResult]:
     """Segment, measure and score one image file and write ``out_root/<slide-id>/``."""
-    from histo.export import write_slide_outputs
     from histo.io import read_image
 
     image = read_image(image_path, pixel_size_um=pixel_size_um, channel=channel)
     result = segment_and_analyze(
         image, stain=stain, channel=channel, method=method, settings=settings, progress=progress
     )
-    out_dir = Path(out_root) / slide_id(image_path)
-    write_slide_outputs(
-        out_dir,
-        labels=result.labels,
-        fibers=result.fibers,
-        summary=result.summary,
-        image=image,
-        pixel_size_um=image.pixel_size_um,
-    )
-    return out_dir, result
+    return write_result(result, image, out_root), result

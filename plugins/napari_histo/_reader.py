@@ -140,8 +140,11 @@ def read_result_folder(path) -> list[tuple[Any, dict, str]]:
     kwargs: dict[str, Any] = {}
     if layers:
         kwargs["scale"] = tuple(np.asarray(layers[0][1].get("scale", (1.0, 1.0)), dtype=float) * downsample)
+        if "units" in layers[0][1]:
+            kwargs["units"] = layers[0][1]["units"]
     elif ps:
         kwargs["scale"] = (ps * downsample, ps * downsample)
+        kwargs["units"] = ("um", "um")
     data = labels if isinstance(labels, list) else labels_pyramid(labels)
     meta = {
         "result_dir": str(result_dir),

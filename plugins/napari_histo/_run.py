@@ -130,7 +130,7 @@ class RunController:
             self.viewer.layers.remove(old)
         layer = self.viewer.add_labels(
             session.labels.copy(), name=name, scale=image_layer.scale[-2:],
-            translate=image_layer.translate[-2:], opacity=0.7,
+            translate=image_layer.translate[-2:], units=tuple(image_layer.units[-2:]), opacity=0.7,
             metadata={METADATA_KEY: {"session": session}},
         )
         layer.contour = 2

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 from qtpy.QtCore import QObject, QTimer, Signal
 
+from histo.errors import HistoError
+
 log = logging.getLogger(__name__)
 
 
@@ -103,8 +105,11 @@ def start_job(
             on_done(result)
 
     def _errored(err):
-        if not isinstance(err, Cancelled):
-            log.error("histo job %s failed: %s", getattr(func, "__name__", func), err, exc_info=err)
+        name = getattr(func, "__name__", func)
+        if isinstance(err, HistoError):  # the user's input: the message says it all
+            log.warning("histo job %s: %s", name, err)
+        elif not isinstance(err, Cancelled):
+            log.error("histo job %s failed: %s", name, err, exc_info=err)
         on_error(err)
 
     def _finished():

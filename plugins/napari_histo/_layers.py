@@ -8,6 +8,7 @@ status bar expects).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -73,10 +74,12 @@ def labels_pyramid(labels: np.ndarray, max_px: int = MAX_SINGLE_SCALE_PX) -> lis
 
 
 def base_level(data: Any) -> Any:
-    """The full-resolution array of a (possibly multiscale) layer's data."""
-    if isinstance(data, (list, tuple)):
-        return data[0]
-    if hasattr(data, "_data") and type(data).__name__ == "MultiScaleData":
+    """The full-resolution array of a (possibly multiscale) layer's data.
+
+    Multiscale data is a sequence of arrays (napari's ``MultiScaleData`` or a list); arrays
+    (numpy, dask, zarr) are not sequences in the ``collections.abc`` sense.
+    """
+    if isinstance(data, Sequence):
         return data[0]
     return data
 

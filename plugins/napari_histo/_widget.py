@@ -52,6 +52,8 @@ class _CloseGuard(QObject):
         if widget is not None and not widget.confirm_discard("closing napari"):
             event.ignore()
             return True
+        if widget is not None:
+            widget.cancel()  # a running analysis stops at its next step
         obj.removeEventFilter(self)
         return False
 

@@ -98,11 +98,19 @@ def start_job(
     if on_progress is not None:
         job.relay.progress.connect(on_progress)
 
+    def _call(callback, *args):
+        try:
+            callback(*args)
+        except RuntimeError as err:  # the widget was deleted while the job ran (viewer closed)
+            if "deleted" not in str(err):
+                raise
+            log.debug("histo job result dropped: %s", err)
+
     def _returned(result):
         if job.cancelled:
-            on_error(Cancelled())
+            _call(on_error, Cancelled())
         else:
-            on_done(result)
+            _call(on_done, result)
 
     def _errored(err):
         name = getattr(func, "__name__", func)
@@ -110,12 +118,12 @@ def start_job(
             log.warning("histo job %s: %s", name, err)
         elif not isinstance(err, Cancelled):
             log.error("histo job %s failed: %s", name, err, exc_info=err)
-        on_error(err)
+        _call(on_error, err)
 
     def _finished():
         job.running = False
         if on_finished is not None:
-            on_finished()
+            _call(on_finished)
         QTimer.singleShot(0, job.release)  # not while the worker is still emitting
 
     worker = create_worker(

@@ -163,8 +163,9 @@ class MyofiberReviewWidget(QWidget):
         self.refresh_views()
         self.ui.table.resizeColumnsToContents()
         if not session.can_score:
-            self.status("Slide pixels not loaded: flags update the table and counts; the size "
-                        "figures stay as scored.")
+            layer.editable = False  # edited fibers could not be measured without the pixels
+            self.status("Slide pixels not loaded (whole slide, or the slide file moved): review "
+                        "with flags; the size figures stay as scored.")
         self.update_buttons()
 
     def detach(self) -> None:

@@ -138,3 +138,21 @@ def test_whole_slide_result_opens_multiscale_and_reviews_with_flags(make_napari_
     widget.save()
     assert load_review(out_dir).flags == {label: "excluded"}
     assert not widget.session.dirty
+
+
+def test_result_folder_without_its_slide_opens_labels_for_flags_only(make_napari_viewer, tmp_path):
+    import shutil
+
+    from histo.pipeline import measure_file
+    from histo.sample_data import demo_image_path, demo_labels_path
+
+    slide = tmp_path / "moved.tif"
+    shutil.copy(demo_image_path(), slide)
+    out_dir, _ = measure_file(slide, demo_labels_path(), tmp_path / "results", stain="he")
+    slide.unlink()
+    viewer = make_napari_viewer(show=True)
+    _, widget = viewer.window.add_plugin_dock_widget("histo", "Myofiber review")
+    (layer,) = viewer.open(str(out_dir), plugin="histo")
+    assert widget.layer is layer and not layer.editable and not widget.session.can_score
+    assert "pixels not loaded" in widget.ui.status.text()
+    assert len(widget.session.fibers) == 55 and not widget.ui.recompute_button.isEnabled()

@@ -4,7 +4,9 @@
 vice versa), then reports, per IoU threshold, true positives, false positives, false
 negatives, precision, recall and F1, the mean IoU of the matched pairs, and the error of the
 minimum Feret diameter on the fibers matched at IoU 0.5. It follows the design of stardist's
-``matching.py``: one sparse contingency table, one frozen result object.
+``matching.py``: one sparse contingency table, one frozen result object. The table and the
+one-to-one matching are :mod:`histo.matching`; this module holds the rules a user reads, the
+result objects and the min-Feret error.
 
 Matching rules
 --------------
@@ -37,11 +39,16 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from histo.errors import HistoInputError
+from histo.matching import (
+    Overlap,
+    check_label_image,
+    counted_objects,
+    detection_scores,
+    label_overlap,
+    match_pairs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +57,6 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in 
 
 MATCH_IOU = 0.5
 """IoU threshold of the reported ``pairs`` and of the min-Feret error."""
-
-_DENSE_TABLE_MAX = 1 << 25  # use bincount over (P+1)*(G+1) cells up to this size, else unique
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,146 +220,7 @@ def _fmt(v: float, spec: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# validation and the sparse contingency table
-
-
-def _validate_labels(arr, name: str) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.dtype == bool:
-        return arr.astype(np.uint8)
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise HistoInputError(
-                f"{name} must hold integer labels, got non-integer {arr.dtype} values; "
-                "pass an instance label image (0 = background, 1..n = objects)"
-            )
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise HistoInputError(
-            f"{name} must be an integer label image, got dtype {arr.dtype}"
-        )
-    if arr.ndim < 2:
-        raise HistoInputError(f"{name} must be a 2-D (or n-D) label image, got shape {arr.shape}")
-    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
-        raise HistoInputError(f"{name} has negative labels; labels must be >= 0 (0 = background)")
-    return arr
-
-
-def _relabel(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map labels to 1..n (0 stays 0). Returns (original ids, shape (n,)), (index image)."""
-    if arr.size == 0:
-        return np.zeros(0, np.int64), np.zeros(arr.shape, np.int64)
-    top = int(arr.max())
-    if top <= max(4 * arr.size, 1 << 16):
-        present = np.zeros(top + 1, bool)
-        present[arr.ravel()] = True
-        present[0] = False
-        ids = np.flatnonzero(present)
-        lut = np.zeros(top + 1, np.int64)
-        lut[ids] = np.arange(1, len(ids) + 1)
-        return ids.astype(np.int64), lut[arr]
-    ids, inv = np.unique(arr, return_inverse=True)
-    inv = inv.reshape(arr.shape)
-    if ids[0] == 0:
-        return ids[1:].astype(np.int64), inv.astype(np.int64)
-    return ids.astype(np.int64), inv.astype(np.int64) + 1
-
-
-def _touches_edge(idx: np.ndarray, n: int) -> np.ndarray:
-    """Boolean per object index 1..n (position 0 = background): touches any image face."""
-    edge = np.zeros(n + 1, bool)
-    for axis in range(idx.ndim):
-        edge[np.take(idx, 0, axis=axis).ravel()] = True
-        edge[np.take(idx, -1, axis=axis).ravel()] = True
-    edge[0] = False
-    return edge
-
-
-@dataclass(frozen=True)
-class _Overlap:
-    pred_ids: np.ndarray   # original labels, index i-1 for object i
-    gt_ids: np.ndarray
-    pi: np.ndarray         # 1-based object indices of the overlapping pairs
-    gi: np.ndarray
-    iou: np.ndarray
-    pred_edge: np.ndarray  # bool, length n_pred + 1
-    gt_edge: np.ndarray
-    pred_idx: np.ndarray   # index images
-    gt_idx: np.ndarray
-
-
-def _overlap(pred: np.ndarray, gt: np.ndarray) -> _Overlap:
-    pred_ids, p = _relabel(pred)
-    gt_ids, g = _relabel(gt)
-    n_p, n_g = len(pred_ids), len(gt_ids)
-    area_p = np.bincount(p.ravel(), minlength=n_p + 1)
-    area_g = np.bincount(g.ravel(), minlength=n_g + 1)
-    both = (p > 0) & (g > 0)
-    keys = p[both] * (n_g + 1) + g[both]
-    cells = (n_p + 1) * (n_g + 1)
-    if cells <= _DENSE_TABLE_MAX:
-        counts = np.bincount(keys, minlength=cells)
-        keys = np.flatnonzero(counts)
-        inter = counts[keys]
-    else:
-        keys, inter = np.unique(keys, return_counts=True)
-    pi, gi = np.divmod(keys, n_g + 1)
-    union = area_p[pi] + area_g[gi] - inter
-    iou = inter / union if len(inter) else np.zeros(0)
-    return _Overlap(pred_ids, gt_ids, pi, gi, iou.astype(np.float64),
-                    _touches_edge(p, n_p), _touches_edge(g, n_g), p, g)
-
-
-# --------------------------------------------------------------------------------------------
-# one-to-one matching
-
-
-def _match(pi: np.ndarray, gi: np.ndarray, iou: np.ndarray, threshold: float) -> np.ndarray:
-    """Indices (into pi/gi/iou) of an optimal one-to-one matching among pairs with IoU >= t.
-
-    Maximises the number of matched pairs, then their total IoU.
-    """
-    cand = np.flatnonzero(iou >= threshold)
-    if len(cand) == 0:
-        return cand
-    cp, cg = pi[cand], gi[cand]
-    p_count = np.bincount(cp)
-    g_count = np.bincount(cg)
-    single = (p_count[cp] == 1) & (g_count[cg] == 1)
-    if single.all():
-        return cand
-    chosen = [cand[single]]
-    rest = cand[~single]
-    # connected groups of ambiguous candidates, solved one by one (they are small)
-    up, pinv = np.unique(pi[rest], return_inverse=True)
-    ug, ginv = np.unique(gi[rest], return_inverse=True)
-    n_nodes = len(up) + len(ug)
-    graph = coo_matrix((np.ones(len(rest)), (pinv, ginv + len(up))), shape=(n_nodes, n_nodes))
-    _, comp = connected_components(graph, directed=False)
-    edge_comp = comp[pinv]
-    order = np.argsort(edge_comp, kind="stable")
-    bounds = np.flatnonzero(np.diff(edge_comp[order])) + 1
-    for group in np.split(order, bounds):
-        rows, r_inv = np.unique(pinv[group], return_inverse=True)
-        cols, c_inv = np.unique(ginv[group], return_inverse=True)
-        k = min(len(rows), len(cols))
-        weight = np.zeros((len(rows), len(cols)))
-        # 1 per matched pair dominates; the IoU term only breaks ties between equal counts
-        weight[r_inv, c_inv] = 1.0 + iou[rest[group]] / (k + 1)
-        r, c = linear_sum_assignment(weight, maximize=True)
-        ok = weight[r, c] > 0
-        lookup = {(a, b): e for a, b, e in zip(r_inv, c_inv, rest[group])}
-        chosen.append(np.array([lookup[(a, b)] for a, b in zip(r[ok], c[ok])], dtype=np.int64))
-    return np.sort(np.concatenate(chosen))
-
-
-def _scores(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    if tp + fp + fn == 0:
-        return 1.0, 1.0, 1.0  # nothing to find and nothing found: perfect
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn)
-    return precision, recall, f1
+# validation
 
 
 def _validate_thresholds(thresholds) -> tuple[float, ...]:
@@ -415,8 +281,8 @@ def match_labels(
     >>> r.pairs.tolist(), float(r.pair_iou[0])
     ([[7, 1]], 0.75)
     """
-    pred = _validate_labels(pred, "pred")
-    gt = _validate_labels(gt, "gt")
+    pred = check_label_image(pred, "pred")
+    gt = check_label_image(gt, "gt")
     if pred.shape != gt.shape:
         raise HistoInputError(
             f"pred and gt must have the same shape, got {pred.shape} and {gt.shape}; "
@@ -425,21 +291,9 @@ def match_labels(
     ts = _validate_thresholds(thresholds)
     if pixel_size_um is not None and not (np.isfinite(pixel_size_um) and pixel_size_um > 0):
         raise HistoInputError(f"pixel_size_um must be a positive number, got {pixel_size_um!r}")
-    ov = _overlap(pred, gt)
+    ov = label_overlap(pred, gt)
     n_p, n_g = len(ov.pred_ids), len(ov.gt_ids)
-    if exclude_edge:
-        gt_counted = ~ov.gt_edge
-        # an unmatched prediction is ignored when it touches the border or when the reference
-        # object it overlaps most (by IoU) is ignored: it is an attempt at an uncounted fiber
-        pred_free_counted = ~ov.pred_edge
-        best_gt = np.zeros(n_p + 1, np.int64)
-        order = np.argsort(ov.iou, kind="stable")  # later (larger IoU) writes win
-        best_gt[ov.pi[order]] = ov.gi[order]
-        pred_free_counted &= ~(ov.gt_edge[best_gt] & (best_gt > 0))
-    else:
-        gt_counted = np.ones(n_g + 1, bool)
-        pred_free_counted = np.ones(n_p + 1, bool)
-    gt_counted[0] = pred_free_counted[0] = False
+    gt_counted, pred_free_counted = counted_objects(ov, exclude_edge)
 
     def count(sel: np.ndarray):
         keep = sel[gt_counted[ov.gi[sel]]]  # pairs with an ignored reference are ignored
@@ -453,13 +307,13 @@ def match_labels(
 
     rows = {k: [] for k in ("tp", "fp", "fn", "precision", "recall", "f1", "mean_iou")}
     for t in ts:
-        keep, tp, fp, fn, _ = count(_match(ov.pi, ov.gi, ov.iou, t))
-        p, r, f = _scores(tp, fp, fn)
+        keep, tp, fp, fn, _ = count(match_pairs(ov.pi, ov.gi, ov.iou, t))
+        p, r, f = detection_scores(tp, fp, fn)
         for k, v in zip(rows, (tp, fp, fn, p, r, f,
                                float(ov.iou[keep].mean()) if tp else float("nan"))):
             rows[k].append(v)
 
-    keep, tp, fp, fn, n_pred_counted = count(_match(ov.pi, ov.gi, ov.iou, MATCH_IOU))
+    keep, tp, fp, fn, n_pred_counted = count(match_pairs(ov.pi, ov.gi, ov.iou, MATCH_IOU))
     keep = keep[np.argsort(ov.gi[keep], kind="stable")]
     pairs = np.stack([ov.pred_ids[ov.pi[keep] - 1], ov.gt_ids[ov.gi[keep] - 1]], axis=1) \
         if len(keep) else np.zeros((0, 2), np.int64)
@@ -491,7 +345,7 @@ def match_labels(
     )
 
 
-def _feret_error(ov: _Overlap, keep: np.ndarray, pixel_size_um: float | None) -> FeretError:
+def _feret_error(ov: Overlap, keep: np.ndarray, pixel_size_um: float | None) -> FeretError:
     """Min Feret of matched pairs, measured by histo.morphometry on the matched objects only."""
     from histo.morphometry import measure_fibers, size_column
 

@@ -2,8 +2,8 @@
 
 :func:`score_slide` takes the per-fiber table of :func:`histo.morphometry.measure_fibers` and
 adds the classes (small, angular, dark, small-angular-dark = SAD, atrophic, hypertrophic), the
-slide statistics (Dubowitz atrophy / hypertrophy factors and variability coefficient, density,
-class fractions), grouped atrophy (:mod:`histo.grouping`), fiber types (:mod:`histo.fibertypes`),
+slide statistics (Dubowitz atrophy / hypertrophy factors and variability coefficient from
+:mod:`histo.dubowitz`, density, class fractions), grouped atrophy (:mod:`histo.grouping`), fiber types (:mod:`histo.fibertypes`),
 central nuclei (:mod:`histo.nuclei`) and the evidence summary (:mod:`histo.evidence`).
 Every threshold comes from :class:`histo.settings.ScoringSettings`; ``docs/scoring.md`` lists
 them with their sources.
@@ -21,6 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from histo.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-exported: tests, callers)
+    atrophy_factor,
+    describe_sizes,
+    hypertrophy_factor,
+    size_figures,
+    variability_coefficient,
+)
 from histo.errors import HistoInputError
 from histo.settings import ScoringSettings
 
@@ -29,104 +36,6 @@ log = logging.getLogger(__name__)
 #: Boolean columns added by :func:`classify_fibers`.
 CLASS_COLUMNS = ("counted", "is_small", "is_angular", "is_dark", "is_sad", "is_atrophic",
                  "is_hypertrophic")
-
-
-# ---------------------------------------------------------------------- Dubowitz figures
-def atrophy_factor(min_feret_um: np.ndarray, lo_um: float) -> float | None:
-    """Atrophy factor (Brooke & Engel; Dubowitz): weighted count of fibers below ``lo``.
-
-    AF = 1000 * (1 n(lo-10 <= d < lo) + 2 n(lo-20 <= d < lo-10) + 3 n(lo-30 <= d < lo-20)
-    + 4 n(d < lo-30)) / N; normal < 150.
-
-    Examples
-    --------
-    >>> atrophy_factor(np.array([35.0, 25.0, 50.0, 60.0]), 40.0)   # 1000 * (1 + 2) / 4
-    750.0
-    """
-    d = np.asarray(min_feret_um, dtype=float)
-    if d.size == 0:
-        return None
-    below = np.clip(np.ceil((lo_um - d) / 10.0), 0, 4)   # 1..4 per 10 µm band, 0 at/above lo
-    return float(1000.0 * below.sum() / d.size)
-
-
-def hypertrophy_factor(min_feret_um: np.ndarray, hi_um: float) -> float | None:
-    """Hypertrophy factor: HF = 1000 * (1 n(hi <= d < hi+10) + 2 n(hi+10 <= d < hi+20)
-    + 3 n(hi+20 <= d < hi+30) + 4 n(d >= hi+30)) / N; normal < 150.
-
-    Examples
-    --------
-    >>> hypertrophy_factor(np.array([80.0, 95.0, 50.0, 120.0]), 80.0)   # 1000 * (1 + 2 + 4) / 4
-    1750.0
-    """
-    d = np.asarray(min_feret_um, dtype=float)
-    if d.size == 0:
-        return None
-    above = np.where(d >= hi_um, np.minimum(np.floor((d - hi_um) / 10.0) + 1, 4), 0)
-    return float(1000.0 * above.sum() / d.size)
-
-
-def variability_coefficient(min_feret: np.ndarray) -> float | None:
-    """VC = 1000 * SD / mean of the lesser diameter (sample SD, ddof=1); unitless, normal < 250.
-
-    Examples
-    --------
-    >>> variability_coefficient(np.array([40.0, 60.0]))   # SD 14.142..., mean 50
-    282.842712474619
-    """
-    d = np.asarray(min_feret, dtype=float)
-    if d.size < 2 or not np.mean(d) > 0:
-        return None
-    return float(1000.0 * np.std(d, ddof=1) / np.mean(d))
-
-
-def _describe(values: np.ndarray) -> dict[str, float] | None:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return None
-    return {"mean": float(v.mean()), "median": float(np.median(v)),
-            "sd": float(v.std(ddof=1)) if v.size > 1 else None,
-            "min": float(v.min()), "max": float(v.max())}
-
-
-def size_figures(min_feret_px: np.ndarray | None, area_px: np.ndarray | None,
-                 pixel_size_um: float | None, normal_range_um: tuple[float, float],
-                 *, min_feret_um: np.ndarray | None = None,
-                 area_um2: np.ndarray | None = None) -> dict[str, Any]:
-    """Size distribution and Dubowitz figures of a set of fibers (a slide or one fiber type).
-
-    Sizes in µm come from ``min_feret_um`` / ``area_um2`` when given, else from the pixel
-    values times the pixel size; without either, µm figures are None with a reason.
-    """
-    if min_feret_um is None and min_feret_px is not None and pixel_size_um is not None:
-        min_feret_um = np.asarray(min_feret_px, dtype=float) * pixel_size_um
-    if area_um2 is None and area_px is not None and pixel_size_um is not None:
-        area_um2 = np.asarray(area_px, dtype=float) * pixel_size_um ** 2
-    lo, hi = normal_range_um
-    d = None if min_feret_um is None else np.asarray(min_feret_um, dtype=float)
-    out: dict[str, Any] = {
-        "n": int(len(d) if d is not None else len(min_feret_px) if min_feret_px is not None else 0),
-        "min_feret_um": None if d is None else _describe(d),
-        "area_um2": None if area_um2 is None else _describe(area_um2),
-        "min_feret_px": None if min_feret_px is None else _describe(min_feret_px),
-        "area_px": None if area_px is None else _describe(area_px),
-        "normal_range_um": [lo, hi],
-        "atrophy_factor": None if d is None else atrophy_factor(d, lo),
-        "hypertrophy_factor": None if d is None else hypertrophy_factor(d, hi),
-        "variability_coefficient": variability_coefficient(
-            d if d is not None else (min_feret_px if min_feret_px is not None else [])),
-        "n_atrophic": None if d is None else int(np.count_nonzero(d < lo)),
-        "n_hypertrophic": None if d is None else int(np.count_nonzero(d >= hi)),
-        "reasons": {},
-    }
-    if d is None:
-        for key in ("min_feret_um", "atrophy_factor", "hypertrophy_factor"):
-            out["reasons"][key] = ("no pixel size: sizes are in pixels and the figures in µm "
-                                   "need one (--pixel-size UM)")
-    if out["variability_coefficient"] is None:
-        out["reasons"]["variability_coefficient"] = "fewer than 2 counted fibers"
-    return out
 
 
 # ---------------------------------------------------------------------- inputs
@@ -332,9 +241,9 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
         min_feret_um=sub[d_col].to_numpy(float) if in_um else None,
         area_um2=sub[a_col].to_numpy(float) if a_col and a_col.endswith("_um2") else None)
     if in_um and pixel_size_um:
-        sizes["min_feret_px"] = _describe(sub[d_col].to_numpy(float) / pixel_size_um)
+        sizes["min_feret_px"] = describe_sizes(sub[d_col].to_numpy(float) / pixel_size_um)
         if a_col:
-            sizes["area_px"] = _describe(sub[a_col].to_numpy(float) / pixel_size_um ** 2)
+            sizes["area_px"] = describe_sizes(sub[a_col].to_numpy(float) / pixel_size_um ** 2)
     basis = area_basis(fibers, labels, pixel_size_um, tissue_area_um2)
     area_mm2 = None if basis["area_um2"] is None else basis["area_um2"] / 1e6
     n_counted = int(counted.sum())

@@ -1,21 +1,14 @@
-"""ScoringSettings: defaults, validation, files, round trips and the command-line flags."""
+"""ScoringSettings: defaults, validation, files and round trips (flags: test_settings_cli)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 
 import pytest
 
 from histo.errors import HistoInputError
-from histo.settings import (
-    FiberTypeSettings,
-    NucleiSettings,
-    ScoringSettings,
-    add_settings_arguments,
-    settings_from_args,
-)
+from histo.settings import FiberTypeSettings, NucleiSettings, ScoringSettings
 
 
 def test_normal_range_by_sex_and_override():
@@ -96,53 +89,17 @@ def test_from_toml_yaml_and_json_files(tmp_path):
     assert ScoringSettings.from_file(js) == ScoringSettings(seed=7)
 
 
-def test_file_errors_name_the_file(tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text("sex = 'male'\nangular_threshold = 0.4\n")
-    with pytest.raises(HistoInputError, match=r"bad\.toml: unknown setting angular_threshold"):
-        ScoringSettings.from_file(bad)
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("sex: [male\n")
-    with pytest.raises(HistoInputError, match=r"broken\.yaml: not valid YAML"):
-        ScoringSettings.from_file(broken)
-    with pytest.raises(HistoInputError, match="cannot read"):
-        ScoringSettings.from_file(tmp_path / "missing.toml")
-    ini = tmp_path / "s.ini"
-    ini.write_text("x")
-    with pytest.raises(HistoInputError, match=r"s\.ini: settings files must end in"):
-        ScoringSettings.from_file(ini)
-    value = tmp_path / "value.toml"
-    value.write_text("permutations = -3\n")
-    with pytest.raises(HistoInputError, match=r"value\.toml: setting permutations"):
-        ScoringSettings.from_file(value)
-
-
-def parse(argv):
-    parser = argparse.ArgumentParser()
-    add_settings_arguments(parser)
-    return settings_from_args(parser.parse_args(argv))
-
-
-def test_cli_defaults_flags_and_file_precedence(tmp_path):
-    assert parse([]) == ScoringSettings()
-    s = parse(["--sex", "female", "--normal-range", "20", "50", "--small-rule", "both",
-               "--angular-min", "0.4", "--dark-min-z", "1.5", "--permutations", "99",
-               "--seed", "3", "--n-types", "3", "--type-channels", "I=1,IIa=2",
-               "--nuclei-channel", "0"])
-    assert s.sex == "female" and s.normal_range == (20.0, 50.0)
-    assert (s.small_rule, s.angular_min, s.dark_min_z, s.permutations, s.seed) == (
-        "both", 0.4, 1.5, 99, 3)
-    assert s.fiber_types.n_types == 3 and s.fiber_types.type_channels == (("I", 1), ("IIa", 2))
-    assert s.nuclei.channel == 0
-
-    f = tmp_path / "s.toml"
-    f.write_text('sex = "female"\npermutations = 199\n')
-    s = parse(["--settings", str(f), "--permutations", "49"])
-    assert s.sex == "female" and s.permutations == 49      # the flag wins over the file
-
-
-def test_cli_rejects_bad_values(capsys):
-    with pytest.raises(SystemExit):
-        parse(["--type-channels", "I:1"])
-    with pytest.raises(HistoInputError, match="permutations"):
-        parse(["--permutations", "-5"])
+@pytest.mark.parametrize("name, text, match", [
+    ("bad.toml", "sex = 'male'\nangular_threshold = 0.4\n",
+     r"bad\.toml: unknown setting angular_threshold"),
+    ("broken.yaml", "sex: [male\n", r"broken\.yaml: not valid YAML"),
+    ("missing.toml", None, "cannot read"),
+    ("s.ini", "x", r"s\.ini: settings files must end in"),
+    ("value.toml", "permutations = -3\n", r"value\.toml: setting permutations"),
+])
+def test_file_errors_name_the_file(tmp_path, name, text, match):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(HistoInputError, match=match):
+        ScoringSettings.from_file(path)

@@ -149,7 +149,7 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
         owned = tiling.owned_labels(lab, tile, shape_yx) if lab.any() else []
         if len(owned):
             region = source[(slice(None), *tile.outer)] if cyx else source[tile.outer]
-            tissue = (mask_region(tissue_mask, shape_yx, *tile.outer)
+            tissue = (_tissue_crop(tissue_mask, shape_yx, tile.outer)
                       if tissue_mask is not None else None)
             pixels = np.asarray(region)
             table = measure_fibers(lab, None, pixel_size_um=pixel_size_um, stain=stain,
@@ -180,6 +180,23 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
     all_edges = np.unique(np.sort(np.concatenate(edges), axis=1), axis=0) if edges else \
         np.zeros((0, 2), dtype=np.int64)
     return fibers, all_edges
+
+
+def _tissue_crop(mask: np.ndarray, shape_yx, outer) -> np.ndarray:
+    """The low-resolution tissue mask under a tile, shrunk by one mask pixel.
+
+    The mask's edge is only known to within one of its pixels; shrinking by that much flags
+    every fiber the true tissue edge may cut (edge fibers are left out of the statistics,
+    so erring this way is the safe side).
+    """
+    from scipy import ndimage as ndi
+
+    crop = mask_region(mask, shape_yx, *outer)
+    k = int(math.ceil(max(shape_yx[0] / mask.shape[0], shape_yx[1] / mask.shape[1])))
+    if k <= 1 or crop.all() or not crop.any():
+        return crop
+    return ndi.binary_erosion(crop, structure=np.ones((2 * k + 1, 2 * k + 1), bool),
+                              border_value=1)
 
 
 def _compact(ring: np.ndarray) -> np.ndarray:

@@ -2,16 +2,9 @@
 
 Pipeline (all sizes relative to the fiber diameter ``d`` in pixels)
 -------------------------------------------------------------------
-1. **Fiber-interior map** ``f`` in [0, 1] (high inside fibers), by stain:
-
-   * ``he``: chroma (max - min of R, G, B): pink / purple fibers are saturated, the endomysium
-     is white, so basophilic (dark) fibers stay fibers and nuclei stay small holes;
-   * ``nadh``, ``sdh``, ``atpase``, ``esterase`` and grey images: total optical density, since
-     borders are pale;
-   * ``psr``: inverted total optical density (fibers pale yellow; collagen red and the fine
-     borders dark), zeroed off the tissue (the tissue = smoothed yellowness above Otsu);
-   * ``if``: the inverted membrane channel (membranes bright, interiors dark).
-
+1. **Fiber-interior map** ``f`` in [0, 1] (high inside fibers), by stain
+   (:func:`histo.interior.interior_map`: chroma on H&E, optical density on enzyme stains,
+   inverted OD on PSR, the inverted membrane channel on immunofluorescence).
 2. **Borders**: thin borders between touching fibers are faint valleys of ``f``; a Hessian
    valley filter (largest eigenvalue, scale-normalised, at two widths scaled with ``d``) is
    subtracted from the lightly smoothed map: ``s = f - 2 * valleys`` (``4 *`` for PSR).
@@ -55,11 +48,14 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import expand_labels, find_boundaries, watershed
 
 from histo.errors import HistoInputError
+from histo.interior import (  # noqa: F401  (interior_map re-exported: tests, benchmarks)
+    BRIGHTFIELD_STAINS,
+    FLUORESCENCE_STAINS,
+    interior_map,
+)
 
 logger = logging.getLogger(__name__)
 
-BRIGHTFIELD_STAINS = ("he", "nadh", "sdh", "atpase", "esterase", "psr")
-FLUORESCENCE_STAINS = ("if",)
 _MAX_WORKING_DIAMETER_PX = 150.0
 _WORKING_DIAMETER_PX = 100.0
 _MIN_SOLIDITY = 0.8  # fibers are convex-ish; interstitial spaces are not
@@ -67,101 +63,6 @@ _SPLIT_SOLIDITY = 0.9  # objects less convex than this are tried for a finer spl
 _VALLEY_WEIGHT = {"psr": 4.0}  # PSR's fine borders are faint grey lines: weigh valleys more
 _GROW_BRIGHTFIELD = 0.025  # thin pale borders: grow labels to their middle (fraction of d)
 _GROW_FLUORESCENCE = 0.07  # thick bright membranes: grow to the membrane midline
-
-
-# --------------------------------------------------------------------------------------------
-# input
-
-
-def _pixels_and_axes(image) -> tuple[np.ndarray, str]:
-    """(pixels, axes) from an ImageData-like object or a bare array."""
-    if hasattr(image, "pixels") and hasattr(image, "axes"):
-        return np.asarray(image.pixels), str(image.axes)
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        return arr, "YX"
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
-        return arr[..., :3], "YXS"
-    if arr.ndim == 3:
-        return arr, "CYX"
-    raise HistoInputError(
-        f"image must be (Y, X), (Y, X, 3) RGB or (C, Y, X), got shape {arr.shape}"
-    )
-
-
-def _normalise(x: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.0) -> np.ndarray:
-    """Scale to [0, 1] between two percentiles (of a subsample, for speed)."""
-    sample = x.ravel()[:: max(1, x.size // 1_000_000)]
-    lo, hi = np.percentile(sample, [lo_pct, hi_pct])
-    if hi <= lo:
-        return np.zeros(x.shape, np.float32)
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
-
-
-def _optical_density(rgb: np.ndarray) -> np.ndarray:
-    """Per-channel OD up to a constant: -log10(I) (the white level cancels on normalising)."""
-    x = rgb.astype(np.float32)
-    return -np.log10(np.maximum(x, 1e-3 * max(float(x.max()), 1.0)))
-
-
-def interior_map(image, *, stain: str, channel: int | None = None) -> np.ndarray:
-    """Fiber-interior map in [0, 1]: high inside fibers, low on borders and background.
-
-    Parameters
-    ----------
-    image : ImageData or ndarray
-        ``(Y, X, 3)`` RGB, ``(Y, X)`` grey or ``(C, Y, X)`` multichannel.
-    stain : str
-        One of ``he``, ``nadh``, ``sdh``, ``atpase``, ``esterase``, ``psr``, ``if``.
-    channel : int, optional
-        Membrane channel of a multichannel fluorescence image.
-
-    Returns
-    -------
-    ndarray of float32, shape (Y, X)
-    """
-    pixels, axes = _pixels_and_axes(image)
-    if stain in FLUORESCENCE_STAINS:
-        if axes == "CYX":
-            if channel is None:
-                raise HistoInputError(
-                    f"a {pixels.shape[0]}-channel fluorescence image needs channel= (the fiber "
-                    "membrane channel, 0-based)"
-                )
-            if not 0 <= channel < pixels.shape[0]:
-                raise HistoInputError(
-                    f"channel {channel} out of range: the image has channels 0..{pixels.shape[0] - 1}"
-                )
-            plane = pixels[channel]
-        elif axes == "YXS":
-            plane = pixels[..., channel] if channel is not None else pixels.max(axis=-1)
-        else:
-            plane = pixels
-        return 1.0 - _normalise(plane.astype(np.float32), 1.0, 99.5)
-    if stain not in BRIGHTFIELD_STAINS:
-        raise HistoInputError(
-            f"unknown stain {stain!r}; use one of {', '.join(BRIGHTFIELD_STAINS + FLUORESCENCE_STAINS)}"
-        )
-    if axes == "CYX":
-        if pixels.shape[0] != 3:
-            raise HistoInputError(
-                f"a brightfield ({stain}) image must be RGB or grey, got {pixels.shape[0]} channels"
-            )
-        pixels = np.moveaxis(pixels, 0, -1)
-        axes = "YXS"
-    if axes == "YX":
-        return _normalise(_optical_density(pixels))
-    if stain == "he":
-        x = pixels.astype(np.float32)
-        return _normalise(x.max(axis=-1) - x.min(axis=-1))
-    od = _optical_density(pixels)
-    if stain == "psr":
-        # fibers are pale yellow, collagen (red) and fine borders dark: invert the total OD,
-        # and keep it only on tissue (yellowness), not on the empty slide
-        yellow = cv2.GaussianBlur(_normalise(od[..., 2] - od[..., 1]), (0, 0), 4.0)
-        tissue = yellow > threshold_otsu(yellow[::4, ::4])
-        return (1.0 - _normalise(od.sum(axis=-1))) * tissue
-    return _normalise(od.sum(axis=-1))
 
 
 # --------------------------------------------------------------------------------------------

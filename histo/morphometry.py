@@ -5,6 +5,8 @@ one row per fiber. Whole-image quantities (darkness, neighbours, edge flags) are
 with vectorised passes over the label image; the outline measures are computed per fiber on
 its bounding box with OpenCV (contour tracing, convex hull), so the cost grows with the
 image area plus a few hundred microseconds per fiber.
+The column names and their unit suffixes are :mod:`histo.fiber_table` (``table_columns``
+and ``size_column`` are importable from here too).
 
 Conventions (pixel centres at integer coordinates, lengths in pixels before scaling):
 
@@ -45,6 +47,11 @@ from histo.adjacency import degree, fiber_adjacency, gap_in_pixels
 from histo.errors import HistoInputError
 from histo._ragged import offsets_from_lengths
 from histo.feret import convex_hull_xy, feret_diameters_batch, lattice_areas_px
+from histo.fiber_table import (  # noqa: F401  (size_column re-exported: its callers)
+    empty_table,
+    size_column,
+    table_columns,
+)
 from histo.shape import (
     MIN_SHAPE_AREA_PX,
     angularity_batch,
@@ -55,64 +62,6 @@ from histo.shape import (
 from histo.stain import STAINS, darkness_signal, guess_stain, image_layout
 
 log = logging.getLogger(__name__)
-
-#: Measurement names whose column carries a unit suffix, and the kind of unit.
-_SIZE_KINDS = {
-    "centroid_y": "length", "centroid_x": "length", "area": "area", "perimeter": "length",
-    "min_feret": "length", "max_feret": "length", "equivalent_diameter": "length",
-}
-
-
-def table_columns(pixel_size_known: bool) -> list[str]:
-    """Column names of the per-fiber table, in order.
-
-    Examples
-    --------
-    >>> table_columns(False)[7:9]
-    ['area_px', 'perimeter_px']
-    >>> "centroid_y_um" in table_columns(True)
-    True
-    """
-    length, area = ("um", "um2") if pixel_size_known else ("px", "px")
-    cols = ["label", "centroid_y_px", "centroid_x_px"]
-    if pixel_size_known:
-        cols += ["centroid_y_um", "centroid_x_um"]
-    cols += ["bbox_y0_px", "bbox_x0_px", "bbox_y1_px", "bbox_x1_px", f"area_{area}",
-             f"perimeter_{length}", f"min_feret_{length}", f"max_feret_{length}",
-             f"equivalent_diameter_{length}", "aspect_ratio", "circularity", "solidity",
-             "angularity", "mean_od", "darkness", "n_neighbors", "is_edge"]
-    return cols
-
-
-def size_column(df: pd.DataFrame, name: str) -> str:
-    """The column holding measurement ``name`` in ``df``: micrometres when present, else pixels.
-
-    Parameters
-    ----------
-    df : DataFrame
-        A per-fiber table.
-    name : str
-        ``"area"``, ``"perimeter"``, ``"min_feret"``, ``"max_feret"``,
-        ``"equivalent_diameter"``, ``"centroid_y"`` or ``"centroid_x"``.
-
-    Examples
-    --------
-    >>> size_column(pd.DataFrame(columns=["label", "min_feret_um"]), "min_feret")
-    'min_feret_um'
-    >>> size_column(pd.DataFrame(columns=["label", "area_px"]), "area")
-    'area_px'
-    """
-    kind = _SIZE_KINDS.get(name)
-    if kind is None:
-        raise HistoInputError(
-            f"{name!r} is not a sized measurement; choose one of {', '.join(_SIZE_KINDS)}")
-    for col in (f"{name}_um2" if kind == "area" else f"{name}_um", f"{name}_px"):
-        if col in df.columns:
-            return col
-    raise HistoInputError(
-        f"the fiber table has no {name} column ({name}_um/_px); build it with "
-        "histo.morphometry.measure_fibers")
-
 
 def measure_fibers(
     labels: np.ndarray,
@@ -178,7 +127,7 @@ def measure_fibers(
     n = len(ids)
     cols = table_columns(ps is not None)
     if n == 0:
-        return _empty_table(cols)
+        return empty_table(cols)
 
     geo = _outline_measures(work, slices)
     t_shape = time.perf_counter()
@@ -418,11 +367,3 @@ def _validate_mask(mask, shape) -> np.ndarray | None:
         raise HistoInputError(f"tissue_mask has shape {arr.shape}, the labels {tuple(shape)}; "
                               "give a mask on the labels' pixel grid")
     return np.ascontiguousarray(arr != 0)
-
-
-def _empty_table(cols: list[str]) -> pd.DataFrame:
-    dtypes = {c: np.float64 for c in cols}
-    for c in ("label", "bbox_y0_px", "bbox_x0_px", "bbox_y1_px", "bbox_x1_px", "n_neighbors"):
-        dtypes[c] = np.int64
-    dtypes["is_edge"] = bool
-    return pd.DataFrame({c: pd.Series([], dtype=dtypes[c]) for c in cols})

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.path import Path as MplPath
 
 from histo.errors import HistoInputError
-from histo.morphometry import measure_fibers, robust_z, size_column, table_columns
+from histo.morphometry import measure_fibers, robust_z, table_columns
 from histo.shape import MIN_SHAPE_AREA_PX, angularity_from_chain, outer_contours
 
 RNG = np.random.default_rng(11)
@@ -187,17 +187,6 @@ def test_bad_arguments_raise_clear_errors():
         measure_fibers(lab, np.zeros((10, 10, 3), np.uint8), stain="giemsa")
     with pytest.raises(HistoInputError, match="max_gap_um"):
         measure_fibers(lab, max_gap_um=-1)
-
-
-def test_size_column():
-    um = pd.DataFrame(columns=["area_um2", "min_feret_um", "min_feret_px"])
-    assert size_column(um, "area") == "area_um2"
-    assert size_column(um, "min_feret") == "min_feret_um"
-    assert size_column(pd.DataFrame(columns=["perimeter_px"]), "perimeter") == "perimeter_px"
-    with pytest.raises(HistoInputError, match="no max_feret column"):
-        size_column(um, "max_feret")
-    with pytest.raises(HistoInputError, match="not a sized measurement"):
-        size_column(um, "angularity")
 
 
 # ------------------------------------------------------------------ geometry

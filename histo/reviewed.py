@@ -86,6 +86,7 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
     derived = set(CLASS_COLUMNS) | set(REVIEW_COLUMNS) | {"atrophy_group", *_PIXEL_COLUMNS}
     base = table.drop(columns=[c for c in table.columns if c in derived])
     base["excluded"] = base["label"].map(review.flags).eq("excluded").to_numpy()
+    base["review_flag"] = base["label"].map(review.flags).fillna("").to_numpy(dtype=object)
     gap = gap_in_pixels(settings.adjacency_gap_um, ps, default_px=settings.adjacency_gap_px)
     basis = (summary.get("statistics") or {}).get("area_basis") or {}
     tissue = basis.get("area_um2") if basis.get("source") == "tissue area given" else None
@@ -99,7 +100,6 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
     counted = out["counted"].to_numpy(bool)
     part["fiber_types"] = summary.get("fiber_types") or {}
     part["nuclei"] = _recount_nuclei(summary.get("nuclei") or {}, out, counted)
-    _recount_sad(part["statistics"], out, counted)
     part["evidence"] = build_evidence(part, settings)
     from histo.export import to_jsonable
 
@@ -113,15 +113,3 @@ def _recount_nuclei(info: dict[str, Any], fibers: pd.DataFrame, counted: np.ndar
     n = int(counted.sum())
     return {**info, "n_counted": n, "n_centrally_nucleated": int(cn.sum()),
             "pct_centrally_nucleated": 100.0 * cn.sum() / n if n else None}
-
-
-def _recount_sad(stats: dict[str, Any], fibers: pd.DataFrame, counted: np.ndarray) -> None:
-    """SAD count after confirmed / rejected calls (the scoring counted the automatic ones)."""
-    classes = stats.get("classes") or {}
-    if "sad" not in classes:
-        return
-    n = int((fibers["is_sad"].fillna(False).to_numpy(bool) & counted).sum())
-    area_um2 = (stats.get("area_basis") or {}).get("area_um2")
-    n_counted = int(counted.sum())
-    classes["sad"] = {"n": n, "fraction": n / n_counted if n_counted else None,
-                      "density_per_mm2": n / (area_um2 / 1e6) if area_um2 else None}

@@ -104,7 +104,9 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: s
     ----------
     fibers : DataFrame
         Per-fiber table (``label``, a min Feret column, ``angularity``, ``darkness``,
-        ``is_edge``, optional ``excluded``).
+        ``is_edge``, optional ``excluded`` and ``review_flag``). A ``review_flag`` of
+        ``"confirmed_sad"`` / ``"not_sad"`` (histo.review) overrides the SAD call, and the
+        classifier's own call is kept in ``is_sad_auto``.
     settings : ScoringSettings
     stain : str
         Darkness counts only on ``settings.dark_stains``.
@@ -170,7 +172,13 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: s
     out["is_small"] = counted & small
     out["is_angular"] = counted & angular
     out["is_dark"] = counted & dark
-    out["is_sad"] = out["is_small"] & out["is_angular"] & out["is_dark"]
+    sad = (out["is_small"] & out["is_angular"] & out["is_dark"]).to_numpy()
+    if "review_flag" in out:  # a reviewer's call overrides the classifier (histo.review)
+        flag = out["review_flag"].fillna("").astype(str).to_numpy()
+        out["is_sad_auto"] = sad
+        sad = counted & ((sad | (flag == "confirmed_sad")) & (flag != "not_sad"))
+        info["reviewed_sad_calls"] = int(np.isin(flag, ("confirmed_sad", "not_sad")).sum())
+    out["is_sad"] = sad
     nope = np.zeros(len(out), dtype=bool)
     out["is_atrophic"] = counted & (d_um < lo if d_um is not None else nope)
     out["is_hypertrophic"] = counted & (d_um >= hi if d_um is not None else nope)

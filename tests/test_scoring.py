@@ -279,3 +279,19 @@ def test_real_regenerating_mouse_muscle(real_data):
     assert stats["pixel_size_source"] == "fiber table"
     assert 30 < stats["min_feret_um"]["median"] < 60
     assert stats["atrophy_factor"] is not None and stats["density_per_mm2"] > 0
+
+
+def test_review_flags_override_the_sad_call_and_keep_the_automatic_one():
+    fibers = pd.DataFrame({
+        "label": [1, 2, 3, 4],
+        "min_feret_um": [10.0, 10.0, 60.0, 10.0],
+        "angularity": [0.8, 0.8, 0.1, 0.8],
+        "darkness": [5.0, 5.0, 0.0, 5.0],
+        "is_edge": [False, False, False, True],
+        "review_flag": ["not_sad", "", "confirmed_sad", "confirmed_sad"],
+    })
+    out, info = classify_fibers(fibers, ScoringSettings(), stain="nadh")
+    assert out["is_sad_auto"].tolist() == [True, True, False, False]
+    # a rejected call is dropped, a confirmed one added; an edge fiber is never counted
+    assert out["is_sad"].tolist() == [False, True, True, False]
+    assert info["reviewed_sad_calls"] == 3

@@ -46,35 +46,9 @@ def rescore_table(fibers: pd.DataFrame, labels: np.ndarray, image: Any, flags: d
 
     base = strip_review(fibers)
     base["excluded"] = base["label"].isin([k for k, v in flags.items() if v == "excluded"]).to_numpy()
+    base["review_flag"] = base["label"].map(flags).fillna("").to_numpy(dtype=object)
     scored, part = score_slide(base, labels, image, settings, stain=stain, edges=edges)
-    reviewed = apply_review(scored, flags)
-    if any(v in ("confirmed_sad", "not_sad") for v in flags.values()):
-        part = _with_reviewed_sad(part, reviewed, settings)
-    return reviewed, part
-
-
-def _with_reviewed_sad(part: dict[str, Any], fibers: pd.DataFrame, settings) -> dict[str, Any]:
-    """Slide figures with the reviewer's SAD calls counted (scoring counts the automatic ones).
-
-    The same recount as ``histo.reviewed`` does for the report, so the plugin and the report
-    show the same figures for a saved review.
-    """
-    from histo.evidence import build_evidence
-
-    stats = dict(part.get("statistics") or {})
-    classes = dict(stats.get("classes") or {})
-    if "sad" not in classes:
-        return part
-    counted = fibers["counted"].fillna(False).to_numpy(bool)
-    n = int((fibers["is_sad"].fillna(False).to_numpy(bool) & counted).sum())
-    n_counted = int(counted.sum())
-    area_um2 = (stats.get("area_basis") or {}).get("area_um2")
-    classes["sad"] = {"n": n, "fraction": n / n_counted if n_counted else None,
-                      "density_per_mm2": n / (area_um2 / 1e6) if area_um2 else None}
-    stats["classes"] = classes
-    out = {**part, "statistics": stats}
-    out["evidence"] = build_evidence(out, settings)
-    return out
+    return apply_review(scored, flags), part
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,7 +12,6 @@ from histo.batch import (
     ScoreParams,
     SlideJob,
     cohort_table,
-    is_up_to_date,
     plan_jobs,
     process_slide,
     run_batch,

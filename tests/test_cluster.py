@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -87,12 +86,15 @@ def dask_cluster(tmp_path):
 
 
 def _copy_inputs(real_data: Path, dest: Path) -> Path:
-    """A small mixed folder: two H&E TIFFs, a PSR TIFF, a JPEG-like PNG and a broken file."""
-    dest.mkdir()
-    shutil.copy(real_data / "he" / "fs_he_patch.tif", dest / "he_patch.tif")
-    shutil.copy(real_data / "psr" / "fs_psr_patch.tif", dest / "psr_patch.tif")
-    (dest / "sub").mkdir()
-    shutil.copy(real_data / "he" / "fs_he_patch.tif", dest / "sub" / "he_patch.tif")
+    """A small mixed folder: three H&E crops (two with the same name in different folders)
+    and a broken PNG."""
+    import tifffile
+
+    img = tifffile.imread(real_data / "he" / "cn_img01.tif")
+    (dest / "sub").mkdir(parents=True)
+    tifffile.imwrite(dest / "crop.tif", img[:400, :400])
+    tifffile.imwrite(dest / "sub" / "crop.tif", img[400:800, :400])
+    tifffile.imwrite(dest / "other.tif", img[:400, 500:900])
     (dest / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     return dest
 
@@ -105,6 +107,8 @@ def _fibers_tables(results: Path, cohort: pd.DataFrame) -> dict[str, pd.DataFram
 @pytest.mark.slow
 def test_scheduler_with_two_worker_processes_equals_serial(dask_cluster, real_data, tmp_path):
     inputs = _copy_inputs(real_data, tmp_path / "slides")
+    assert sorted(p.name for p in inputs.rglob("*")) == ["broken.png", "crop.tif", "crop.tif",
+                                                         "other.tif", "sub"]
     params = ScoreParams(stain="he", method="classical", pixel_size_um=0.5)
     serial = run_batch([inputs], tmp_path / "serial", params=params, show_progress=False,
                        write_report=False)

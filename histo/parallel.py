@@ -31,7 +31,8 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
         if scheduler:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         else:
-            with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+            with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                                  "distributed.nanny.pre-spawn-environ": _thread_env(workers)}):
                 cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1,
                                        processes=True, dashboard_address=None,
                                        silence_logs=logging.ERROR)
@@ -42,9 +43,10 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
                               "check the address (tcp://host:8786) and that it is running") from err
     try:
         client.subscribe_topic(_PROGRESS_TOPIC, progress.on_event)
-        futures = {client.submit(_dask_task, job, params, force, slide_fn, pure=False,
-                                 key=f"histo-slide-{job.slide_id}-{time.time_ns()}"): i
-                   for i, job in enumerate(jobs)}
+        futures = {client.submit(_dask_task, jobs[i], params, force, slide_fn, pure=False,
+                                 key=f"histo-slide-{jobs[i].slide_id}-{time.time_ns()}",
+                                 priority=len(jobs) - rank): i
+                   for rank, i in enumerate(largest_first(jobs))}
         rows: list[dict | None] = [None] * len(jobs)
         for future in as_completed(futures):
             i = futures[future]
@@ -63,6 +65,31 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
 
 
 _PROGRESS_TOPIC = "histo-tiles"
+
+
+def largest_first(jobs) -> list[int]:
+    """Job indices by decreasing file size: the biggest slides start first, so that with
+    several workers the small ones fill in around them (longest-processing-time order)."""
+    def size(i: int) -> int:
+        try:
+            return jobs[i].path.stat().st_size
+        except OSError:
+            return 0
+    return sorted(range(len(jobs)), key=lambda i: (-size(i), i))
+
+
+def _thread_env(workers: int) -> dict[str, Any]:
+    """Worker environment: Dask's defaults, with the machine's cores shared among workers
+    (numpy, OpenMP and torch threads) instead of one thread each."""
+    import os
+
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    threads = max(1, (os.cpu_count() or 1) // max(1, int(workers)))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = threads
+    return env
 
 
 def _dask_task(job, params, force: bool, slide_fn) -> dict[str, Any]:

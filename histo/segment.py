@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("model", "classical")
 #: Tile core side and halo at the canonical scale (px); the halo exceeds 3 canonical diameters.
-TILE_CANONICAL_PX = 1024
+TILE_CANONICAL_PX = 2048
 HALO_CANONICAL_PX = 112
 #: Largest tile side on the input grid (bounds memory when the input is much finer than canonical).
 MAX_TILE_INPUT_PX = 4096
@@ -368,7 +368,7 @@ def segment_image(
     device : {"cpu", "cuda"}, optional
         Default CUDA when available.
     tile_px : int, optional
-        Tile core side on the input grid (default: 1024 canonical px, at most 4096 input px).
+        Tile core side on the input grid (default: 2048 canonical px, at most 4096 input px).
     precision : {"auto", "float32", "bfloat16"}
         Network arithmetic; ``"auto"`` uses bfloat16 where the hardware runs it fast.
 

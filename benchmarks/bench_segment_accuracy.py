@@ -126,7 +126,7 @@ def synthetic(model, n_per_stain, results, seed=20261125, size=512):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
-    parser.add_argument("--n-synth", type=int, default=4, help="synthetic sections per stain")
+    parser.add_argument("--n-synth", type=int, default=10, help="synthetic sections per stain")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--skip-synth", action="store_true")
     args = parser.parse_args(argv)

@@ -295,6 +295,9 @@ def input_stats(plane: np.ndarray, percentiles=(1.0, 99.5), max_samples: int = 2
 def network_input(tile: np.ndarray, stats: np.ndarray) -> np.ndarray:
     """Normalise a (Y, X) or (Y, X, 3) tile to the network's (3, Y, X) float32 input.
 
+    The result is a channels-last view (its memory is (Y, X, 3)), which the network reads
+    without a copy.
+
     Examples
     --------
     >>> t = np.array([[0, 50], [100, 200]], dtype=np.uint16)
@@ -302,15 +305,17 @@ def network_input(tile: np.ndarray, stats: np.ndarray) -> np.ndarray:
     array([[0. , 0.5],
            [1. , 1.2]], dtype=float32)
     """
-    x = np.asarray(tile, dtype=np.float32)
+    x = np.array(tile, dtype=np.float32)  # a fresh float copy, normalised in place
     if x.ndim == 2:
         x = x[..., None]
     lo, hi = stats[:, 0], stats[:, 1]
-    x = (x - lo) / (hi - lo)
+    x -= lo
+    x *= 1.0 / (hi - lo)
     np.clip(x, -0.2, 1.2, out=x)
     if x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    # (3, Y, X) view of the (Y, X, 3) buffer: exactly torch's channels_last layout, no copy
+    return x.transpose(2, 0, 1)
 
 
 def bf16_supported(device: torch.device) -> bool:

@@ -139,7 +139,7 @@ def test_fluorescence_channel(real_data):
     labels = segment_image(stack, channel=3, pixel_size_um=0.9224)
     r = match_labels(labels, gt, min_feret=False)
     # regression guard: the held-out IF image is the model's weakest case (see the model card)
-    assert r.at(0.5)["f1"] >= 0.75 and r.at(0.5)["recall"] >= 0.9
+    assert r.at(0.5)["f1"] >= 0.78 and r.at(0.5)["recall"] >= 0.95
 
 
 @needs_model

@@ -1,6 +1,6 @@
 """Whole-slide scoring: peak memory (whole process tree) and throughput on a synthetic slide.
 
-Run: .venv/bin/python benchmarks/bench_wsi.py [--size 40960] [--method classical|model]
+Run: .venv/bin/python benchmarks/bench_wsi.py [--size 40960] [--method model|classical]
                                               [--pixel-size 0.5] [--keep DIR]
 
 1. Writes a synthetic pyramidal slide (tiled JPEG OME-TIFF, levels halving down to one tile,
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=40960, help="slide side in px (default 40960)")
     ap.add_argument("--pixel-size", type=float, default=0.5)
-    ap.add_argument("--method", default="classical", choices=("classical", "model"))
+    ap.add_argument("--method", default="model", choices=("classical", "model"))
     ap.add_argument("--keep", type=Path, default=None, help="keep slide and results here")
     args = ap.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_wsi_"))

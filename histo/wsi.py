@@ -45,6 +45,8 @@ WSI_SUFFIXES = (".svs", ".ndpi", ".scn", ".bif")
 THUMBNAIL_PX = 2048
 #: Analysis pixel size of the classical method (µm/px), the model uses its canonical one.
 CLASSICAL_PIXEL_SIZE_UM = 1.5
+#: Segmentation tile core side at the model's canonical scale on whole slides (memory bound).
+MODEL_TILE_CANONICAL_PX = 1024
 #: Tile core side (analysis px) of the measuring pass; halo = largest fiber + adjacency gap.
 MEASURE_TILE_PX = 2048
 
@@ -258,7 +260,8 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
             from histo.segment import segment_image
 
             segment_image(source, stain=stain, channel=channel, pixel_size_um=ps, method="model",
-                          out=labels, tissue_mask=tissue, progress=steps.part(0))
+                          out=labels, tissue_mask=tissue, progress=steps.part(0),
+                          tile_px=_model_tile_px(ps, target))
         else:
             segment_tiles(source, labels, tissue_mask=tissue, pixel_size_um=ps, stain=stain,
                           channel=channel, method=params.method, tile_px=2048, halo_px=halo,
@@ -300,6 +303,14 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
         shutil.rmtree(scratch, ignore_errors=True)
         _close(slide)
     return summary
+
+
+def _model_tile_px(ps: float | None, canonical_um: float) -> int | None:
+    """Segmentation tile side (analysis px) for whole slides: :data:`MODEL_TILE_CANONICAL_PX`
+    at the model's scale, which bounds the network's activations (peak memory)."""
+    if ps is None:
+        return None
+    return max(256, int(round(MODEL_TILE_CANONICAL_PX * canonical_um / ps)))
 
 
 def _model_pixel_size() -> float:

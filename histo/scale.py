@@ -134,6 +134,7 @@ def estimate_diameter(
     canonical_diameter_px: float,
     candidates_px=DIAMETER_SEARCH_PX,
     refine_steps: int = 1,
+    measure_refine: Callable[[float], tuple[float, float] | None] | None = None,
 ) -> float:
     """Estimate the typical fiber diameter (input px) as the scale where a segmenter works best.
 
@@ -143,7 +144,8 @@ def estimate_diameter(
     network: how far its predicted distance map is from the distance map of the instances it
     produced). The candidate with the lowest error, smoothed over its neighbours, gives the
     diameter ``measured / factor`` (the geometric mean over the three neighbours), refined by
-    ``refine_steps`` runs at the estimated scale.
+    ``refine_steps`` runs at the estimated scale (with ``measure_refine`` when given, e.g. the
+    same segmenter on a larger crop: the candidates can then be cheap).
 
     Parameters
     ----------
@@ -152,6 +154,8 @@ def estimate_diameter(
     candidates_px : sequence of float
         Input-pixel diameters tried, increasing, one factor each.
     refine_steps : int
+    measure_refine : callable(float) -> (float, float) or None, optional
+        Used for the refinement runs (default ``measure``).
 
     Returns
     -------
@@ -190,7 +194,7 @@ def estimate_diameter(
     best = float(np.exp(np.nanmean(near)))
     for _ in range(refine_steps):
         factor = canonical_diameter_px / best
-        r = measure(factor)
+        r = (measure_refine or measure)(factor)
         if r is None or not r[0] > 0:
             break
         best = float(r[0] / factor)

@@ -149,15 +149,17 @@ def owned_labels(labels: np.ndarray, tile: Tile, shape_yx: tuple[int, int]) -> n
     if n <= 1:
         return np.zeros(0, dtype=labels.dtype)
     count = np.bincount(flat, minlength=n).astype(np.float64)
-    yy, xx = np.divmod(np.arange(flat.size), labels.shape[1])
-    cy = np.bincount(flat, weights=yy, minlength=n) / np.maximum(count, 1)
-    cx = np.bincount(flat, weights=xx, minlength=n) / np.maximum(count, 1)
     (cys, cxs) = tile.core_in_outer
+    top, bottom, left, right = _cut_sides(tile, shape_yx)
+    if tile.core == tile.outer and not (top or bottom or left or right):  # the whole image
+        return np.flatnonzero(count[1:] > 0).astype(labels.dtype) + 1
+    h, w = labels.shape
+    cy = np.bincount(flat, weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n) / np.maximum(count, 1)
+    cx = np.bincount(flat, weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n) / np.maximum(count, 1)
     # centroid in the core: half-open [start, stop) on the rounded-down coordinate
     ok = (count > 0) & (np.floor(cy) >= cys.start) & (np.floor(cy) < cys.stop)
     ok &= (np.floor(cx) >= cxs.start) & (np.floor(cx) < cxs.stop)
     ok[0] = False
-    top, bottom, left, right = _cut_sides(tile, shape_yx)
     for cut, edge in ((top, labels[0]), (bottom, labels[-1]), (left, labels[:, 0]), (right, labels[:, -1])):
         if cut:
             ok[np.unique(edge)] = False
@@ -180,14 +182,16 @@ def write_owned(out, labels: np.ndarray, tile: Tile, owned: np.ndarray, offset: 
     if owned.size == 0:
         return offset
     labels = np.asarray(labels)
-    lut = np.zeros(int(labels.max()) + 1, dtype=np.uint64)
-    lut[owned] = np.arange(offset + 1, offset + 1 + owned.size, dtype=np.uint64)
+    top = offset + owned.size
+    dtype = np.uint32 if top < 2**32 else np.uint64
+    lut = np.zeros(int(labels.max()) + 1, dtype=dtype)
+    lut[owned] = np.arange(offset + 1, top + 1, dtype=dtype)
     new = lut[labels]
-    ys, xs = np.nonzero(new)
-    if ys.size == 0:
-        return offset + owned.size
+    rows, cols = np.flatnonzero(new.any(1)), np.flatnonzero(new.any(0))
+    if rows.size == 0:
+        return top
     # touch only the bounding box of the owned objects
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     oy, ox = tile.outer[0].start, tile.outer[1].start
     region_sl = (slice(oy + y0, oy + y1), slice(ox + x0, ox + x1))
     region = np.array(out[region_sl])

@@ -32,15 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="membrane channel of multichannel images in --data")
     parser.add_argument("--synth-pool", type=int, default=d.synth_pool,
                         help="synthetic sections kept in memory (refreshed while training)")
+    parser.add_argument("--real-fraction", type=float, default=d.real_fraction,
+                        help=f"share of batch samples drawn from the --data pairs (default {d.real_fraction})")
+    parser.add_argument("--init-from", default=None, metavar="MODEL",
+                        help="start from this model's weights (fine-tuning; name in models/ or path)")
     parser.add_argument("--resume", action="store_true", help="continue from <output>.ckpt.* when present")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from histo.net import models_dir  # first: it sets OMP_WAIT_POLICY before torch loads
 
-    from histo.net import models_dir
+    import torch
     from histo.train import TrainSettings, train
 
     if args.threads:
@@ -48,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     settings = TrainSettings(
         name=args.name, steps=args.steps, batch_size=args.batch_size, crop_px=args.crop,
         lr=args.lr, seed=args.seed, channel=args.channel, synth_pool=args.synth_pool,
+        real_fraction=args.real_fraction, init_from=args.init_from,
     )
     out = args.output or models_dir() / args.name
     t0 = time.perf_counter()

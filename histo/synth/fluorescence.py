@@ -4,6 +4,8 @@ Dark fiber interiors, a thin bright membrane of uneven thickness and brightness 
 fiber (brightest at the fiber border, filling the endomysium between neighbours), brighter
 fibrous perimysium, a little interior signal, Poisson-Gaussian camera noise and a camera
 offset, in a 12-bit range (0-4095) stored as uint16, like ``data/real/if/fs_rat.tif``.
+Unlabelled structures (capillaries, vessels, nerve bundles, debris: :mod:`histo.synth.interstitium`)
+arrive as ``scene.cache["interstitium"]`` in membrane units and are added to the membrane signal.
 """
 
 from __future__ import annotations
@@ -38,17 +40,24 @@ def render_if(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, dict]
     membrane *= bright
 
     # perimysium and vessels: brighter fibrous connective tissue
+    # (as bright as the membranes in some sections, with thick streaky bands)
     strands = collagen_fibres(shape, rng.uniform(1.5, 3.0), rng)
-    conn = scene.connective * (0.1 + 0.9 * strands) * rng.uniform(0.15, 0.7)
+    conn = scene.connective * (0.1 + 0.9 * strands) * rng.uniform(0.15, 1.1)
     conn[~scene.tissue] = 0.0
 
     # interiors: dim, slightly textured; a few fibers with bright granular interiors
     level = rng.uniform(0.01, 0.06) * (1 + rng.normal(0, 0.3, n + 1))
-    odd = rng.random(n + 1) < rng.uniform(0.0, 0.04)
-    level[odd] = rng.uniform(0.25, 0.6, int(odd.sum()))
+    odd = rng.random(n + 1) < rng.uniform(0.0, 0.08)
+    level[odd] = rng.uniform(0.2, 0.6, int(odd.sum()))
     level[0] = 0.0
     interior = scene.per_label(np.clip(level, 0, None).astype(np.float32))
     interior *= 1 + 0.4 * np.clip(smooth_noise(shape, rng.uniform(1.5, 3.0), rng), -1, None)
+    if odd.any():  # granular: bright speckles a few px across inside the odd fibers
+        grains = np.clip(smooth_noise(shape, max(1.5, d * 0.06), rng) - 1.0, 0, None)
+        interior += scene.per_label(odd.astype(np.float32)) * grains * rng.uniform(0.3, 1.0)
+    extra = scene.cache.get("interstitium")
+    if extra is not None:
+        membrane = np.maximum(membrane, extra * np.clip(1 + 0.3 * smooth_noise(shape, d * 0.3, rng), 0.3, None))
 
     signal = rng.uniform(300, 2200) * (membrane + conn + interior)
     signal *= illumination_field(shape, rng)

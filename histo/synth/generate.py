@@ -10,6 +10,7 @@ import numpy as np
 from histo.errors import HistoInputError
 from histo.synth import ncl
 from histo.synth.geometry import Geometry, generate_packing
+from histo.synth.interstitium import carve_interstitium
 from histo.synth.render import render
 
 logger = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 STAINS = ("he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
 GEOMETRIES = ("auto", "packing", "ncl")
 _PACKING_OPTIONS = ("size_cv", "endomysium_px", "fascicles", "tissue_edge", "gap_fraction", "planted_groups")
-_OPTIONS = frozenset(_PACKING_OPTIONS + ("geometry", "ncl_fraction", "source", "regenerating"))
+_OPTIONS = frozenset(_PACKING_OPTIONS + ("geometry", "ncl_fraction", "source", "regenerating", "interstitium"))
 
 
 @dataclass
@@ -141,7 +142,9 @@ def generate_section(
         ``fascicles``, ``tissue_edge``, ``gap_fraction``, ``planted_groups`` (see
         :func:`histo.synth.geometry.generate_packing`); ``regenerating``: regenerating /
         inflamed muscle (scattered fibers, basophilic fibers with central nuclei, a cellular
-        interstitium; by default one H&E sample in eight).
+        interstitium; by default one H&E sample in eight); ``interstitium``: unlabelled
+        capillaries, vessels, nerve bundles and debris (:mod:`histo.synth.interstitium`;
+        default True for ``"if"``, the only stain that renders them).
 
     Returns
     -------
@@ -167,7 +170,11 @@ def generate_section(
         options["regenerating"] = stain == "he" and gen.random() < 1 / 8
     geom = make_geometry((h, w), float(fiber_diameter_px), gen, **options)
     geom.info["regenerating"] = bool(options["regenerating"])
-    image, rinfo = render(geom, stain, gen, diameter_px=float(fiber_diameter_px))
+    extra = None
+    if stain == "if" and options.get("interstitium", True):
+        geom, extra, counts = carve_interstitium(geom, float(fiber_diameter_px), gen)
+        geom.info["interstitium"] = counts
+    image, rinfo = render(geom, stain, gen, diameter_px=float(fiber_diameter_px), interstitium=extra)
     info = {
         "stain": stain,
         "shape": [h, w],

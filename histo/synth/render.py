@@ -44,6 +44,14 @@ def render_scene(scene: Scene, stain: str, rng: np.random.Generator) -> tuple[np
     return out, {**info, **ainfo, **finfo, "white_rgb": [float(v) for v in white]}
 
 
-def render(geom: Geometry, stain: str, rng: np.random.Generator, *, diameter_px: float) -> tuple[np.ndarray, dict]:
-    """Render ``geom`` in ``stain`` (one of :data:`histo.synth.STAINS`)."""
-    return render_scene(make_scene(geom, diameter_px), stain, rng)
+def render(geom: Geometry, stain: str, rng: np.random.Generator, *, diameter_px: float,
+           interstitium: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """Render ``geom`` in ``stain`` (one of :data:`histo.synth.STAINS`).
+
+    ``interstitium``: unlabelled structures in membrane units (membrane IF only, see
+    :mod:`histo.synth.interstitium`).
+    """
+    scene = make_scene(geom, diameter_px)
+    if interstitium is not None:
+        scene.cache["interstitium"] = interstitium
+    return render_scene(scene, stain, rng)

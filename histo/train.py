@@ -69,7 +69,11 @@ class TrainSettings:
     in_channels: int = 4
     # fluorescence targets: gaps narrower than this fraction of the fiber diameter are split
     # between their fibers (histo.targets.membrane_labels)
-    membrane_gap_frac: float = 0.12
+    membrane_gap_frac: float = 0.16
+    # loss weight of a small fiber's pixels: sqrt(median area / area), at most this (1 = off)
+    small_weight_max: float = 3.0
+    # planted small angular fiber groups per synthetic section, drawn uniformly (0, 0 = synth default)
+    planted_groups: tuple[int, int] = (1, 6)
     # fine-tuning: start from this model's weights (name or path); None = random init
     init_from: str | None = None
     # post-processing written into the model config; chosen by a sweep on the training image
@@ -80,11 +84,15 @@ class TrainSettings:
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BCE on foreground, boundary (weighted x3 positives) and the soft normalised distance."""
-    fg = F.binary_cross_entropy_with_logits(logits[:, 0], target[:, 0])
+    """BCE on foreground, boundary (weighted x3 positives) and the soft normalised distance.
+
+    A fourth target channel, when present, weighs every pixel (``histo.targets.size_weights``).
+    """
+    px = target[:, 3] if target.shape[1] > 3 else None
+    fg = F.binary_cross_entropy_with_logits(logits[:, 0], target[:, 0], weight=px)
     w = 1 + 2 * target[:, 1]
-    bd = F.binary_cross_entropy_with_logits(logits[:, 1], target[:, 1], weight=w)
-    dist = F.binary_cross_entropy_with_logits(logits[:, 2], target[:, 2])
+    bd = F.binary_cross_entropy_with_logits(logits[:, 1], target[:, 1], weight=w if px is None else w * px)
+    dist = F.binary_cross_entropy_with_logits(logits[:, 2], target[:, 2], weight=px)
     return fg + bd + 2 * dist
 
 
@@ -115,7 +123,7 @@ class _Pool:
             return self.real[int(self.rng.integers(len(self.real)))]
         if self.geometries and r < s.real_fraction + s.membrane_fraction:
             lab = self.geometries[int(self.rng.integers(len(self.geometries)))]
-            return membrane_sample(lab, self.rng, self.settings.membrane_gap_frac)
+            return membrane_sample(lab, self.rng, self.settings)
         return self.synth[int(self.rng.integers(len(self.synth)))]
 
 

@@ -10,7 +10,8 @@ across, randomised between ``diameter_range_px``):
   fluorescence path also sees real fiber shapes.
 
 Fluorescence samples (synthetic IF, membrane renderings) carry their targets in the membrane
-convention (:func:`histo.targets.membrane_labels`): neighbours meet at the membrane midline.
+convention (:func:`histo.targets.membrane_labels`): neighbours meet at the membrane midline
+(synthetic IF sections come that way from :mod:`histo.synth`).
 :func:`make_batch` crops, rotates, flips and augments a batch (strong photometric
 augmentation) and appends the modality channel when the network has one.
 """
@@ -29,7 +30,7 @@ from scipy import ndimage as ndi
 
 from histo.errors import HistoInputError
 from histo.scale import rescale
-from histo.targets import fiber_targets, median_diameter_px, membrane_labels
+from histo.targets import fiber_targets, median_diameter_px, membrane_labels, size_weights
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Sample:
     """One prepared training image at (roughly) the canonical scale."""
 
     image: np.ndarray  # (Y, X, 3) uint8 brightfield or (Y, X) float32 fluorescence
-    targets: np.ndarray  # (3, Y, X) float16
+    targets: np.ndarray  # (3, Y, X) float16, or (4, Y, X) with the loss weights last
     kind: str
     labels: np.ndarray | None = None  # geometry for membrane renderings (brightfield convention)
 
@@ -67,6 +68,15 @@ def _read_pair(image_path: Path, labels_path: Path, channel: int | None):
     if img.ndim == 2:
         img = _percentile_scaled(img)
     return img, lab
+
+
+def targets_for(labels: np.ndarray, settings) -> np.ndarray:
+    """float16 targets of a label image: the three maps, plus size weights when the settings ask."""
+    t = fiber_targets(labels)
+    max_w = getattr(settings, "small_weight_max", 1.0)
+    if max_w > 1:
+        t = np.concatenate([t, size_weights(labels, max_w)[None]])
+    return t.astype(np.float16)
 
 
 def _percentile_scaled(img: np.ndarray) -> np.ndarray:
@@ -117,7 +127,7 @@ def prepare_real(image_path, labels_path, settings) -> list[Sample]:
         lab_s = rescale(lab, shape, labels=True)
         img_s = rescale(img, shape)
         kind = "real-if" if fluorescence else "real"
-        out.append(Sample(img_s, fiber_targets(lab_s).astype(np.float16), kind, None if fluorescence else lab_s))
+        out.append(Sample(img_s, targets_for(lab_s, settings), kind, None if fluorescence else lab_s))
     log.info("prepared %s: median diameter %.1f px, %d scales", Path(image_path).name, d, len(out))
     return out
 
@@ -129,15 +139,14 @@ def synth_sample(rng: np.random.Generator, settings) -> Sample:
     stain = str(rng.choice(settings.stains))
     lo, hi = settings.diameter_range_px
     d = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    s = generate_section((settings.synth_shape_px,) * 2, stain=stain, fiber_diameter_px=d, rng=rng)
+    lo_g, hi_g = getattr(settings, "planted_groups", (0, 0))
+    extra = {"planted_groups": int(rng.integers(lo_g, hi_g + 1))} if hi_g > 0 else {}
+    s = generate_section((settings.synth_shape_px,) * 2, stain=stain, fiber_diameter_px=d, rng=rng, **extra)
     img = np.asarray(s.image)
     lab = np.asarray(s.labels).astype(np.int32)
-    if img.ndim == 2:
+    if img.ndim == 2:  # membrane IF: its labels already follow the membrane convention
         img = _percentile_scaled(img)
-        target_lab = membrane_labels(lab, settings.membrane_gap_frac * d)
-    else:
-        target_lab = lab
-    return Sample(img, fiber_targets(target_lab).astype(np.float16), f"synth-{stain}", lab)
+    return Sample(img, targets_for(lab, settings), f"synth-{stain}", lab)
 
 
 def _smooth_noise(shape, rng, sigma) -> np.ndarray:
@@ -180,10 +189,11 @@ def render_membrane(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return ((img - lo) / max(hi - lo, 1e-6)).astype(np.float32)
 
 
-def membrane_sample(labels: np.ndarray, rng: np.random.Generator, gap_frac: float) -> Sample:
+def membrane_sample(labels: np.ndarray, rng: np.random.Generator, settings) -> Sample:
     """A membrane rendering of ``labels`` with membrane-convention targets."""
     d = median_diameter_px(labels) if labels.max() else 30.0
-    return Sample(render_membrane(labels, rng), fiber_targets(membrane_labels(labels, gap_frac * d)), "membrane")
+    target = membrane_labels(labels, settings.membrane_gap_frac * d)
+    return Sample(render_membrane(labels, rng), targets_for(target, settings), "membrane")
 
 
 # ---------------------------------------------------------------------------- augmentation
@@ -209,7 +219,7 @@ def make_batch(samples: list[Sample], rng: np.random.Generator, crop: int, in_ch
     """(x, y) tensors of a batch: random crops, rot90/flips, photometric augmentation.
 
     ``x`` is (B, in_channels, crop, crop) (the fourth channel: 1 for fluorescence samples),
-    ``y`` the (B, 3, crop, crop) targets.
+    ``y`` the (B, 3 or 4, crop, crop) targets (loss weights last when present).
     """
     xs, ys = [], []
     for s in samples:

@@ -9,44 +9,10 @@ from PIL import Image
 
 from histo.errors import HistoInputError
 from histo.net import models_dir
-from histo.segment import maps_to_labels, model_info, segment_image
+from histo.segment import model_info, segment_image
 
 HAVE_MODEL = (models_dir() / "fibernet_v1.safetensors").exists()
 needs_model = pytest.mark.skipif(not HAVE_MODEL, reason="shipped model not trained yet")
-
-
-def _disk_maps(shape, centres, radius):
-    """Ideal network maps for touching disks: foreground, boundary, normalised distance."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    d = np.stack([np.hypot(yy - cy, xx - cx) for cy, cx in centres])
-    nearest = d.argmin(0)
-    dist_own = d.min(0)
-    fg = dist_own < radius
-    # distance to the fiber's own edge, also limited by the bisector with the neighbour
-    second = np.sort(d, 0)[1] if len(centres) > 1 else np.full(shape, np.inf)
-    edge = np.minimum(radius - dist_own, (second - dist_own) / 2)
-    norm = np.clip(edge / radius, 0, 1) * fg
-    bd = fg & (edge < 1.5)
-    return np.stack([fg, bd, norm]).astype(np.float32), nearest + 1, fg
-
-
-def test_maps_to_labels_separates_touching_fibers():
-    maps, nearest, fg = _disk_maps((60, 100), [(30, 25), (30, 55), (30, 85)], radius=16)
-    labels = maps_to_labels(maps, min_area_px=20)
-    assert labels.max() == 3
-    for k in (1, 2, 3):
-        truth = (nearest == k) & fg
-        best = np.bincount(labels[truth]).argmax()
-        iou = ((labels == best) & truth).sum() / ((labels == best) | truth).sum()
-        assert iou > 0.9
-
-
-def test_maps_to_labels_drops_specks_and_empty():
-    maps = np.zeros((3, 30, 30), np.float32)
-    assert maps_to_labels(maps).max() == 0
-    maps[0, 5:8, 5:8] = maps[2, 5:8, 5:8] = 1  # 9 px object
-    assert maps_to_labels(maps, min_area_px=20).max() == 0
-    assert maps_to_labels(maps, min_area_px=5).max() == 1
 
 
 def test_bad_inputs():

@@ -10,14 +10,8 @@ import tifffile
 
 from histo.errors import HistoInputError
 from histo.net import load_model
-from histo.train import (
-    TrainSettings,
-    find_pairs,
-    fiber_targets,
-    median_diameter_px,
-    render_membrane,
-    train,
-)
+from histo.train import TrainSettings, find_pairs, render_membrane, train
+from histo.trainset import make_batch, membrane_sample, synth_sample
 
 
 def _grid_labels(n=4, size=16, gap=2):
@@ -32,25 +26,6 @@ def _grid_labels(n=4, size=16, gap=2):
     return lab
 
 
-def test_targets_touching_fibers():
-    lab = np.zeros((10, 20), np.int32)
-    lab[2:9, 2:9], lab[2:9, 9:16] = 1, 2  # touching squares
-    fg, bd, dist = fiber_targets(lab)
-    assert fg.sum() == 98
-    # the shared border is boundary on both sides
-    assert bd[5, 8] == 1 and bd[5, 9] == 1 and bd[5, 5] == 0
-    # normalised distance peaks at 1 once per fiber, 0 outside
-    assert dist[5, 5] == 1 and dist[5, 12] == 1 and dist[0].max() == 0
-    assert 0 < dist[5, 8] < 0.5
-
-
-def test_median_diameter_ignores_edge_fibers():
-    lab = _grid_labels(n=4, size=16, gap=2)
-    lab[lab == 1] = 0
-    lab[0:3, 0:30] = 99  # a big edge object
-    assert median_diameter_px(lab) == pytest.approx(np.sqrt(4 * 256 / np.pi))
-
-
 def test_find_pairs(tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", np.zeros((8, 8, 3), np.uint8))
     tifffile.imwrite(tmp_path / "a_labels.tif", np.zeros((8, 8), np.uint16))
@@ -58,6 +33,27 @@ def test_find_pairs(tmp_path):
     assert [p[0].name for p in find_pairs(tmp_path)] == ["a.tif"]
     with pytest.raises(HistoInputError):
         find_pairs(tmp_path / "missing")
+
+
+def test_batches_carry_the_modality_channel():
+    rng = np.random.default_rng(0)
+    settings = TrainSettings(stains=("he", "if"), synth_shape_px=96, diameter_range_px=(20.0, 24.0))
+    he = synth_sample(np.random.default_rng(1), TrainSettings(**{**settings.__dict__, "stains": ("he",)}))
+    fl = synth_sample(np.random.default_rng(1), TrainSettings(**{**settings.__dict__, "stains": ("if",)}))
+    assert he.image.ndim == 3 and fl.image.ndim == 2
+    x, y = make_batch([he, fl], rng, 64, in_channels=4)
+    assert x.shape == (2, 4, 64, 64) and y.shape == (2, 4, 64, 64)  # targets + size weights
+    assert float(x[0, 3].abs().max()) == 0.0 and float(x[1, 3].min()) == 1.0
+    assert np.allclose(x[1, 0], x[1, 1]) and np.allclose(x[1, 0], x[1, 2])  # one plane, three copies
+    assert make_batch([he], rng, 64)[0].shape == (1, 3, 64, 64)
+
+
+def test_membrane_samples_follow_the_membrane_convention():
+    lab = _grid_labels(n=4, size=24, gap=3)
+    s = membrane_sample(lab, np.random.default_rng(2), TrainSettings(membrane_gap_frac=0.15))
+    fg = s.targets[0] > 0
+    assert fg.sum() > (lab > 0).sum()  # the gaps between neighbours are split between them
+    assert fg[lab > 0].all()
 
 
 def test_render_membrane_bright_at_borders():

@@ -16,6 +16,9 @@ from histo.synth.render import render
 logger = logging.getLogger(__name__)
 
 STAINS = ("he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
+#: Membrane IF truth: endomysium narrower than this fraction of the fiber diameter is split
+#: between the fibers it separates (the rendered membrane and endomysium fill it).
+IF_GAP_FRACTION = 0.16
 GEOMETRIES = ("auto", "packing", "ncl")
 _PACKING_OPTIONS = ("size_cv", "endomysium_px", "fascicles", "tissue_edge", "gap_fraction", "planted_groups")
 _OPTIONS = frozenset(_PACKING_OPTIONS + ("geometry", "ncl_fraction", "source", "regenerating", "interstitium"))
@@ -32,7 +35,11 @@ class SynthSample:
         12-bit data (0-4095) for ``"if"``.
     labels : numpy.ndarray
         uint32 (Y, X) fiber instance labels 1..n (0 = not a fiber). Every label is one
-        4-connected component and no two labels touch, not even diagonally.
+        4-connected component. Brightfield stains: no two labels touch, not even diagonally
+        (the endomysium lies between them). Membrane IF (``"if"``): the membrane-stain
+        reference convention, each fiber includes its membrane and neighbours meet at the
+        midline of the endomysium between them (gaps up to ``IF_GAP_FRACTION`` of the fiber
+        diameter are split; see :func:`histo.targets.membrane_labels`).
     planted : numpy.ndarray
         uint32 sorted labels of the planted small angular (dark) fibers.
     fiber_types : dict
@@ -175,6 +182,11 @@ def generate_section(
         geom, extra, counts = carve_interstitium(geom, float(fiber_diameter_px), gen)
         geom.info["interstitium"] = counts
     image, rinfo = render(geom, stain, gen, diameter_px=float(fiber_diameter_px), interstitium=extra)
+    labels = geom.labels
+    if stain == "if":  # the membrane-stain reference convention: neighbours meet mid-membrane
+        from histo.targets import membrane_labels
+
+        labels = membrane_labels(labels, IF_GAP_FRACTION * float(fiber_diameter_px))
     info = {
         "stain": stain,
         "shape": [h, w],
@@ -185,7 +197,7 @@ def generate_section(
     }
     return SynthSample(
         image=image,
-        labels=geom.labels.astype(np.uint32, copy=False),
+        labels=labels.astype(np.uint32, copy=False),
         planted=np.asarray(geom.planted, np.uint32),
         fiber_types=dict(geom.fiber_types),
         stain=stain,

@@ -27,6 +27,7 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
     from histo.batch import cohort_row
 
     cluster = None
+    _quiet_distributed()
     try:
         if scheduler:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
@@ -35,6 +36,7 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
                                   "distributed.nanny.pre-spawn-environ": _thread_env(workers)}):
                 cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1,
                                        processes=True, dashboard_address=None,
+                                       scheduler_kwargs={"dashboard": False},
                                        silence_logs=logging.ERROR)
             client = Client(cluster)
     except (OSError, TimeoutError) as err:
@@ -65,6 +67,12 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
 
 
 _PROGRESS_TOPIC = "histo-tiles"
+
+
+def _quiet_distributed() -> None:
+    """Dask's own INFO chatter (scheduler, nannies) only with ``histo -vv``."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 def largest_first(jobs) -> list[int]:

@@ -243,10 +243,23 @@ def segment_and_analyze(
 
     stain = resolve_stain(image, stain)
     channel = default_channel(image, stain, channel)
-    labels = segment_image(
-        image, stain=stain, channel=channel, pixel_size_um=image.pixel_size_um,
-        method=method, progress=progress,
+    hint = (
+        f"(stain {stain}" + (f", channel {channel}" if channel is not None else "")
+        + f", method {method}). Check that the section shows muscle fibers and that --stain and"
+        " --channel are right; give --pixel-size if the file has none"
+        + (", or try --method classical" if method == "model" else "")
     )
+    try:
+        labels = segment_image(
+            image, stain=stain, channel=channel, pixel_size_um=image.pixel_size_um,
+            method=method, progress=progress,
+        )
+    except HistoInputError as err:
+        if err.path is not None:
+            raise
+        raise HistoInputError(f"{err.reason} {hint}", path=image.path) from err
+    if not np.any(labels):
+        raise HistoInputError(f"no fibers found {hint}", path=image.path)
     info = seg_model_info(method)
     return analyze(image, labels, stain=stain, settings=settings, channel=channel, model_info=info)
 

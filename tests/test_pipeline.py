@@ -85,3 +85,16 @@ def test_score_file_classical_on_real_he(real_data, tmp_path):
     assert all((out_dir / name).is_file() for name in CONTRACT)
     assert 40 <= result.summary["n_fibers"] <= 80  # the reference has 55
     assert result.summary["model"]["method"] == "classical"
+
+
+def test_a_slide_without_fibers_is_a_clear_error_not_an_empty_mask_message(tmp_path):
+    from histo.pipeline import segment_and_analyze
+
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((256, 256, 3), 245, np.uint8)).save(blank)
+    image = read_image(blank)
+    with pytest.raises(HistoInputError, match="--stain and --channel") as err:
+        segment_and_analyze(image, stain="he", method="classical")
+    assert "blank.png" in str(err.value) and "mask is empty" not in str(err.value)

@@ -135,6 +135,7 @@ def estimate_diameter(
     candidates_px=DIAMETER_SEARCH_PX,
     refine_steps: int = 1,
     measure_refine: Callable[[float], tuple[float, float] | None] | None = None,
+    converged_rel: float = 0.05,
 ) -> float:
     """Estimate the typical fiber diameter (input px) as the scale where a segmenter works best.
 
@@ -156,6 +157,8 @@ def estimate_diameter(
     refine_steps : int
     measure_refine : callable(float) -> (float, float) or None, optional
         Used for the refinement runs (default ``measure``).
+    converged_rel : float
+        Refinement stops once a run changes the estimate by less than this (relative).
 
     Returns
     -------
@@ -197,5 +200,11 @@ def estimate_diameter(
         r = (measure_refine or measure)(factor)
         if r is None or not r[0] > 0:
             break
-        best = float(r[0] / factor)
+        new = float(r[0] / factor)
+        if abs(np.log(new / best)) > np.log(2):  # a run far from its own scale is not trusted
+            break
+        converged = abs(np.log(new / best)) < np.log(1 + converged_rel)
+        best = new
+        if converged:  # the run at the estimate agrees with it: no further run needed
+            break
     return best

@@ -25,6 +25,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from histo.errors import HistoInputError
+
 log = logging.getLogger(__name__)
 
 #: Plausible fiber diameters in input pixels searched when the scale is unknown.
@@ -186,7 +188,10 @@ def estimate_diameter(
                   np.exp(implied[-1]), error[-1])
     implied, error = np.asarray(implied), np.asarray(error, dtype=np.float64)
     if not np.isfinite(error).any():
-        raise ValueError("no fibers found at any scale")
+        raise HistoInputError(
+            "no fibers found at any scale: the image looks blank or has no fiber-like structure; "
+            "check the stain / --channel, or give --pixel-size so the scale is not guessed"
+        )
     padded = np.concatenate([[np.inf], error, [np.inf]])
     window = np.stack([padded[:-2], padded[1:-1], padded[2:]])
     finite = np.isfinite(window)

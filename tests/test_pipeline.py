@@ -98,3 +98,16 @@ def test_a_slide_without_fibers_is_a_clear_error_not_an_empty_mask_message(tmp_p
     with pytest.raises(HistoInputError, match="--stain and --channel") as err:
         segment_and_analyze(image, stain="he", method="classical")
     assert "blank.png" in str(err.value) and "mask is empty" not in str(err.value)
+
+
+def test_a_blank_slide_through_the_model_is_a_clear_error(tmp_path):
+    """No pixel size: the model's scale search finds nothing at any scale -> HistoInputError."""
+    from PIL import Image
+
+    from histo.pipeline import segment_and_analyze
+
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((256, 256, 3), 245, np.uint8)).save(blank)
+    with pytest.raises(HistoInputError, match="no fibers found") as err:
+        segment_and_analyze(read_image(blank), stain="he", method="model")
+    assert "blank.png" in str(err.value) and "--pixel-size" in str(err.value)

@@ -1,4 +1,4 @@
-"""histo.review: flags, atomic save / load round trip, apply_review, recompute_changed."""
+"""histo.review and histo.recompute: flags, atomic save / load round trip, apply_review, recompute_changed."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import pytest
 import tifffile
 
 from histo.errors import HistoInputError
+from histo.recompute import changed_labels, recompute_changed
 from histo.review import (
     FLAGS,
     REVIEW_FILE,
     Review,
     apply_review,
-    changed_labels,
     load_review,
-    recompute_changed,
     reviewed_labels,
     save_review,
     validate_flags,

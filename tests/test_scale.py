@@ -76,5 +76,7 @@ def test_estimate_diameter_ignores_failed_scales():
 
 
 def test_estimate_diameter_without_fibers():
-    with pytest.raises(ValueError):
+    from histo.errors import HistoInputError
+
+    with pytest.raises(HistoInputError, match="no fibers found at any scale"):
         estimate_diameter(lambda f: None, canonical_diameter_px=32.0)

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
-from histo.review import FLAGS, apply_review, changed_labels, save_review, strip_review
+from histo.recompute import changed_labels
+from histo.review import FLAGS, apply_review, save_review, strip_review
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class ReviewSession:
 
         Returns a dict for :meth:`accept_recompute`.
         """
-        from histo.review import recompute_changed
+        from histo.recompute import recompute_changed
 
         if not self.can_score:
             raise HistoInputError(

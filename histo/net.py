@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 #: Outputs of the network, in channel order.
 OUTPUTS = ("foreground", "boundary", "distance")
 #: Default shipped model name (``models/<name>.safetensors``).
-DEFAULT_MODEL = "fibernet_v1"
+DEFAULT_MODEL = "fibernet_v2"
 #: Total down-sampling of the network: inputs are padded to a multiple of it.
 _PAD_MULTIPLE_DEFAULT = 16
 
@@ -283,6 +283,32 @@ def default_device(device: str | None = None) -> torch.device:
 
 
 # ---------------------------------------------------------------------------- input convention
+def channel_percentiles(flat: np.ndarray, percentiles) -> np.ndarray:
+    """(C, len(percentiles)) percentiles of each column of ``flat`` (numpy's linear method).
+
+    8- and 16-bit images go through a histogram (exact, several times faster than sorting).
+
+    Examples
+    --------
+    >>> channel_percentiles(np.array([[0], [10], [20], [30]], np.uint8), (50, 100)).tolist()
+    [[15.0, 30.0]]
+    """
+    flat = np.asarray(flat)
+    n = flat.shape[0]
+    if not (flat.dtype.kind == "u" and flat.dtype.itemsize <= 2 and n):
+        return np.percentile(flat.astype(np.float32), percentiles, axis=0).T.astype(np.float64)
+    out = np.empty((flat.shape[1], len(percentiles)))
+    for c in range(flat.shape[1]):
+        cum = np.cumsum(np.bincount(flat[:, c]))
+        for j, p in enumerate(percentiles):
+            pos = float(p) / 100.0 * (n - 1)
+            k = int(np.floor(pos))
+            # order statistics k and k + 1 (0-based): the first levels with more than k (k + 1) values below or at
+            v_lo, v_hi = np.searchsorted(cum, [k + 1, min(k + 2, n)])
+            out[c, j] = v_lo + (pos - k) * (float(v_hi) - float(v_lo))
+    return out
+
+
 def input_stats(plane: np.ndarray, percentiles=(1.0, 99.5), max_samples: int = 2_000_000) -> np.ndarray:
     """Per-channel low/high percentiles of an image, from a strided subsample.
 
@@ -299,11 +325,11 @@ def input_stats(plane: np.ndarray, percentiles=(1.0, 99.5), max_samples: int = 2
     """
     h, w = plane.shape[:2]
     step = max(1, int(np.ceil(np.sqrt(h * w / max_samples))))
-    sample = np.asarray(plane[::step, ::step]).astype(np.float32)
+    sample = np.asarray(plane[::step, ::step])
     if sample.ndim == 2:
         sample = sample[..., None]
     flat = sample.reshape(-1, sample.shape[-1])
-    lo_hi = np.percentile(flat, percentiles, axis=0).T.astype(np.float32)
+    lo_hi = channel_percentiles(flat, percentiles).astype(np.float32)
     lo_hi[:, 1] = np.maximum(lo_hi[:, 1], lo_hi[:, 0] + 1e-3 * max(1.0, float(np.abs(lo_hi).max())))
     return lo_hi
 

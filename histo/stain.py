@@ -129,10 +129,14 @@ def estimate_background(rgb: np.ndarray, *, fraction: float = 0.005,
     if flat.shape[0] == 0:
         return np.full(flat.shape[1], top)
     step = max(1, flat.shape[0] // 2_000_000)  # a subsample is plenty for a percentile
-    sample = flat[::step].astype(np.float64)
-    total = sample.sum(axis=1)
+    sample = flat[::step]
+    # summed channels, one column at a time (a row-wise sum over a (N, 3) array is slow)
+    small_int = sample.dtype.kind in "ui" and sample.dtype.itemsize <= 2
+    total = np.zeros(len(sample), np.int32 if small_int else np.float64)
+    for c in range(sample.shape[1]):
+        total += sample[:, c]
     k = max(1, int(round(fraction * len(total))))
-    bright = sample[np.argpartition(total, len(total) - k)[-k:]]
+    bright = sample[np.argpartition(total, len(total) - k)[-k:]].astype(np.float64)
     level = np.median(bright, axis=0)
     if np.all(level >= min_level * top):
         return level

@@ -8,11 +8,9 @@ import tifffile
 from PIL import Image
 
 from histo import inference
-from histo.net import NetConfig, models_dir, network_input
+from histo.net import NetConfig, network_input
 from histo.targets import median_diameter_px
 
-needs_model = pytest.mark.skipif(not (models_dir() / "fibernet_v2.safetensors").exists(),
-                                 reason="shipped model not trained yet")
 
 
 def _disk_canonical_maps(n_cells=2, radius=14.0):
@@ -49,7 +47,6 @@ def test_network_input_modality_channel():
     assert x.transpose(1, 2, 0).flags["C_CONTIGUOUS"]  # channels-last memory, no copy
 
 
-@needs_model
 def test_scale_search_finds_the_fibers_and_its_maps_are_reused(real_data, monkeypatch):
     from histo import net as _net
     from histo.imagesource import image_source

@@ -98,3 +98,17 @@ def test_predict_maps_pads_and_crops():
     assert y.shape == (3, 37, 21) and (y >= 0).all() and (y <= 1).all()
     # deterministic on the CPU
     assert np.array_equal(y, predict_maps(net, x, pad_multiple=4))
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint8, 256), (np.uint16, 4096)])
+def test_channel_percentiles_equal_numpy(dtype, top):
+    from histo.net import channel_percentiles
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 1000):
+        flat = rng.integers(0, top, (n, 3)).astype(dtype)
+        for q in ((1.0, 99.5), (0, 100), (37.3, 50)):
+            expected = np.percentile(flat.astype(np.float64), q, axis=0).T
+            np.testing.assert_allclose(channel_percentiles(flat, q), expected, atol=1e-9)
+    floats = rng.normal(size=(100, 2)).astype(np.float32)
+    np.testing.assert_allclose(channel_percentiles(floats, (5, 95)), np.percentile(floats, (5, 95), axis=0).T, rtol=1e-6)

@@ -8,11 +8,8 @@ import tifffile
 from PIL import Image
 
 from histo.errors import HistoInputError
-from histo.net import models_dir
+from histo.net import DEFAULT_MODEL
 from histo.segment import model_info, segment_image
-
-HAVE_MODEL = (models_dir() / "fibernet_v1.safetensors").exists()
-needs_model = pytest.mark.skipif(not HAVE_MODEL, reason="shipped model not trained yet")
 
 
 def test_bad_inputs():
@@ -35,14 +32,12 @@ def he_val(real_data):
     return img, gt
 
 
-@needs_model
 def test_model_info():
     info = model_info("model")
-    assert info["name"] == "fibernet_v1" and info["version"]
+    assert info["name"] == DEFAULT_MODEL and info["version"]
     assert model_info("classical")["name"] == "classical"
 
 
-@needs_model
 def test_real_he_validation_image(he_val):
     from histo.evaluate import match_labels
 
@@ -53,7 +48,6 @@ def test_real_he_validation_image(he_val):
     assert r.at(0.5)["f1"] >= 0.93
 
 
-@needs_model
 def test_tiles_match_whole_image(he_val):
     """A 2x2 mosaic (2004 px) in 600 px tiles equals the same image in one tile."""
     from histo.evaluate import match_labels
@@ -71,7 +65,6 @@ def test_tiles_match_whole_image(he_val):
     assert len(np.unique(tiled)) - 1 == tiled.max()  # labels unique and consecutive
 
 
-@needs_model
 def test_lazy_array_likes_and_out(he_val):
     da = pytest.importorskip("dask.array")
     zarr = pytest.importorskip("zarr")
@@ -84,7 +77,6 @@ def test_lazy_array_likes_and_out(he_val):
     assert res is out and np.array_equal(np.asarray(out[:]), ref)
 
 
-@needs_model
 def test_tissue_mask_skips_empty_tiles(he_val):
     img = he_val[0]
     mask = np.zeros((10, 10), bool)
@@ -96,7 +88,6 @@ def test_tissue_mask_skips_empty_tiles(he_val):
     assert np.isin(top[top > 0], np.unique(full[labels > 0])).mean() > 0.5
 
 
-@needs_model
 def test_fluorescence_channel(real_data):
     from histo.evaluate import match_labels
 
@@ -108,7 +99,6 @@ def test_fluorescence_channel(real_data):
     assert r.at(0.5)["f1"] >= 0.78 and r.at(0.5)["recall"] >= 0.95
 
 
-@needs_model
 def test_segment_cli_writes_labels_on_input_grid(tmp_path, real_data):
     from histo.cli import main
 

@@ -18,8 +18,9 @@ three runs produced the same fiber tables. Note: the machine's other load change
 
 ``data/real`` is dominated by one large image (``regen_section.jpg``, 12.5 MP, ~85% of the
 work), which no per-slide parallelism can split; ``--crops`` scores instead a cohort of
-similar slides: 1000 x 1000 px crops of the real H&E and PSR images (12 slides), the case
-``--workers`` is meant for.
+similar slides: 1000 x 1000 px crops of the real H&E and PSR images (11 slides; ``--copies 4``
+adds rotated versions: 44 slides, so start-up costs weigh less), the case ``--workers`` is
+meant for.
 """
 
 from __future__ import annotations
@@ -74,8 +75,12 @@ def machine_parallelism() -> float:
     return 2 * timed(1) / timed(2)
 
 
-def make_crops(dest: Path) -> list[Path]:
-    """A cohort of similar slides: 1000 x 1000 crops of the real brightfield images."""
+def make_crops(dest: Path, copies: int = 1) -> list[Path]:
+    """A cohort of similar slides: 1000 x 1000 crops of the real brightfield images.
+
+    ``copies`` > 1 adds rotated / mirrored versions of every crop (different files, different
+    checksums, the same work), for a cohort large enough that start-up costs do not dominate.
+    """
     import numpy as np
     from PIL import Image
 
@@ -91,8 +96,11 @@ def make_crops(dest: Path) -> list[Path]:
         for y in range(0, h - 999, 1000):
             for x in range(0, w - 999, 1000):
                 crop = np.ascontiguousarray(px[y:y + 1000, x:x + 1000, :3])
-                Image.fromarray(crop).save(dest / f"{src.stem}_{y}_{x}.png")
-                n += 1
+                for k in range(copies):
+                    variant = np.rot90(crop[:, ::-1] if k >= 4 else crop, k % 4)
+                    suffix = f"_v{k}" if k else ""
+                    Image.fromarray(np.ascontiguousarray(variant)).save(dest / f"{src.stem}_{y}_{x}{suffix}.png")
+                    n += 1
     return [dest]
 
 
@@ -103,10 +111,12 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--crops", action="store_true",
                     help="score a cohort of 1000 px crops of the real images instead")
+    ap.add_argument("--copies", type=int, default=1, metavar="K",
+                    help="with --crops: K rotated / mirrored versions of every crop (at most 8)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_batch_"))
     if args.crops:
-        args.inputs = make_crops(work / "crops")
+        args.inputs = make_crops(work / "crops", min(8, max(1, args.copies)))
     results = {}
     try:
         for name, workers in (("serial", None), ("--workers 1", 1), ("--workers 2", 2)):

@@ -77,7 +77,8 @@ def test_measuring_tile_by_tile_equals_measuring_whole(real_data):
 
 
 @pytest.mark.slow
-def test_small_pyramidal_slide_scored_end_to_end(tmp_path):
+@pytest.mark.parametrize("method", ["classical", "model"])
+def test_small_pyramidal_slide_scored_end_to_end(tmp_path, method):
     from histo.batch import ScoreParams, run_batch
 
     slide = tmp_path / "slides" / "wsi.ome.tif"
@@ -86,7 +87,7 @@ def test_small_pyramidal_slide_scored_end_to_end(tmp_path):
                                               n_library=2)
     assert is_whole_slide(slide)
     res = run_batch([slide.parent], tmp_path / "out", show_progress=False,
-                    params=ScoreParams(method="classical", stain="he"))
+                    params=ScoreParams(method=method, stain="he"))
     assert list(res.cohort["status"]) == ["scored"], res.cohort["error"].tolist()
     folder = tmp_path / "out" / "wsi"
     summary = json.loads((folder / "summary.json").read_text())
@@ -95,6 +96,12 @@ def test_small_pyramidal_slide_scored_end_to_end(tmp_path):
     assert abs(s["tissue_fraction"] - info["tissue_fraction"]) < 0.05
     fibers = pd.read_csv(folder / "fibers.csv")
     assert summary["n_fibers"] == len(fibers) > 150
+    assert summary["model"]["method"] == method
+    # fibers of 40 µm (equivalent diameter) drawn at 0.5 µm/px, analysed at 1 µm/px
+    assert 25 < fibers["min_feret_um"].median() < 45
+    if method == "model":  # the packed tissue holds about (tissue area) / (fiber area) fibers
+        expected = s["tissue_area_um2"] / (np.pi / 4 * 40.0**2)
+        assert 0.7 < len(fibers) / expected < 1.1, (len(fibers), expected)
     assert fibers["label"].is_unique
     with tifffile.TiffFile(folder / "labels.tif") as tif:
         levels = tif.series[0].levels

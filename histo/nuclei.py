@@ -291,3 +291,23 @@ def central_nuclei(fibers: pd.DataFrame, labels: np.ndarray, image: Any, setting
         "n_counted": n_counted,
     }
     return table, info
+
+
+NUCLEI_COLUMNS = ("n_nuclei", "n_central_nuclei", "is_centrally_nucleated")
+
+
+def recount_central(info: dict[str, Any], fibers: pd.DataFrame, counted: np.ndarray) -> dict[str, Any]:
+    """``info`` with the slide's centrally nucleated figures recomputed from ``fibers``.
+
+    For tables whose per-fiber nucleus calls were made elsewhere (tile by tile on a whole
+    slide, or before a review changed which fibers are counted).
+    """
+    if not info.get("method") or "is_centrally_nucleated" not in fibers:
+        return info
+    cn = fibers["is_centrally_nucleated"].fillna(False).to_numpy(bool) & counted
+    n = int(counted.sum())
+    n_central = fibers["n_central_nuclei"].fillna(0).to_numpy(int) if "n_central_nuclei" in fibers else None
+    extra = {} if n_central is None else {"n_central_nuclei": int(n_central[counted].sum())}
+    return {**info, **extra, "n_counted": n, "n_centrally_nucleated": int(cn.sum()),
+            "pct_centrally_nucleated": 100.0 * cn.sum() / n if n else None}
+

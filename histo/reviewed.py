@@ -78,6 +78,7 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
         return apply_review(table, review), summary, notes
     from histo.adjacency import fiber_adjacency, gap_in_pixels
     from histo.evidence import build_evidence
+    from histo.nuclei import recount_central
     from histo.settings import ScoringSettings
 
     settings = ScoringSettings.from_dict(summary.get("settings") or {})
@@ -99,17 +100,10 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
             out[col] = out["label"].map(fibers.set_index("label")[col]).to_numpy()
     counted = out["counted"].to_numpy(bool)
     part["fiber_types"] = summary.get("fiber_types") or {}
-    part["nuclei"] = _recount_nuclei(summary.get("nuclei") or {}, out, counted)
+    part["nuclei"] = recount_central(summary.get("nuclei") or {}, out, counted)
     part["evidence"] = build_evidence(part, settings)
     from histo.export import to_jsonable
 
     return out, to_jsonable({**summary, **part}), []
 
 
-def _recount_nuclei(info: dict[str, Any], fibers: pd.DataFrame, counted: np.ndarray) -> dict:
-    if not info.get("method") or "is_centrally_nucleated" not in fibers:
-        return info
-    cn = fibers["is_centrally_nucleated"].fillna(False).to_numpy(bool) & counted
-    n = int(counted.sum())
-    return {**info, "n_counted": n, "n_centrally_nucleated": int(cn.sum()),
-            "pct_centrally_nucleated": 100.0 * cn.sum() / n if n else None}

@@ -218,7 +218,8 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
     from histo.adjacency import gap_in_pixels
     from histo.io import open_slide
     from histo.settings import ScoringSettings
-    from histo.wsi_tiles import halo_px, measure_tiles, segment_tiles, signal_reference
+    from histo.wsi_tiles import (halo_px, measure_tiles, nuclei_state, nuclei_summary,
+                                 segment_tiles, signal_reference)
 
     path, out_dir = Path(path), Path(out_dir)
     settings = params.settings or ScoringSettings()
@@ -267,19 +268,23 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
                           channel=channel, method=params.method, tile_px=2048, halo_px=halo,
                           progress=steps.part(0))
         polygons: dict = {}
+        nuclei = nuclei_state(settings, ps)
         fibers, edges = measure_tiles(labels, source, tissue_mask=tissue, pixel_size_um=ps,
                                       stain=stain, channel=channel, gap_px=gap,
                                       tile_px=MEASURE_TILE_PX, halo_px=halo,
                                       signal_ref=signal_reference(thumb, stain, channel),
-                                      progress=steps.part(1), polygons=polygons)
+                                      progress=steps.part(1), polygons=polygons, nuclei=nuclei)
         tissue_um2 = float(tissue.mean()) * shape_yx[0] * shape_yx[1] * ps ** 2 if ps else None
         from histo.reviewed import score_table
 
         scored, part = score_table(fibers, shape_yx, pixel_size_um=ps, stain=stain,
                                    settings=settings, edges=edges, tissue_area_um2=tissue_um2,
                                    path=path)
-        part["nuclei"] = {"method": None,
-                          "reason": "nuclei are not counted on whole-slide images yet"}
+        part["nuclei"] = nuclei_summary(nuclei, fibers, scored)
+        if part["nuclei"].get("method"):
+            from histo.evidence import build_evidence
+
+            part["evidence"] = build_evidence(part, settings)
         summary = {
             "slide": {"id": out_dir.name, "path": str(path), "sha256": (batch_info or {}).get(
                 "input_sha256"), "shape": list(slide.level_shapes[0]), "axes": slide.axes,

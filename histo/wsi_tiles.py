@@ -112,7 +112,8 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
                   channel: int | None, gap_px: int, tile_px: int, halo_px: int,
                   signal_ref: dict | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  polygons: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+                  polygons: dict | None = None,
+                  nuclei: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Measure every fiber of an on-disk label array once, tile by tile.
 
     A fiber is measured by the tile that owns it, on the tile's labels and pixels with a
@@ -123,6 +124,12 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
 
     ``polygons``, when given a dict, receives each fiber's outline (``(x, y)`` pixel-corner
     vertices on the slide's grid, :func:`histo.polygons.label_polygons`).
+
+    ``nuclei``, when given a dict ``{"settings": ScoringSettings, "min_area_px": float}``,
+    counts the nuclei of each fiber on its owning tile (:func:`count_tile_nuclei`): the table
+    gains ``n_nuclei``, ``n_central_nuclei``, ``is_centrally_nucleated`` and the dict receives
+    ``method``, ``thresholds`` (one Otsu threshold per tile unless fixed), ``n_nuclei_in_fibers``
+    (or ``method`` None and ``reason`` when the slide has no nuclear signal).
 
     Returns
     -------
@@ -158,6 +165,8 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
             signal = tile_signal(pixels, stain, channel if cyx else None, signal_ref)
             table["mean_od"] = ndi.mean(signal.astype(np.float64), labels=lab,
                                         index=table["label"].to_numpy())
+            if nuclei is not None and nuclei.get("reason") is None:
+                table = count_tile_nuclei(table, lab, pixels, stain, nuclei, darkness=signal)
             tables.append(_shift(table, tile.outer[0].start, tile.outer[1].start, pixel_size_um))
             if polygons is not None:
                 from histo.polygons import label_polygons
@@ -180,6 +189,77 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
     all_edges = np.unique(np.sort(np.concatenate(edges), axis=1), axis=0) if edges else \
         np.zeros((0, 2), dtype=np.int64)
     return fibers, all_edges
+
+
+def nuclei_state(settings, pixel_size_um: float | None) -> dict:
+    """The ``nuclei`` argument of :func:`measure_tiles` (``reason`` set when not counted)."""
+    if not settings.nuclei.enabled:
+        return {"method": None, "reason": "nuclei disabled in the settings"}
+    if pixel_size_um is None:
+        return {"method": None, "reason": "nuclei need the pixel size on whole slides (the "
+                                          "smallest nucleus is set in µm); give --pixel-size"}
+    diameter_px = settings.nuclei.min_diameter_um / pixel_size_um
+    return {"settings": settings, "min_area_px": math.pi / 4 * diameter_px**2}
+
+
+def nuclei_summary(state: dict, fibers: pd.DataFrame, scored: pd.DataFrame) -> dict:
+    """Put the tile-wise nucleus calls of ``fibers`` into ``scored``; the summary's ``nuclei``."""
+    from histo.nuclei import NUCLEI_COLUMNS, recount_central
+
+    if state.get("reason") is not None or "n_nuclei" not in fibers:
+        return {"method": None, "reason": state.get("reason") or "no fibers with nuclei counted"}
+    by_label = fibers.set_index("label")
+    for col in NUCLEI_COLUMNS:
+        scored[col] = scored["label"].map(by_label[col]).to_numpy()
+    opts = state["settings"].nuclei
+    thresholds = np.asarray(state.get("thresholds", []), dtype=float)
+    info = {
+        "method": state["method"],
+        "threshold": float(np.median(thresholds)) if thresholds.size else None,
+        "threshold_method": ("fixed" if opts.threshold is not None
+                             else "otsu per measuring tile (median shown)"),
+        "min_nucleus_area_px": float(state["min_area_px"]),
+        "min_nucleus_size_basis": f"{opts.min_diameter_um:g} µm",
+        "central_ratio": opts.central_ratio,
+        "n_nuclei_in_fibers": int(state.get("n_nuclei_in_fibers", 0)),
+    }
+    counted = scored["counted"].to_numpy(bool)
+    info["n_nuclei_in_counted_fibers"] = int(scored["n_nuclei"].fillna(0).to_numpy(int)[counted].sum())
+    return recount_central(info, scored, counted)
+
+
+def count_tile_nuclei(table: pd.DataFrame, lab: np.ndarray, pixels: np.ndarray, stain: str,
+                      state: dict, darkness: np.ndarray | None = None) -> pd.DataFrame:
+    """Nuclei of the fibers in ``table`` (tile-local coordinates), found on the tile's pixels.
+
+    The nuclear signal, detection and central rule are those of a whole image
+    (:func:`histo.nuclei.nuclear_signal`, :func:`~histo.nuclei.detect_nuclei`,
+    :func:`~histo.nuclei.count_nuclei`); the tile's halo holds each owned fiber whole, so its
+    nuclei are all in view. On H&E the hematoxylin plane is the tile's ``darkness`` signal
+    (:func:`tile_signal`: the slide-wide white level, not the tile's own). ``state`` (see
+    :func:`measure_tiles`) collects the slide's figures.
+    """
+    from scipy import ndimage as ndi
+
+    from histo.nuclei import count_nuclei, detect_nuclei, nuclear_signal
+
+    settings = state["settings"]
+    rgb = pixels.ndim == 3 and pixels.shape[-1] in (3, 4)
+    if stain == "he" and rgb and settings.nuclei.channel is None and darkness is not None:
+        signal, how = darkness, "hematoxylin OD (H&E deconvolution)"
+    else:
+        signal, how = nuclear_signal(pixels, stain, settings)
+    if signal is None:  # the same for every tile: the slide has no nuclear signal
+        state.update(method=None, reason=how)
+        return table
+    state["method"] = how
+    region = ndi.binary_dilation(lab > 0, iterations=3)
+    yx, threshold = detect_nuclei(signal, min_area_px=state["min_area_px"],
+                                  threshold=settings.nuclei.threshold, region=region)
+    counts, host, _ = count_nuclei(table, lab, yx, central_ratio=settings.nuclei.central_ratio)
+    state.setdefault("thresholds", []).append(threshold)
+    state["n_nuclei_in_fibers"] = state.get("n_nuclei_in_fibers", 0) + int(np.count_nonzero(host))
+    return pd.concat([table, counts], axis=1)
 
 
 def _tissue_crop(mask: np.ndarray, shape_yx, outer) -> np.ndarray:

@@ -76,6 +76,35 @@ def test_measuring_tile_by_tile_equals_measuring_whole(real_data):
     assert np.array_equal(edges, edges_whole)
 
 
+def test_nuclei_counted_tile_by_tile_equal_the_whole_image(real_data):
+    """Central nuclei per fiber on tiles (each fiber on its owning tile) = on the whole image."""
+    from histo.io import read_image
+    from histo.masks import read_labels
+    from histo.morphometry import measure_fibers
+    from histo.nuclei import central_nuclei
+    from histo.settings import ScoringSettings
+    from histo.wsi_tiles import nuclei_state, nuclei_summary
+
+    image = read_image(real_data / "he" / "cn_img01.tif")
+    labels = read_labels(real_data / "he" / "cn_img01_labels.png", shape=image.shape_yx)
+    settings = ScoringSettings().replace(nuclei={"threshold": 0.25})  # fixed: Otsu is per tile
+    whole = measure_fibers(labels, image.pixels, pixel_size_um=0.5, stain="he")
+    whole["counted"] = ~whole["is_edge"]
+    expected, info = central_nuclei(whole, labels, image, settings, stain="he", pixel_size_um=0.5)
+    state = nuclei_state(settings, 0.5)
+    tiled, _ = measure_tiles(labels, image.pixels, tissue_mask=None, pixel_size_um=0.5,
+                             stain="he", channel=None, gap_px=3, tile_px=300, halo_px=260,
+                             signal_ref=signal_reference(image.pixels, "he", None), nuclei=state)
+    for col in ("n_nuclei", "n_central_nuclei", "is_centrally_nucleated"):
+        assert tiled[col].tolist() == expected[col].tolist(), col
+    assert info["n_centrally_nucleated"] > 10  # the image's central nuclei are found at all
+    scored = tiled[["label"]].assign(counted=~tiled["is_edge"].to_numpy(bool))
+    summary = nuclei_summary(state, tiled, scored)
+    assert summary["pct_centrally_nucleated"] == pytest.approx(info["pct_centrally_nucleated"])
+    assert summary["n_centrally_nucleated"] == info["n_centrally_nucleated"]
+    assert nuclei_state(settings, None)["reason"].endswith("--pixel-size")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["classical", "model"])
 def test_small_pyramidal_slide_scored_end_to_end(tmp_path, method):
@@ -113,6 +142,9 @@ def test_small_pyramidal_slide_scored_end_to_end(tmp_path, method):
     assert "histogram" not in summary and summary["statistics"]["area_basis"]["source"] == \
         "tissue area given"
     assert (tmp_path / "out" / "report.html").is_file()
+    # nuclei counted tile by tile (H&E hematoxylin): the synthetic fibers carry their nuclei
+    assert summary["nuclei"]["method"].startswith("hematoxylin")
+    assert fibers["n_nuclei"].notna().all() and fibers["n_nuclei"].sum() > len(fibers) // 4
 
 
 @pytest.mark.parametrize("suffix, expected", [(".svs", True), (".png", False)])

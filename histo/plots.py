@@ -102,9 +102,10 @@ def area_angularity_scatter(area, angularity, *, classes=None, unit: str = "um",
         if not sel.any():
             continue
         sad = name == "sad"
+        edge = {} if name == "excluded" else {"edgecolors": "black" if sad else "none"}  # "x" has no face
         ax.scatter(a[sel], g[sel], s=26 if sad else 7, color=_rgb(name), alpha=1.0 if sad else 0.6,
-                   edgecolors="black" if sad else "none", linewidths=0.6, zorder=3 if sad else 2,
-                   marker="x" if name == "excluded" else "o", label=f"{name} ({int(sel.sum())})")
+                   linewidths=0.6, zorder=3 if sad else 2, marker="x" if name == "excluded" else "o",
+                   label=f"{name} ({int(sel.sum())})", **edge)
     if ok.any():
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 

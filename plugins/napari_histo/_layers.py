@@ -104,9 +104,9 @@ def center_on(viewer, layer, centroid_yx_px: tuple[float, float], bbox_px: tuple
     canvas; the zoom is only increased, never decreased, so a user's close-up survives.
     """
     world = np.asarray(layer.data_to_world(np.asarray(centroid_yx_px, dtype=float)), dtype=float)
-    center = list(viewer.camera.center)
+    center = list(_camera(viewer).center)
     center[-2:] = world[-2:]
-    viewer.camera.center = tuple(center)
+    _camera(viewer).center = tuple(center)
     if bbox_px is None:
         return
     y0, x0, y1, x1 = bbox_px
@@ -116,8 +116,8 @@ def center_on(viewer, layer, centroid_yx_px: tuple[float, float], bbox_px: tuple
     if canvas is None:
         return
     wanted = min(canvas) / 5.0 / extent_world
-    if viewer.camera.zoom < wanted:
-        viewer.camera.zoom = wanted
+    if _camera(viewer).zoom < wanted:
+        _camera(viewer).zoom = wanted
 
 
 def _canvas_size(viewer) -> tuple[int, int] | None:
@@ -132,3 +132,10 @@ def histo_metadata(layer) -> dict[str, Any] | None:
     meta = getattr(layer, "metadata", None) or {}
     value = meta.get(METADATA_KEY)
     return value if isinstance(value, dict) else None
+
+
+def _camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9 on, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+

@@ -22,6 +22,7 @@ from qtpy.QtCore import QPoint, Qt  # noqa: E402
 
 from histo.review import load_review  # noqa: E402
 from napari_histo import _dialogs  # noqa: E402
+from napari_histo._layers import _camera  # noqa: E402
 from napari_histo._reader import get_reader  # noqa: E402
 
 pytestmark = pytest.mark.napari
@@ -58,8 +59,8 @@ def _click_row(qtbot, widget, row: int) -> None:
 def _canvas_point(viewer, world_yx) -> QPoint:
     """Screen position (canvas widget pixels) of a 2-D world point."""
     h, w = viewer.canvas.size
-    center = np.asarray(viewer.camera.center[-2:], dtype=float)
-    yx = (np.asarray(world_yx, dtype=float) - center) * viewer.camera.zoom + np.array([h, w]) / 2
+    center = np.asarray(_camera(viewer).center[-2:], dtype=float)
+    yx = (np.asarray(world_yx, dtype=float) - center) * _camera(viewer).zoom + np.array([h, w]) / 2
     return QPoint(int(round(yx[1])), int(round(yx[0])))
 
 
@@ -117,7 +118,7 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     assert layer.selected_label == target
     row = widget.session.row(target)
     world = layer.data_to_world([row["centroid_y_px"], row["centroid_x_px"]])
-    np.testing.assert_allclose(viewer.camera.center[-2:], world[-2:], atol=1e-6)
+    np.testing.assert_allclose(_camera(viewer).center[-2:], world[-2:], atol=1e-6)
 
     # -- canvas click -> table row -------------------------------------------------------------
     small = fibers[(fibers["label"] != target) & fibers["counted"]].sort_values("area_px")
@@ -125,7 +126,7 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     orow = widget.session.row(other)
     viewer.layers.selection.active = layer
     layer.mode = "pan_zoom"
-    viewer.camera.center = tuple(layer.data_to_world([orow["centroid_y_px"], orow["centroid_x_px"]]))
+    _camera(viewer).center = tuple(layer.data_to_world([orow["centroid_y_px"], orow["centroid_x_px"]]))
     yx = np.argwhere(layer.data == other)
     inside = yx[np.argmin(((yx - yx.mean(0)) ** 2).sum(1))]  # the fiber's pixel nearest its centroid
     canvas = viewer.window._qt_viewer.canvas.native

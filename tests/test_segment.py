@@ -119,3 +119,23 @@ def test_segment_cli_classical_needs_channel_for_stacks(tmp_path, real_data):
 
     code = main(["segment", str(real_data / "if" / "fs_rat.tif"), "-o", str(tmp_path), "--method", "classical"])
     assert code == 2 and not (tmp_path / "fs_rat").exists()
+
+
+def test_float32_and_bfloat16_agree(he_val):
+    """The same fibers whatever the arithmetic (GPU / bf16 CPUs run bfloat16, others float32)."""
+    from histo.evaluate import match_labels
+
+    img, _ = he_val
+    full = segment_image(img, stain="he", fiber_diameter_px=141.0, precision="float32")
+    half = segment_image(img, stain="he", fiber_diameter_px=141.0, precision="bfloat16")
+    r = match_labels(half, full, min_feret=False)
+    assert r.at(0.5)["f1"] >= 0.97 and r.mean_matched_iou >= 0.95
+
+
+def test_cuda_asked_for_without_a_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(HistoInputError, match="no CUDA GPU"):
+        segment_image(np.zeros((64, 64, 3), np.uint8), fiber_diameter_px=30.0, device="cuda")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from histo.channels import pick_channel
 from histo.errors import HistoInputError
 
 
@@ -57,17 +58,7 @@ def image_source(image, channel: int | None) -> tuple[ImageSource, float | None]
                 f"image must be (Y, X), (Y, X, 3) or (C, Y, X); got shape {tuple(array.shape)}", path=path
             )
     if axes == "CYX":
-        n = array.shape[0]
-        if channel is None:
-            if n != 1:
-                raise HistoInputError(
-                    f"the image has {n} channels; say which one shows the fiber membrane with "
-                    f"channel=N (0 to {n - 1})",
-                    path=path,
-                )
-            channel = 0
-        if not 0 <= channel < n:
-            raise HistoInputError(f"channel {channel} is out of range 0 to {n - 1}", path=path)
+        channel = pick_channel(array.shape[0], channel, path=path)
     src = ImageSource(array, axes, channel, path)
     if min(src.shape_yx) < 8:
         raise HistoInputError(f"image too small to segment: {src.shape_yx}", path=path)

@@ -75,16 +75,9 @@ def interior_map(image, *, stain: str, channel: int | None = None) -> np.ndarray
     pixels, axes = _pixels_and_axes(image)
     if stain in FLUORESCENCE_STAINS:
         if axes == "CYX":
-            if channel is None:
-                raise HistoInputError(
-                    f"a {pixels.shape[0]}-channel fluorescence image needs channel= (the fiber "
-                    "membrane channel, 0-based)"
-                )
-            if not 0 <= channel < pixels.shape[0]:
-                raise HistoInputError(
-                    f"channel {channel} out of range: the image has channels 0..{pixels.shape[0] - 1}"
-                )
-            plane = pixels[channel]
+            from histo.channels import pick_channel
+
+            plane = pixels[pick_channel(pixels.shape[0], channel)]
         elif axes == "YXS":
             plane = pixels[..., channel] if channel is not None else pixels.max(axis=-1)
         else:

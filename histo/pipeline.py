@@ -76,17 +76,11 @@ def default_channel(image, stain: str, channel: int | None) -> int | None:
     A multichannel fluorescence image without ``channel`` is an error that names the fix:
     which channel holds the fiber membrane (laminin, dystrophin, WGA) is not in the file.
     """
+    from histo.channels import pick_channel
+
     if image.axes != "CYX":
         return None
-    if channel is None:
-        if image.n_channels == 1:
-            return 0
-        raise HistoInputError(
-            f"the image has {image.n_channels} channels; say which one shows the fiber membrane "
-            f"with --channel N (0 to {image.n_channels - 1})",
-            path=image.path,
-        )
-    return channel
+    return pick_channel(image.n_channels, channel, path=image.path)
 
 
 def _slide_info(image, stain: str, channel: int | None) -> dict[str, Any]:

@@ -304,17 +304,9 @@ def darkness_signal(pixels, stain: str, channel: int | None = None) -> np.ndarra
         raise HistoInputError(f"unknown stain {stain!r}; choose one of {', '.join(STAINS)}")
     _check_finite(arr, "the image")
     if axes == "CYX":
-        nchan = arr.shape[0]
-        if channel is None:
-            if nchan != 1:
-                raise HistoInputError(
-                    f"the image has {nchan} channels; say which one to measure with "
-                    f"channel=0..{nchan - 1}")
-            channel = 0
-        if not 0 <= int(channel) < nchan:
-            raise HistoInputError(f"channel {channel} out of range: the image has channels "
-                                  f"0..{nchan - 1}")
-        plane = arr[int(channel)]
+        from histo.channels import pick_channel
+
+        plane = arr[pick_channel(arr.shape[0], channel)]
         if stain in BRIGHTFIELD_STAINS:
             return optical_density(plane)
         return _normalised(plane)

@@ -216,6 +216,7 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
     """
     from histo import __version__
     from histo.adjacency import gap_in_pixels
+    from histo.channels import pick_channel
     from histo.io import open_slide
     from histo.settings import ScoringSettings
     from histo.wsi_tiles import (halo_px, measure_tiles, nuclei_state, nuclei_summary,
@@ -226,11 +227,8 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
     slide = open_slide(path)
     ps0 = params.pixel_size_um or slide.pixel_size_um
     channel = params.channel
-    if slide.axes == "CYX" and channel is None:
-        if slide.n_channels != 1:
-            raise HistoInputError(f"the slide has {slide.n_channels} channels; say which one shows "
-                                  f"the fiber membrane with --channel N", path=path)
-        channel = 0
+    if slide.axes == "CYX":
+        channel = pick_channel(slide.n_channels, channel, path=path, what="the slide")
     thumb = slide.thumbnail(THUMBNAIL_PX)
     plane, plane_axes = _plane(thumb, slide.axes, channel)
     tissue = detect_tissue(plane, axes=plane_axes)

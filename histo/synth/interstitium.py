@@ -23,7 +23,7 @@ import numpy as np
 
 from histo.synth.geometry import Geometry
 from histo.synth.labelops import clean_labels
-from histo.synth.noise import smooth_noise, streak_noise
+from histo.synth.noise import streak_noise
 
 _SUB = 4  # sub-pixel bits of OpenCV drawing (coordinates x 16)
 _SCALE = 1 << _SUB

@@ -233,6 +233,28 @@ def area_basis(fibers: pd.DataFrame, labels: np.ndarray, pixel_size_um: float | 
             "n_fibers": float(counted.sum())}
 
 
+def fiber_counts(fibers: pd.DataFrame) -> dict[str, int]:
+    """Counts of a classified table: all fibers, counted, at an edge, excluded, and each class.
+
+    ``n_small``, ``n_angular``, ``n_dark``, ``n_sad`` count counted fibers only. A table
+    without ``counted`` counts the fibers neither at an edge nor excluded.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"counted": [True, True, False], "is_sad": [True, False, True]})
+    >>> fiber_counts(df)["n_sad"]
+    1
+    """
+    counted = (_bool(fibers, "counted") if "counted" in fibers
+               else ~(_bool(fibers, "is_edge") | _bool(fibers, "excluded")))
+    out = {"n_fibers": int(len(fibers)), "n_counted": int(counted.sum()),
+           "n_edge": int(_bool(fibers, "is_edge").sum()),
+           "n_excluded": int(_bool(fibers, "excluded").sum())}
+    for name in ("small", "angular", "dark", "sad"):
+        out[f"n_{name}"] = int((_bool(fibers, f"is_{name}") & counted).sum())
+    return out
+
+
 def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: ScoringSettings, *,
                      pixel_size_um: float | None, tissue_area_um2: float | None = None
                      ) -> dict[str, Any]:
@@ -254,12 +276,10 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
             sizes["area_px"] = describe_sizes(sub[a_col].to_numpy(float) / pixel_size_um ** 2)
     basis = area_basis(fibers, labels, pixel_size_um, tissue_area_um2)
     area_mm2 = None if basis["area_um2"] is None else basis["area_um2"] / 1e6
-    n_counted = int(counted.sum())
+    counts = fiber_counts(fibers)
+    n_counted = counts["n_counted"]
     stats: dict[str, Any] = {
-        "n_fibers": int(len(fibers)),
-        "n_counted": n_counted,
-        "n_edge": int(_bool(fibers, "is_edge").sum()),
-        "n_excluded": int(_bool(fibers, "excluded").sum()),
+        **{k: counts[k] for k in ("n_fibers", "n_counted", "n_edge", "n_excluded")},
         "area_basis": basis,
         "density_per_mm2": (basis["n_fibers"] / area_mm2) if area_mm2 else None,
         **sizes,
@@ -270,7 +290,7 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
         stats["reasons"]["density_per_mm2"] = "no pixel size and no tissue area"
     classes = {}
     for name in ("small", "angular", "dark", "sad"):
-        n = int(fibers[f"is_{name}"].sum())
+        n = counts[f"n_{name}"]
         classes[name] = {"n": n, "fraction": n / n_counted if n_counted else None,
                          "density_per_mm2": n / area_mm2 if area_mm2 else None}
     stats["classes"] = classes

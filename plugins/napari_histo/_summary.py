@@ -19,13 +19,9 @@ import pandas as pd
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from histo.scoring import fiber_counts as slide_counts
+
 OUTSIDE_COLOR = "#ff6060"
-
-
-def _bool(fibers: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in fibers:
-        return np.zeros(len(fibers), dtype=bool)
-    return fibers[column].fillna(False).to_numpy(dtype=bool)
 
 
 def fiber_counts(fibers: pd.DataFrame) -> dict[str, Any]:
@@ -42,19 +38,11 @@ def fiber_counts(fibers: pd.DataFrame) -> dict[str, Any]:
     >>> c["n_fibers"], c["n_counted"], c["n_excluded"], c["n_sad"], c["pct_sad"]
     (3, 2, 1, 1, 50.0)
     """
-    counted = _bool(fibers, "counted") if "counted" in fibers else ~(_bool(fibers, "is_edge") | _bool(fibers, "excluded"))
-    n_counted = int(counted.sum())
-    out: dict[str, Any] = {
-        "n_fibers": int(len(fibers)),
-        "n_counted": n_counted,
-        "n_edge": int(_bool(fibers, "is_edge").sum()),
-        "n_excluded": int(_bool(fibers, "excluded").sum()),
-        "n_flagged": int((fibers["review_flag"].fillna("") != "").sum()) if "review_flag" in fibers else 0,
-    }
-    for name, column in (("sad", "is_sad"), ("small", "is_small"), ("angular", "is_angular"), ("dark", "is_dark")):
-        n = int((_bool(fibers, column) & counted).sum())
-        out[f"n_{name}"] = n
-        out[f"pct_{name}"] = 100.0 * n / n_counted if n_counted else float("nan")
+    out: dict[str, Any] = slide_counts(fibers)
+    out["n_flagged"] = int((fibers["review_flag"].fillna("") != "").sum()) if "review_flag" in fibers else 0
+    n_counted = out["n_counted"]
+    for name in ("sad", "small", "angular", "dark"):
+        out[f"pct_{name}"] = 100.0 * out[f"n_{name}"] / n_counted if n_counted else float("nan")
     return out
 
 

@@ -190,6 +190,7 @@ def estimate_scale(net, config, src, stats, device, precision: str = "float32",
     segment with (the last refinement run's factor when it is within :data:`REUSE_RATIO` of
     the estimate, so its maps in ``cache`` can be reused).
     """
+    from histo.matching import touches_edge
     from histo.targets import fiber_targets
 
     fg_threshold = config.fg_threshold_for(src.is_rgb)
@@ -208,9 +209,8 @@ def estimate_scale(net, config, src, stats, device, precision: str = "float32",
         if labels.max() < 3:
             return None
         areas = np.bincount(labels.ravel())[1:]
-        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        inner = np.setdiff1d(np.arange(1, labels.max() + 1), edge)
-        use = areas[inner - 1] if inner.size >= 3 else areas
+        inner = ~touches_edge(labels, areas.size)[1:]
+        use = areas[inner] if inner.sum() >= 3 else areas
         fg = maps[0] > fg_threshold
         # self-consistency: predicted distance map vs the distance map of the instances found
         error = float(np.abs(fiber_targets(labels)[2] - maps[2])[fg].mean())

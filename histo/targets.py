@@ -47,11 +47,14 @@ def fiber_targets(labels: np.ndarray) -> np.ndarray:
 
 def median_diameter_px(labels: np.ndarray) -> float:
     """Median equivalent diameter of the labels not touching the image border."""
-    areas = np.bincount(np.asarray(labels).ravel())
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    from histo.matching import touches_edge
+
+    labels = np.asarray(labels)
+    areas = np.bincount(labels.ravel())
+    edge = touches_edge(labels, areas.size - 1)
     keep = np.ones(areas.size, bool)
     keep[0] = False
-    if (keep & ~np.isin(np.arange(areas.size), edge) & (areas > 0)).sum() >= 3:
+    if (keep & ~edge & (areas > 0)).sum() >= 3:
         keep[edge] = False
     keep &= areas > 0
     if not keep.any():

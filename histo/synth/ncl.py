@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from histo.errors import HistoInputError
+from histo.matching import touches_edge
 from histo.synth.geometry import Geometry, assign_fiber_types
 from histo.synth.labelops import clean_labels, label_areas
 
@@ -190,7 +191,7 @@ def ncl_crop(
     n = int(labels.max())
     if n and planted_groups:
         area = label_areas(labels)
-        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        border = touches_edge(labels, n)
         ok = (area > 0.5 * np.pi / 4 * d * d) & (area < 1.6 * np.pi / 4 * d * d)  # room for 2-8 pieces
         ok[0] = False
         ok[border] = False

@@ -185,8 +185,7 @@ def render_membrane(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), rng.uniform(0.4, 1.2))
     img = img * np.exp(0.3 * _smooth_noise((h, w), rng, d * 3))  # uneven illumination
     img = img + rng.uniform(0.01, 0.06) * rng.standard_normal((h, w)).astype(np.float32)
-    lo, hi = np.percentile(img, (1, 99.5))
-    return ((img - lo) / max(hi - lo, 1e-6)).astype(np.float32)
+    return _percentile_scaled(img).astype(np.float32)
 
 
 def membrane_sample(labels: np.ndarray, rng: np.random.Generator, settings) -> Sample:

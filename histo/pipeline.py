@@ -136,7 +136,7 @@ def analyze(
     -------
     SlideResult
     """
-    from histo.adjacency import fiber_adjacency, gap_in_pixels
+    from histo.adjacency import fiber_adjacency
     from histo.masks import validate_labels
     from histo.morphometry import measure_fibers
     from histo.scoring import score_slide
@@ -144,9 +144,7 @@ def analyze(
 
     settings = settings or ScoringSettings()
     labels = validate_labels(labels, image_shape=image.shape_yx, path=image.path)
-    gap_px = gap_in_pixels(
-        settings.adjacency_gap_um, image.pixel_size_um, default_px=settings.adjacency_gap_px
-    )
+    gap_px = settings.gap_px(image.pixel_size_um)
     edges = fiber_adjacency(labels, max_gap_px=gap_px)
     fibers = measure_fibers(
         labels,

@@ -76,7 +76,7 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
     if slide.get("whole_slide"):
         notes = ["review applied to the fiber table; whole-slide figures are not recomputed"]
         return apply_review(table, review), summary, notes
-    from histo.adjacency import fiber_adjacency, gap_in_pixels
+    from histo.adjacency import fiber_adjacency
     from histo.evidence import build_evidence
     from histo.nuclei import recount_central
     from histo.settings import ScoringSettings
@@ -88,7 +88,7 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
     base = table.drop(columns=[c for c in table.columns if c in derived])
     base["excluded"] = base["label"].map(review.flags).eq("excluded").to_numpy()
     base["review_flag"] = base["label"].map(review.flags).fillna("").to_numpy(dtype=object)
-    gap = gap_in_pixels(settings.adjacency_gap_um, ps, default_px=settings.adjacency_gap_px)
+    gap = settings.gap_px(ps)
     basis = (summary.get("statistics") or {}).get("area_basis") or {}
     tissue = basis.get("area_um2") if basis.get("source") == "tissue area given" else None
     out, part = score_table(base, labels.shape, pixel_size_um=ps, stain=slide.get("stain"),

@@ -347,9 +347,9 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
     edges_source = "given"
     gap_px = None
     if edges is None:
-        from histo.adjacency import fiber_adjacency, gap_in_pixels
+        from histo.adjacency import fiber_adjacency
 
-        gap_px = gap_in_pixels(settings.adjacency_gap_um, ps, default_px=settings.adjacency_gap_px)
+        gap_px = settings.gap_px(ps)
         edges = fiber_adjacency(labels, max_gap_px=gap_px)
         edges_source = f"fiber_adjacency(max_gap_px={gap_px})"
     edges = np.asarray(edges).reshape(-1, 2)

@@ -277,6 +277,12 @@ class ScoringSettings:
         """The normal range (lo, hi) of min Feret in µm in force."""
         return self.normal_range_um or NORMAL_RANGES_UM[self.sex]
 
+    def gap_px(self, pixel_size_um: float | None) -> int:
+        """The neighbour gap in whole pixels (``adjacency_gap_px`` when the pixel size is unknown)."""
+        from histo.adjacency import gap_in_pixels
+
+        return gap_in_pixels(self.adjacency_gap_um, pixel_size_um, default_px=self.adjacency_gap_px)
+
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of every setting (nested options as dicts, pairs as mappings).

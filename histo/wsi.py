@@ -215,7 +215,6 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
         The slide's summary (as written to ``summary.json``).
     """
     from histo import __version__
-    from histo.adjacency import gap_in_pixels
     from histo.channels import pick_channel
     from histo.io import open_slide
     from histo.settings import ScoringSettings
@@ -246,7 +245,7 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
     ps = ps0 * ds if ps0 else None
     shape_yx = tuple(int(s) for s in slide.level_shapes[level])
     source = slide.to_dask(level)
-    gap = gap_in_pixels(settings.adjacency_gap_um, ps, default_px=settings.adjacency_gap_px)
+    gap = settings.gap_px(ps)
     halo = halo_px(ps, gap)
     log.info("%s: level %d of %d (%s px, %.3g µm/px), tissue %.0f%% of the slide", path.name,
              level, slide.level_count, shape_yx, ps or float("nan"), 100 * tissue.mean())

@@ -103,3 +103,9 @@ def test_file_errors_name_the_file(tmp_path, name, text, match):
         path.write_text(text)
     with pytest.raises(HistoInputError, match=match):
         ScoringSettings.from_file(path)
+
+
+def test_gap_px_from_the_pixel_size_or_the_pixel_default():
+    s = ScoringSettings()
+    assert s.gap_px(0.5) == 6 and s.gap_px(None) == 3
+    assert s.replace(adjacency_gap_px=5).gap_px(None) == 5

@@ -24,18 +24,6 @@ from histo.review import FLAGS, apply_review, save_review, strip_review
 log = logging.getLogger(__name__)
 
 
-def _gap_px(settings, pixel_size_um: float | None) -> int:
-    if pixel_size_um:
-        return max(1, int(round(settings.adjacency_gap_um / pixel_size_um)))
-    return max(1, int(round(settings.adjacency_gap_px)))
-
-
-def excluded_series(flags: dict[int, str]) -> pd.Series:
-    """The reviewer's exclusions as a bool Series indexed by label (what ``analyze`` takes)."""
-    keys = [k for k, v in flags.items() if v == "excluded"]
-    return pd.Series(True, index=pd.Index(keys, dtype="int64"), dtype=bool)
-
-
 def rescore_table(fibers: pd.DataFrame, labels: np.ndarray, image: Any, flags: dict[int, str], *,
                   settings, stain: str, edges: np.ndarray | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score a measured table again with a review: exclusions honoured, SAD calls overridden.
@@ -140,7 +128,7 @@ class ReviewSession:
         if self._edges is None:
             from histo.adjacency import fiber_adjacency
 
-            self._edges = fiber_adjacency(self.labels, max_gap_px=_gap_px(self.settings, self.pixel_size_um))
+            self._edges = fiber_adjacency(self.labels, max_gap_px=self.settings.gap_px(self.pixel_size_um))
         return self._edges
 
     # -- flags ----------------------------------------------------------------------------
@@ -234,7 +222,7 @@ class ReviewSession:
         flags = {k: v for k, v in self.flags.items() if k in present}
         from histo.adjacency import fiber_adjacency
 
-        edges = fiber_adjacency(labels_now, max_gap_px=_gap_px(self.settings, self.pixel_size_um))
+        edges = fiber_adjacency(labels_now, max_gap_px=self.settings.gap_px(self.pixel_size_um))
         fibers, part = rescore_table(measured, labels_now, self.image, flags, settings=self.settings,
                                      stain=self.stain, edges=edges)
         return {"labels": labels_now, "fibers": fibers, "part": part, "flags": flags,

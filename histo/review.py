@@ -403,6 +403,18 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
             pass
 
 
+def reviewed_sad(auto: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """The SAD call after review: ``"confirmed_sad"`` -> True, ``"not_sad"`` -> False, else ``auto``.
+
+    Examples
+    --------
+    >>> reviewed_sad(np.array([True, False, False]), np.array(["not_sad", "confirmed_sad", ""])).tolist()
+    [False, True, False]
+    """
+    flags = np.asarray(flags, dtype=object)
+    return (np.asarray(auto, dtype=bool) | (flags == "confirmed_sad")) & (flags != "not_sad")
+
+
 def apply_review(fibers: pd.DataFrame, review: Review | Mapping[Any, str] | None) -> pd.DataFrame:
     """The per-fiber table with a review applied (a new table; the input is not changed).
 
@@ -441,10 +453,7 @@ def apply_review(fibers: pd.DataFrame, review: Review | Mapping[Any, str] | None
         auto = out["is_sad_auto"] if "is_sad_auto" in out else out["is_sad"]
         auto = auto.fillna(False).astype(bool)
         out["is_sad_auto"] = auto.to_numpy()
-        sad = auto.copy()
-        sad[(flag == "confirmed_sad").to_numpy()] = True
-        sad[(flag == "not_sad").to_numpy()] = False
-        out["is_sad"] = sad.to_numpy()
+        out["is_sad"] = reviewed_sad(auto.to_numpy(), flag.to_numpy())
     if "counted" in out:
         edge = out["is_edge"].fillna(False).astype(bool) if "is_edge" in out else False
         out["counted"] = (~(edge | out["excluded"])).to_numpy()

@@ -29,6 +29,7 @@ from histo.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-exported: t
     variability_coefficient,
 )
 from histo.errors import HistoInputError
+from histo.review import reviewed_sad
 from histo.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: s
     if "review_flag" in out:  # a reviewer's call overrides the classifier (histo.review)
         flag = out["review_flag"].fillna("").astype(str).to_numpy()
         out["is_sad_auto"] = sad
-        sad = counted & ((sad | (flag == "confirmed_sad")) & (flag != "not_sad"))
+        sad = counted & reviewed_sad(sad, flag)
         info["reviewed_sad_calls"] = int(np.isin(flag, ("confirmed_sad", "not_sad")).sum())
     out["is_sad"] = sad
     nope = np.zeros(len(out), dtype=bool)

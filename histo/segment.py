@@ -189,10 +189,7 @@ def _segment_classical(src: ImageSource, *, stain, pixel_size_um, fiber_diameter
 
 
 def _guess_stain(pixels: np.ndarray) -> str:
-    if pixels.ndim == 2:
-        return "if"
-    try:
-        from histo.stain import guess_stain
-    except ImportError:  # pragma: no cover - stain module not installed yet
-        return "he"
-    return guess_stain(pixels)
+    """A single plane is a fluorescence channel; RGB is guessed from its colours."""
+    from histo.stain import guess_stain
+
+    return "if" if pixels.ndim == 2 else guess_stain(pixels)

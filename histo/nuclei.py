@@ -293,9 +293,6 @@ def central_nuclei(fibers: pd.DataFrame, labels: np.ndarray, image: Any, setting
     return table, info
 
 
-NUCLEI_COLUMNS = ("n_nuclei", "n_central_nuclei", "is_centrally_nucleated")
-
-
 def recount_central(info: dict[str, Any], fibers: pd.DataFrame, counted: np.ndarray) -> dict[str, Any]:
     """``info`` with the slide's centrally nucleated figures recomputed from ``fibers``.
 

@@ -20,7 +20,8 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-#: Columns scoring derives from the measurements (recomputed here, never trusted from before).
+#: Per-fiber calls that need the slide's pixels (fiber type, nuclei): scoring without pixels
+#: cannot make them, so they come from where they were made.
 _PIXEL_COLUMNS = ("fiber_type", "n_nuclei", "n_central_nuclei", "is_centrally_nucleated")
 
 
@@ -38,7 +39,8 @@ def score_table(fibers: pd.DataFrame, shape_yx, *, pixel_size_um: float | None, 
     """Score a fiber table without the slide's pixels (whole slides, reviewed tables).
 
     Runs :func:`histo.scoring.score_slide` with nuclei and fiber typing switched off (they
-    need pixels) and the adjacency ``edges`` given. ``labels`` is only used for the density
+    need pixels) and the adjacency ``edges`` given; per-fiber calls that need pixels
+    (``fiber_type``, nucleus counts) already in ``fibers`` (made tile by tile) are kept. ``labels`` is only used for the density
     area when ``tissue_area_um2`` is None; without it an all-zero view of ``shape_yx`` (no
     memory) stands in, so pass ``tissue_area_um2`` then.
     """
@@ -49,6 +51,9 @@ def score_table(fibers: pd.DataFrame, shape_yx, *, pixel_size_um: float | None, 
     off = settings.replace(nuclei={"enabled": False}, fiber_types={"enabled": False})
     out, part = score_slide(fibers, labels, _PixelSize(pixel_size_um, path), off, stain=stain,
                             edges=edges, tissue_area_um2=tissue_area_um2)
+    for col in _PIXEL_COLUMNS:
+        if col in fibers:
+            out[col] = fibers[col].to_numpy()
     part["settings"] = settings.to_dict()
     return out, part
 

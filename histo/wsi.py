@@ -277,7 +277,7 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
         scored, part = score_table(fibers, shape_yx, pixel_size_um=ps, stain=stain,
                                    settings=settings, edges=edges, tissue_area_um2=tissue_um2,
                                    path=path)
-        part["nuclei"] = nuclei_summary(nuclei, fibers, scored)
+        part["nuclei"] = nuclei_summary(nuclei, scored)
         if part["nuclei"].get("method"):
             from histo.evidence import build_evidence
 

@@ -202,15 +202,12 @@ def nuclei_state(settings, pixel_size_um: float | None) -> dict:
     return {"settings": settings, "min_area_px": math.pi / 4 * diameter_px**2}
 
 
-def nuclei_summary(state: dict, fibers: pd.DataFrame, scored: pd.DataFrame) -> dict:
-    """Put the tile-wise nucleus calls of ``fibers`` into ``scored``; the summary's ``nuclei``."""
-    from histo.nuclei import NUCLEI_COLUMNS, recount_central
+def nuclei_summary(state: dict, scored: pd.DataFrame) -> dict:
+    """The summary's ``nuclei`` from the tile-wise nucleus calls in the scored table."""
+    from histo.nuclei import recount_central
 
-    if state.get("reason") is not None or "n_nuclei" not in fibers:
+    if state.get("reason") is not None or "n_nuclei" not in scored:
         return {"method": None, "reason": state.get("reason") or "no fibers with nuclei counted"}
-    by_label = fibers.set_index("label")
-    for col in NUCLEI_COLUMNS:
-        scored[col] = scored["label"].map(by_label[col]).to_numpy()
     opts = state["settings"].nuclei
     thresholds = np.asarray(state.get("thresholds", []), dtype=float)
     info = {

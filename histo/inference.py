@@ -26,6 +26,7 @@ import numpy as np
 
 from histo import net as _net
 from histo import scale as _scale
+from histo.netinput import input_stats, network_input
 from histo.postprocess import drop_small, maps_to_labels, upsample_labels
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def image_stats(src, percentiles) -> np.ndarray:
     """Per-channel input percentiles of the whole image, from a strided subsample."""
     h, w = src.shape_yx
     step = max(1, int(np.ceil(np.sqrt(h * w / STATS_SAMPLES))))
-    return _net.input_stats(src.strided(step), percentiles, max_samples=STATS_SAMPLES)
+    return input_stats(src.strided(step), percentiles, max_samples=STATS_SAMPLES)
 
 
 def min_area_px(config, factor: float) -> float:
@@ -126,7 +127,7 @@ def canonical_maps(net, config, src, ys: slice, xs: slice, period: int, stats, d
         return hit
     pixels = src.read(ys, xs)
     canonical = _scale.rescale_aligned(pixels, period, ALIGN_CANONICAL_PX)
-    maps = _net.predict_maps(net, _net.network_input(canonical, stats, config.in_channels),
+    maps = _net.predict_maps(net, network_input(canonical, stats, config.in_channels),
                              pad_multiple=config.pad_multiple, device=device, precision=precision)
     if cache is not None:
         cache.put(key, maps)

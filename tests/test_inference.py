@@ -8,7 +8,8 @@ import tifffile
 from PIL import Image
 
 from histo import inference
-from histo.net import NetConfig, network_input
+from histo.net import NetConfig
+from histo.netinput import network_input
 from histo.targets import median_diameter_px
 
 

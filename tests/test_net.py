@@ -13,12 +13,11 @@ from histo.net import (
     FiberNet,
     NetConfig,
     fuse_batchnorm,
-    input_stats,
     load_model,
-    network_input,
     predict_maps,
     save_model,
 )
+from histo.netinput import input_stats, network_input
 
 
 def _trained_like(channels=(8, 16, 32)):
@@ -102,7 +101,7 @@ def test_predict_maps_pads_and_crops():
 
 @pytest.mark.parametrize("dtype, top", [(np.uint8, 256), (np.uint16, 4096)])
 def test_channel_percentiles_equal_numpy(dtype, top):
-    from histo.net import channel_percentiles
+    from histo.netinput import channel_percentiles
 
     rng = np.random.default_rng(3)
     for n in (1, 2, 5, 1000):

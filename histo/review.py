@@ -16,7 +16,7 @@ The review is stored inside the slide's result folder (the output contract of ``
 :func:`save_review` writes the data files under content-addressed names first and replaces
 ``review.json`` last (:mod:`histo.atomic`: temporary file, fsync, rename), so a crash at any
 moment leaves either the old review or the new one, never a mixture. :func:`load_review` gives the same state back, and
-:func:`apply_review` turns it into the ``excluded`` column and the confirmed / rejected SAD
+:func:`histo.review_table.apply_review` turns it into the ``excluded`` column and the confirmed / rejected SAD
 calls that every report honours.
 
 No Qt, no napari: this module is used by the plugin, ``histo report`` and the batch alike.
@@ -39,21 +39,15 @@ import pandas as pd
 from histo import __version__
 from histo.atomic import atomic_path, atomic_write_text
 from histo.errors import HistoInputError
+from histo.review_table import FLAGS, strip_review, validate_flags
 
 log = logging.getLogger(__name__)
-
-#: Flags a reviewer can set on a fiber.
-FLAGS: tuple[str, ...] = ("excluded", "confirmed_sad", "not_sad")
 
 REVIEW_FILE = "review.json"
 REVIEW_DIR = "review"
 LABELS_FILE = "labels.tif"
 FORMAT = "histo-review"
 FORMAT_VERSION = 1
-
-#: Columns :func:`apply_review` derives; they are never stored with a reviewed table.
-REVIEW_COLUMNS: tuple[str, ...] = ("review_flag", "excluded", "is_sad_auto")
-
 
 @dataclass(frozen=True)
 class Review:
@@ -108,33 +102,6 @@ class Review:
         """Number of fibers per flag (every flag listed, zero included)."""
         values = list(self.flags.values())
         return {flag: values.count(flag) for flag in FLAGS}
-
-
-def validate_flags(flags: Mapping[Any, str] | None) -> dict[int, str]:
-    """Flags as a plain ``{int label: flag}`` dict, sorted by label, checked.
-
-    Raises
-    ------
-    HistoInputError
-        On a label that is not a positive integer or an unknown flag.
-
-    Examples
-    --------
-    >>> validate_flags({"5": "excluded", 2: "confirmed_sad"})
-    {2: 'confirmed_sad', 5: 'excluded'}
-    """
-    out: dict[int, str] = {}
-    for key, flag in (flags or {}).items():
-        try:
-            label = int(key)
-        except (TypeError, ValueError) as err:
-            raise HistoInputError(f"review flag key {key!r} is not a fiber label (an integer)") from err
-        if label <= 0 or label != float(key):
-            raise HistoInputError(f"review flag key {key!r} is not a fiber label (a positive integer)")
-        if flag not in FLAGS:
-            raise HistoInputError(f"unknown review flag {flag!r} for fiber {label}; use one of {', '.join(FLAGS)}")
-        out[label] = str(flag)
-    return dict(sorted(out.items()))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -401,74 +368,3 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
             folder.rmdir()
         except OSError:
             pass
-
-
-def reviewed_sad(auto: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """The SAD call after review: ``"confirmed_sad"`` -> True, ``"not_sad"`` -> False, else ``auto``.
-
-    Examples
-    --------
-    >>> reviewed_sad(np.array([True, False, False]), np.array(["not_sad", "confirmed_sad", ""])).tolist()
-    [False, True, False]
-    """
-    flags = np.asarray(flags, dtype=object)
-    return (np.asarray(auto, dtype=bool) | (flags == "confirmed_sad")) & (flags != "not_sad")
-
-
-def apply_review(fibers: pd.DataFrame, review: Review | Mapping[Any, str] | None) -> pd.DataFrame:
-    """The per-fiber table with a review applied (a new table; the input is not changed).
-
-    Adds or replaces
-
-    * ``review_flag``: the flag of each fiber, ``""`` when none;
-    * ``excluded``: True for fibers flagged ``"excluded"`` (the review decides alone);
-    * ``is_sad_auto``: the classifier's SAD call (kept from the first application);
-    * ``is_sad``: ``True`` when ``"confirmed_sad"``, ``False`` when ``"not_sad"``, else the
-      classifier's call (only when the table has ``is_sad``);
-    * ``counted``: not edge and not excluded (only when the table has ``counted``).
-
-    Applying twice gives the same table as applying once.
-
-    Parameters
-    ----------
-    fibers : DataFrame
-        Per-fiber table with a ``label`` column.
-    review : Review or mapping of label to flag or None
-
-    Examples
-    --------
-    >>> df = pd.DataFrame({"label": [1, 2, 3], "is_sad": [True, False, False]})
-    >>> out = apply_review(df, {1: "not_sad", 2: "confirmed_sad", 3: "excluded"})
-    >>> out["is_sad"].tolist(), out["excluded"].tolist()
-    ([False, True, False], [False, False, True])
-    """
-    if "label" not in fibers:
-        raise HistoInputError("the fibers table has no 'label' column; pass a table from measure_fibers")
-    flags = review.flags if isinstance(review, Review) else validate_flags(review)
-    out = fibers.copy()
-    flag = pd.Series([flags.get(int(v), "") for v in out["label"].to_numpy()], index=out.index, dtype=object)
-    out["review_flag"] = flag.to_numpy()
-    out["excluded"] = (flag == "excluded").to_numpy()
-    if "is_sad" in out:
-        auto = out["is_sad_auto"] if "is_sad_auto" in out else out["is_sad"]
-        auto = auto.fillna(False).astype(bool)
-        out["is_sad_auto"] = auto.to_numpy()
-        out["is_sad"] = reviewed_sad(auto.to_numpy(), flag.to_numpy())
-    if "counted" in out:
-        edge = out["is_edge"].fillna(False).astype(bool) if "is_edge" in out else False
-        out["counted"] = (~(edge | out["excluded"])).to_numpy()
-    return out
-
-
-def strip_review(fibers: pd.DataFrame) -> pd.DataFrame:
-    """Undo :func:`apply_review`: the classifier's own calls, without review columns.
-
-    ``is_sad`` goes back to ``is_sad_auto``, ``counted`` to "not edge", and the review columns
-    (:data:`REVIEW_COLUMNS`) are dropped. A table never reviewed is returned unchanged (copied).
-    """
-    out = fibers.copy()
-    if "is_sad_auto" in out and "is_sad" in out:
-        out["is_sad"] = out["is_sad_auto"].fillna(False).astype(bool).to_numpy()
-    if "excluded" in out and "counted" in out and "is_edge" in out:
-        out["counted"] = (~out["is_edge"].fillna(False).astype(bool)).to_numpy()
-    return out.drop(columns=[c for c in REVIEW_COLUMNS if c in out])

@@ -73,7 +73,8 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
     review : histo.review.Review
         From :func:`histo.review.load_review`; must not be empty.
     """
-    from histo.review import REVIEW_COLUMNS, apply_review, reviewed_labels
+    from histo.review import reviewed_labels
+    from histo.review_table import REVIEW_COLUMNS, apply_review
     from histo.scoring import CLASS_COLUMNS
 
     table = review.fibers if review.edited_labels else fibers

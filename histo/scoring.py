@@ -29,7 +29,7 @@ from histo.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-exported: t
     variability_coefficient,
 )
 from histo.errors import HistoInputError
-from histo.review import reviewed_sad
+from histo.review_table import reviewed_sad
 from histo.settings import ScoringSettings
 
 log = logging.getLogger(__name__)

@@ -11,16 +11,8 @@ import tifffile
 
 from histo.errors import HistoInputError
 from histo.recompute import changed_labels, recompute_changed
-from histo.review import (
-    FLAGS,
-    REVIEW_FILE,
-    Review,
-    apply_review,
-    load_review,
-    reviewed_labels,
-    save_review,
-    validate_flags,
-)
+from histo.review import REVIEW_FILE, Review, load_review, reviewed_labels, save_review
+from histo.review_table import FLAGS, apply_review, validate_flags
 
 
 def _labels() -> np.ndarray:

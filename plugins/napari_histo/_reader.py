@@ -115,7 +115,8 @@ def _read_labels(path: Path):
 
 def read_result_folder(path) -> list[tuple[Any, dict, str]]:
     """Layer data for ``RESULTS/<slide-id>/`` (see the module docstring)."""
-    from histo.review import apply_review, load_review
+    from histo.review import load_review
+    from histo.review_table import apply_review
 
     result_dir = _one(path)
     summary = json.loads((result_dir / "summary.json").read_text(encoding="utf-8"))

@@ -19,7 +19,8 @@ import pandas as pd
 
 from histo.errors import HistoInputError
 from histo.recompute import changed_labels
-from histo.review import FLAGS, apply_review, save_review, strip_review
+from histo.review import save_review
+from histo.review_table import FLAGS, apply_review, strip_review
 
 log = logging.getLogger(__name__)
 

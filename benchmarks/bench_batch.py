@@ -84,7 +84,7 @@ def make_crops(dest: Path, copies: int = 1) -> list[Path]:
     import numpy as np
     from PIL import Image
 
-    from histo.io import read_image
+    from histo.io.image import read_image
 
     dest.mkdir(parents=True)
     real = ROOT / "data" / "real"

@@ -1,4 +1,4 @@
-"""Accuracy and speed of the classical baseline (histo.classical) on the real references.
+"""Accuracy and speed of the classical baseline (histo.segment.classical) on the real references.
 
 Prints, per image: F1 at IoU 0.5 (all objects and edge objects ignored), mean matched IoU,
 the min-Feret median relative error, seconds and seconds per megapixel of the segmentation,
@@ -28,8 +28,8 @@ from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
-from histo.classical import estimate_fiber_diameter, interior_map, segment_classical
-from histo.evaluate import match_labels
+from histo.segment.classical import estimate_fiber_diameter, interior_map, segment_classical
+from histo.train.evaluate import match_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "data" / "real"

@@ -50,7 +50,7 @@ def write_pairs(folder: Path, plane, labels, keep) -> None:
 
 
 def fine_tune(base: str, data: Path, out: Path, steps: int, seed: int) -> Path:
-    from histo.train import TrainSettings, train
+    from histo.train.loop import TrainSettings, train
 
     settings = TrainSettings(steps=steps, lr=1e-3, seed=seed, init_from=str(base), real_fraction=0.4,
                              membrane_fraction=0.15, synth_pool=100, checkpoint_every=steps)
@@ -71,8 +71,8 @@ def score(pred, gt, k):
     reference includes fibers cut by the image border, as the whole-image figure does);
     ``ne``: every object touching any side left out.
     """
-    from histo.evaluate import match_labels
-    from histo.morphometry import measure_fibers
+    from histo.train.evaluate import match_labels
+    from histo.measure.morphometry import measure_fibers
 
     r = match_labels(pred, gt, min_feret=False)
     a = r.at(0.5)
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import tifffile
 
-    from histo.segment import segment_image  # sets OMP_WAIT_POLICY before torch loads
+    from histo.segment.segmenter import segment_image  # sets OMP_WAIT_POLICY before torch loads
 
     import torch
 

@@ -1,4 +1,4 @@
-"""Benchmark: histo.morphometry.measure_fibers on 10,000 fibers vs skimage regionprops_table.
+"""Benchmark: histo.measure.morphometry.measure_fibers on 10,000 fibers vs skimage regionprops_table.
 
 A jittered Voronoi tessellation (about 6000 x 6000 px, 10,000 cells ~60 px across, 3 px
 endomysium) is measured by ``measure_fibers`` (labels only, then with an H&E-like RGB image
@@ -69,7 +69,7 @@ def main() -> None:
 
     from skimage.measure import regionprops_table
 
-    from histo.morphometry import measure_fibers
+    from histo.measure.morphometry import measure_fibers
 
     labels, t_make, _ = timed(voronoi_labels, args.grid, args.spacing)
     n = len(np.unique(labels)) - 1

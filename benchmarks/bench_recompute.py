@@ -2,8 +2,8 @@
 
 A 4 x 4 mosaic of the bundled H&E sample and its labels (4008 x 4008 px, ~850 fibers) is
 measured once; then one fiber is erased and another split, and the table is brought up to
-date twice: by ``histo.recompute.recompute_changed`` (window around the edit) and by a full
-``histo.morphometry.measure_fibers`` (the baseline). Both tables must be equal.
+date twice: by ``histo.review.recompute.recompute_changed`` (window around the edit) and by a full
+``histo.measure.morphometry.measure_fibers`` (the baseline). Both tables must be equal.
 
 Run: .venv/bin/python benchmarks/bench_recompute.py
 """
@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from histo.io import ImageData, read_image
-from histo.masks import read_labels
-from histo.morphometry import measure_fibers
-from histo.recompute import changed_labels, recompute_changed
+from histo.io.image import ImageData, read_image
+from histo.io.masks import read_labels
+from histo.measure.morphometry import measure_fibers
+from histo.review.recompute import changed_labels, recompute_changed
 from histo.sample_data import demo_image_path, demo_labels_path
 
 TILES = 4

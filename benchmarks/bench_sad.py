@@ -13,8 +13,8 @@ in it, with known labels:
 * **decoys** that fail exactly one SAD criterion: small angular fibers of normal stain, small
   round dark fibers, and dark normal-sized fibers.
 
-The true labels go through the real chain: :func:`histo.morphometry.measure_fibers` then
-:func:`histo.scoring.score_slide`. Printed: sensitivity and precision of ``is_sad`` against
+The true labels go through the real chain: :func:`histo.measure.morphometry.measure_fibers` then
+:func:`histo.score.scoring.score_slide`. Printed: sensitivity and precision of ``is_sad`` against
 the planted truth on counted fibers (target >= 0.95 each), the same for a size-only baseline
 ("small" alone, what a size histogram would flag) in the same process, how many planted
 patches come out as one atrophy group, the slide's join-count p-value and the timings.
@@ -37,9 +37,9 @@ from skimage.draw import polygon as draw_polygon
 from skimage.morphology import convex_hull_image
 from skimage.morphology import disk as disk_footprint
 
-from histo.morphometry import measure_fibers
-from histo.scoring import score_slide
-from histo.settings import ScoringSettings
+from histo.measure.morphometry import measure_fibers
+from histo.score.scoring import score_slide
+from histo.score.settings import ScoringSettings
 
 PIXEL_UM = 0.5
 NADH_OD = np.array([0.55, 0.75, 0.35])      # OD direction of a blue-purple formazan

@@ -10,7 +10,7 @@
   recall of planted small angular fibers;
 * the classical baseline on the same real images, for the ratio.
 
-F1 / precision / recall at IoU 0.5 and the min-Feret error come from histo.evaluate (the
+F1 / precision / recall at IoU 0.5 and the min-Feret error come from histo.train.evaluate (the
 project's yardstick); "no edge" repeats F1 ignoring objects that touch the image border on
 both sides (the reference masks include cut edge fibers).
 
@@ -35,7 +35,7 @@ TARGETS = {"he_f1": 0.93, "if_f1": 0.93, "feret_median_rel": 0.05, "synth_f1": 0
 
 
 def _score(pred, gt, pixel_size_um=None):
-    from histo.evaluate import match_labels
+    from histo.train.evaluate import match_labels
 
     r = match_labels(pred, gt, pixel_size_um=pixel_size_um)
     e = match_labels(pred, gt, exclude_edge=True, min_feret=False)
@@ -66,8 +66,8 @@ def _trained_on(model) -> list[str]:
 
 
 def real_images(model, results):
-    from histo.segment import estimate_fiber_diameter, segment_image
-    from histo.targets import median_diameter_px
+    from histo.segment.segmenter import estimate_fiber_diameter, segment_image
+    from histo.segment.targets import median_diameter_px
 
     seen = _trained_on(model)
     cases = []
@@ -111,8 +111,8 @@ def real_images(model, results):
 
 
 def synthetic(model, n_per_stain, results, seed=20261125, size=512):
-    from histo.evaluate import match_labels
-    from histo.segment import segment_image
+    from histo.train.evaluate import match_labels
+    from histo.segment.segmenter import segment_image
     from histo.synth import STAINS, generate_section
 
     rng = np.random.default_rng(seed)
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--skip-synth", action="store_true")
     args = parser.parse_args(argv)
-    from histo.segment import load_segmenter, model_info
+    from histo.segment.segmenter import load_segmenter, model_info
 
     model = load_segmenter(args.model)
     print(f"model: {model_info('model', args.model)}; targets: {TARGETS}")

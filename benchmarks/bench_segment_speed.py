@@ -14,7 +14,7 @@
 
 Every time is the median of ``--repeats`` runs after one warm-up run on the same image (the
 Cellpose harness does the same), all in this one run, so the ratios compare like with like
-on a shared machine. OMP_WAIT_POLICY is PASSIVE for both (histo.net sets it before torch
+on a shared machine. OMP_WAIT_POLICY is PASSIVE for both (histo.segment.net sets it before torch
 loads; the Cellpose subprocess inherits it), so neither spins on a busy CPU.
 
 Run: .venv/bin/python benchmarks/bench_segment_speed.py [--skip-cellpose] [--skip-memory]
@@ -62,7 +62,7 @@ def _crop_file(tmp: Path) -> Path:
 def _reference_diameter(stem: str) -> float:
     from PIL import Image
 
-    from histo.targets import median_diameter_px
+    from histo.segment.targets import median_diameter_px
 
     return median_diameter_px(np.asarray(Image.open(REAL / "he" / f"{stem}_labels.png")).astype(np.int32))
 
@@ -70,9 +70,9 @@ def _reference_diameter(stem: str) -> float:
 def end_to_end(path: Path, *, pixel_size_um=None, fiber_diameter_px=None, method="model", model=None,
                stain="he", repeats=3):
     """Median seconds for read + segment + measure (and its parts) over ``repeats`` runs after a warm-up."""
-    from histo.io import read_image
-    from histo.morphometry import measure_fibers
-    from histo.segment import segment_image
+    from histo.io.image import read_image
+    from histo.measure.morphometry import measure_fibers
+    from histo.segment.segmenter import segment_image
 
     runs = []
     for i in range(repeats + 1):
@@ -99,7 +99,7 @@ def _fmt(name, r):
 
 MEMORY_CHILD = r"""
 import resource, sys, time, numpy as np, tifffile
-from histo.segment import segment_image, load_segmenter
+from histo.segment.segmenter import segment_image, load_segmenter
 crop = tifffile.imread(sys.argv[1])
 side = 10000
 reps = -(-side // crop.shape[0])
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-crop", action="store_true", help="only the cn_img02 comparison")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    from histo.segment import load_segmenter, model_info  # sets OMP_WAIT_POLICY before torch loads
+    from histo.segment.segmenter import load_segmenter, model_info  # sets OMP_WAIT_POLICY before torch loads
 
     import torch
 

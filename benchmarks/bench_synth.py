@@ -9,7 +9,7 @@ the same sample back from a cached .npz file (``make_dataset``), all measured in
 OpenCV is limited to one thread so the figures are per core.
 
 ``--quality N`` also measures N samples per stain with the project's own yardsticks
-(``histo.morphometry.measure_fibers``, ``histo.stain.guess_stain``): fiber size against the
+(``histo.measure.morphometry.measure_fibers``, ``histo.io.stain.guess_stain``): fiber size against the
 request, size spread, and whether planted fibers come out small, angular and dark.
 """
 
@@ -37,11 +37,11 @@ def timed(fn, *args, **kw):
 
 
 def quality(n: int, shape: tuple[int, int], diameter: float) -> None:
-    """Planted fibers and sizes measured by histo.morphometry; stain guessed by histo.stain."""
+    """Planted fibers and sizes measured by histo.measure.morphometry; stain guessed by histo.io.stain."""
     from collections import Counter
 
-    from histo.morphometry import measure_fibers
-    from histo.stain import guess_stain
+    from histo.measure.morphometry import measure_fibers
+    from histo.io.stain import guess_stain
 
     print(f"\nquality: {n} samples per stain, {shape}, requested diameter {diameter} px "
           "(medians over samples; ratios planted / normal fibers of the same image)")

@@ -31,7 +31,7 @@ def _cases(n_synth: int, size: int = 384):
     from PIL import Image
 
     from histo.synth import STAINS, generate_section
-    from histo.targets import median_diameter_px
+    from histo.segment.targets import median_diameter_px
 
     img = tifffile.imread(ROOT / "data" / "real" / "he" / "cn_img01.tif")
     gt = np.asarray(Image.open(ROOT / "data" / "real" / "he" / "cn_img01_labels.png")).astype(np.int32)
@@ -49,11 +49,11 @@ def main(argv=None) -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--n-synth", type=int, default=4, help="synthetic sections per stain")
     args = parser.parse_args(argv)
-    from histo import inference as inf
-    from histo.evaluate import match_labels
-    from histo.imagesource import image_source
-    from histo.scale import aligned_factor
-    from histo.segment import load_segmenter
+    from histo.segment import inference as inf
+    from histo.train.evaluate import match_labels
+    from histo.segment.imagesource import image_source
+    from histo.segment.scale import aligned_factor
+    from histo.segment.segmenter import load_segmenter
 
     net, config = load_segmenter(args.model)
     dev = next(net.parameters()).device

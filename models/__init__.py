@@ -1,6 +1,6 @@
 """Shipped segmentation weights (safetensors) with their config (JSON) and model card (Markdown).
 
-Installed as the import package ``histo_models``; :mod:`histo.net` loads from here with
+Installed as the import package ``histo_models``; :mod:`histo.segment.net` loads from here with
 :func:`weights_dir`. Weights are tensors only (no pickle), so loading runs no code.
 """
 

@@ -1,4 +1,4 @@
-"""Tests of histo.adjacency: the fiber neighbour graph."""
+"""Tests of histo.measure.adjacency: the fiber neighbour graph."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from histo import adjacency
-from histo.adjacency import degree, fiber_adjacency, gap_in_pixels, grow_labels
+from histo.measure import adjacency
+from histo.measure.adjacency import degree, fiber_adjacency, gap_in_pixels, grow_labels
 from histo.errors import HistoInputError
 
 
@@ -186,7 +186,7 @@ def test_degree_and_gap_in_pixels():
     assert gap_in_pixels(3.0, None, default_px=5) == 5
 
 
-@pytest.mark.parametrize("module", ["histo.adjacency"])
+@pytest.mark.parametrize("module", ["histo.measure.adjacency"])
 def test_docstring_examples(module):
     import doctest
     import importlib

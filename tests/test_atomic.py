@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from histo.atomic import atomic_directory, atomic_path, atomic_write_bytes, atomic_write_text, partial_leftovers
+from histo.io.atomic import atomic_directory, atomic_path, atomic_write_bytes, atomic_write_text, partial_leftovers
 
 
 def test_write_text_and_bytes_replace(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from histo.batch import (
+from histo.batch.run import (
     ScoreParams,
     SlideJob,
     cohort_table,
@@ -17,7 +17,7 @@ from histo.batch import (
     run_batch,
     run_fingerprint,
 )
-from histo.discovery import assign_slide_ids, find_slides
+from histo.batch.discovery import assign_slide_ids, find_slides
 from histo.errors import HistoInputError
 
 
@@ -78,7 +78,7 @@ def test_plan_jobs_puts_each_slide_in_its_own_folder(tmp_path):
 
 # ----------------------------------------------------------------------------- fingerprints
 def test_fingerprint_changes_with_every_input():
-    from histo.settings import ScoringSettings
+    from histo.score.settings import ScoringSettings
 
     base = ScoreParams(stain="he", settings=ScoringSettings(), model={"name": "m", "version": "1"})
     fp = run_fingerprint("0" * 64, base)
@@ -102,7 +102,7 @@ def test_fingerprint_changes_with_every_input():
 def _fake_slide_fn(job, params, batch_info, progress):
     """A per-slide function with the contract of score_slide_file, without segmentation:
     'fails' on files whose bytes start with b'BAD', counts the bytes as fibers."""
-    from histo.atomic import atomic_directory
+    from histo.io.atomic import atomic_directory
 
     data = job.path.read_bytes()
     if data.startswith(b"BAD"):

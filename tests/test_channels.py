@@ -2,7 +2,7 @@
 
 import pytest
 
-from histo.channels import pick_channel
+from histo.io.channels import pick_channel
 from histo.errors import HistoInputError
 
 

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from histo.classes import CLASS_COLORS, CLASS_NAMES, fiber_class
+from histo.score.classes import CLASS_COLORS, CLASS_NAMES, fiber_class
 
 
 def test_priority_sad_over_small_and_excluded_over_all():

@@ -1,4 +1,4 @@
-"""Tests of histo.classical, the no-model baseline segmentation."""
+"""Tests of histo.segment.classical, the no-model baseline segmentation."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from scipy.spatial import cKDTree
 from skimage.segmentation import find_boundaries
 
-from histo.classical import estimate_fiber_diameter, interior_map, segment_classical
+from histo.segment.classical import estimate_fiber_diameter, interior_map, segment_classical
 from histo.errors import HistoInputError
-from histo.evaluate import match_labels
+from histo.train.evaluate import match_labels
 
 
 def _tessellation(shape=(400, 400), spacing=60, border_px=3, seed=0):
@@ -169,7 +169,7 @@ def test_real_he_reference(real_data):
 def test_real_if_reference_through_read_image(real_data):
     import tifffile
 
-    from histo.io import read_image
+    from histo.io.image import read_image
 
     image = read_image(real_data / "if" / "fs_rat.tif")
     gt = tifffile.imread(real_data / "if" / "fs_rat_labels.tif")

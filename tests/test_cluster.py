@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from histo.batch import ScoreParams, run_batch
+from histo.batch.run import ScoreParams, run_batch
 
 TESTS = Path(__file__).resolve().parent
 DASK = Path(sys.executable).with_name("dask")
@@ -150,7 +150,7 @@ def test_local_cluster_equals_serial(tmp_path):
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     from test_batch import _fake_slide_fn, _touch
 
-    from histo import parallel
+    from histo.batch import parallel
     from histo.errors import HistoInputError
 
     monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", "2s")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from histo import scoring
-from histo.dubowitz import (
+from histo.score import scoring
+from histo.score.dubowitz import (
     atrophy_factor,
     describe_sizes,
     hypertrophy_factor,

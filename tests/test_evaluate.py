@@ -1,4 +1,4 @@
-"""Tests of histo.evaluate (matching, F1 at IoU thresholds, min-Feret error) and `histo eval`."""
+"""Tests of histo.train.evaluate (matching, F1 at IoU thresholds, min-Feret error) and `histo eval`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from histo.errors import HistoInputError
-from histo.evaluate import DEFAULT_THRESHOLDS, match_labels
+from histo.train.evaluate import DEFAULT_THRESHOLDS, match_labels
 
 
 def _square_grid(n: int, size: int, gap: int = 2) -> np.ndarray:

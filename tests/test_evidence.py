@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from histo.evidence import FORBIDDEN_WORDS, build_evidence, figure, format_p
-from histo.settings import ScoringSettings
+from histo.score.evidence import FORBIDDEN_WORDS, build_evidence, figure, format_p
+from histo.score.settings import ScoringSettings
 
 
 def base_summary():

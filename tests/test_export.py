@@ -13,12 +13,12 @@ import zarr
 from PIL import Image
 from skimage.draw import disk, polygon
 
-from histo.atomic import partial_leftovers
-from histo.classes import CLASS_COLORS
+from histo.io.atomic import partial_leftovers
+from histo.score.classes import CLASS_COLORS
 from histo.errors import HistoInputError
-from histo.export import render_overlay, to_jsonable, write_labels_pyramid, write_slide_outputs
-from histo.io import read_image
-from histo.masks import read_labels
+from histo.results.writer import render_overlay, to_jsonable, write_labels_pyramid, write_slide_outputs
+from histo.io.image import read_image
+from histo.io.masks import read_labels
 
 FILES = ["fibers.csv", "fibers.geojson", "fibers.parquet", "labels.tif", "overlay.png", "rois.zip", "summary.json"]
 
@@ -129,7 +129,7 @@ def test_replaces_old_folder_and_leaves_nothing_on_failure(tmp_path, monkeypatch
     write_slide_outputs(out, labels=labels, fibers=table_for(labels), summary={"run": 2})
     assert json.loads((out / "summary.json").read_text()) == {"run": 2}
 
-    import histo.export as export
+    import histo.results.writer as export
 
     def broken(*args, **kwargs):
         raise MemoryError("killed while drawing the overlay")
@@ -254,7 +254,7 @@ CASES = ["zero-byte image", "truncated tiff", "text renamed .tif", "zero-byte la
 
 @pytest.mark.parametrize("case", CASES)
 def test_measure_file_refuses_bad_input_and_writes_nothing(tmp_path, real_data, case):
-    from histo.pipeline import measure_file
+    from histo.batch.pipeline import measure_file
 
     image, labels, culprit = _bad_inputs(tmp_path, real_data)[case]
     out_root = tmp_path / "results"
@@ -266,7 +266,7 @@ def test_measure_file_refuses_bad_input_and_writes_nothing(tmp_path, real_data, 
 
 @pytest.mark.parametrize("kind", ["rgba", "rgb16"])
 def test_measure_file_handles_rgba_and_16bit_rgb(tmp_path, kind):
-    from histo.pipeline import measure_file
+    from histo.batch.pipeline import measure_file
 
     labels = synthetic_shapes()
     rgb = np.where(labels[..., None] > 0, [200, 90, 150], [240, 230, 235]).astype(np.uint8)

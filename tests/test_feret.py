@@ -1,4 +1,4 @@
-"""Tests of histo.feret: rotating calipers, the pixel-edge-midpoint convention, Pick's area."""
+"""Tests of histo.measure.feret: rotating calipers, the pixel-edge-midpoint convention, Pick's area."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
 
-from histo._ragged import offsets_from_lengths
-from histo.feret import (
+from histo.measure._ragged import offsets_from_lengths
+from histo.measure.feret import (
     caliper_widths,
     calipers,
     convex_hull_xy,
@@ -158,7 +158,7 @@ def test_digitised_disk_is_digitally_convex():
     assert lattice_area_px(convex_hull_xy(_points(mask))) == mask.sum()
 
 
-@pytest.mark.parametrize("module", ["histo.feret"])
+@pytest.mark.parametrize("module", ["histo.measure.feret"])
 def test_docstring_examples(module):
     import doctest
     import importlib

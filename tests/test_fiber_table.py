@@ -1,4 +1,4 @@
-"""Tests of histo.fiber_table: the per-fiber table's column names and unit suffixes."""
+"""Tests of histo.measure.fiber_table: the per-fiber table's column names and unit suffixes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from histo import fiber_table, morphometry
+from histo.measure import fiber_table
+
+from histo.measure import morphometry
 from histo.errors import HistoInputError
-from histo.fiber_table import empty_table, size_column, table_columns
+from histo.measure.fiber_table import empty_table, size_column, table_columns
 
 
 def test_size_column():

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from histo.errors import HistoInputError
-from histo.fibertypes import (
+from histo.score.fibertypes import (
     enclosed_fibers,
     fit_levels,
     level_names,
@@ -16,7 +16,7 @@ from histo.fibertypes import (
     type_fibers,
     type_statistics,
 )
-from histo.settings import ScoringSettings
+from histo.score.settings import ScoringSettings
 
 
 def grid(ny, nx, cell=20, radius=8):

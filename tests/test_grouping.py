@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from histo.errors import HistoInputError
-from histo.grouping import (
+from histo.score.grouping import (
     category_join_test,
     connected_groups,
     group_summary,

@@ -7,10 +7,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from histo import inference
-from histo.net import NetConfig
-from histo.netinput import network_input
-from histo.targets import median_diameter_px
+from histo.segment import inference
+from histo.segment.net import NetConfig
+from histo.segment.netinput import network_input
+from histo.segment.targets import median_diameter_px
 
 
 
@@ -49,9 +49,9 @@ def test_network_input_modality_channel():
 
 
 def test_scale_search_finds_the_fibers_and_its_maps_are_reused(real_data, monkeypatch):
-    from histo import net as _net
-    from histo.imagesource import image_source
-    from histo.segment import load_segmenter, segment_image
+    from histo.segment import net as _net
+    from histo.segment.imagesource import image_source
+    from histo.segment.segmenter import load_segmenter, segment_image
 
     img = tifffile.imread(real_data / "he" / "cn_img02.tif")
     ref = median_diameter_px(np.asarray(Image.open(real_data / "he" / "cn_img02_labels.png")).astype(np.int32))

@@ -1,13 +1,13 @@
-"""Tests of histo.interior: the per-stain fiber-interior maps of the classical baseline."""
+"""Tests of histo.segment.interior: the per-stain fiber-interior maps of the classical baseline."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from histo import classical
+from histo.segment import classical
 from histo.errors import HistoInputError
-from histo.interior import interior_map
+from histo.segment.interior import interior_map
 
 
 def _two_tone(inside, outside, shape=(40, 40)):

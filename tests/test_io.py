@@ -11,7 +11,7 @@ import tifffile
 from PIL import Image
 
 from histo.errors import HistoInputError
-from histo.io import ImageData, image_checksum, open_slide, read_image, sniff_format
+from histo.io.image import ImageData, image_checksum, open_slide, read_image, sniff_format
 
 
 # --------------------------------------------------------------------------- real files

@@ -12,7 +12,7 @@ import tifffile
 from PIL import Image
 
 from histo.errors import HistoInputError
-from histo.masks import read_labels, validate_labels
+from histo.io.masks import read_labels, validate_labels
 
 
 def per_fiber_iou(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -117,7 +117,7 @@ def _feature(ring, name=None, otype="detection", holes=()):
 
 
 def test_geojson_collection_holes_and_annotations(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="histo.masks")
+    caplog.set_level(logging.INFO, logger="histo.io.masks")
     tissue = _feature(_square(0, 0, 30), otype="annotation")
     a = _feature(_square(2, 2, 10), holes=[_square(5, 5, 3)])
     b = _feature(_square(15, 2, 5))

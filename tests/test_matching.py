@@ -1,13 +1,13 @@
-"""Tests of histo.matching: relabelling, the IoU contingency table, one-to-one matching."""
+"""Tests of histo.train.matching: relabelling, the IoU contingency table, one-to-one matching."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from histo import matching
+from histo.train import matching
 from histo.errors import HistoInputError
-from histo.matching import (
+from histo.train.matching import (
     check_label_image,
     counted_objects,
     detection_scores,

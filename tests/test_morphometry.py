@@ -1,4 +1,4 @@
-"""Tests of histo.morphometry (and histo.shape): the per-fiber table on exact shapes and real data."""
+"""Tests of histo.measure.morphometry (and histo.measure.shape): the per-fiber table on exact shapes and real data."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from matplotlib.path import Path as MplPath
 
 from histo.errors import HistoInputError
-from histo.morphometry import measure_fibers, robust_z, table_columns
-from histo.shape import MIN_SHAPE_AREA_PX, angularity_from_chain, outer_contours
+from histo.measure.morphometry import measure_fibers, robust_z, table_columns
+from histo.measure.shape import MIN_SHAPE_AREA_PX, angularity_from_chain, outer_contours
 
 RNG = np.random.default_rng(11)
 
@@ -389,7 +389,7 @@ def test_real_he_image(real_data):
 
 
 def test_real_if_image_through_imagedata(real_data):
-    io = pytest.importorskip("histo.io")
+    io = pytest.importorskip("histo.io.image")
     tifffile = pytest.importorskip("tifffile")
 
     image = io.read_image(real_data / "if" / "fs_rat.tif", channel=3)
@@ -405,7 +405,7 @@ def test_real_if_image_through_imagedata(real_data):
     assert (inner["n_neighbors"] >= 1).mean() > 0.9
 
 
-@pytest.mark.parametrize("module", ["histo.morphometry", "histo.shape", "histo._ragged"])
+@pytest.mark.parametrize("module", ["histo.measure.morphometry", "histo.measure.shape", "histo.measure._ragged"])
 def test_docstring_examples(module):
     import doctest
     import importlib
@@ -415,7 +415,7 @@ def test_docstring_examples(module):
 
 
 def test_given_edges_give_the_same_neighbour_counts_as_computed_ones():
-    from histo.adjacency import fiber_adjacency
+    from histo.measure.adjacency import fiber_adjacency
 
     lab = np.zeros((60, 60), np.int32)
     lab[5:20, 5:20] = 7

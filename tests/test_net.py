@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from histo.errors import HistoInputError
-from histo.net import (
+from histo.segment.net import (
     FiberNet,
     NetConfig,
     fuse_batchnorm,
@@ -17,7 +17,7 @@ from histo.net import (
     predict_maps,
     save_model,
 )
-from histo.netinput import input_stats, network_input
+from histo.segment.netinput import input_stats, network_input
 
 
 def _trained_like(channels=(8, 16, 32)):
@@ -101,7 +101,7 @@ def test_predict_maps_pads_and_crops():
 
 @pytest.mark.parametrize("dtype, top", [(np.uint8, 256), (np.uint16, 4096)])
 def test_channel_percentiles_equal_numpy(dtype, top):
-    from histo.netinput import channel_percentiles
+    from histo.segment.netinput import channel_percentiles
 
     rng = np.random.default_rng(3)
     for n in (1, 2, 5, 1000):

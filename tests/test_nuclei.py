@@ -9,8 +9,8 @@ import tifffile
 from PIL import Image
 
 from histo.errors import HistoInputError
-from histo.nuclei import border_ratio, central_nuclei, count_nuclei, detect_nuclei
-from histo.settings import ScoringSettings
+from histo.score.nuclei import border_ratio, central_nuclei, count_nuclei, detect_nuclei
+from histo.score.settings import ScoringSettings
 
 
 def disk_mask(shape, cy, cx, r):

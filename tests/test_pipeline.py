@@ -10,8 +10,8 @@ import pytest
 import tifffile
 
 from histo.errors import HistoInputError
-from histo.io import read_image
-from histo.pipeline import analyze, default_channel, measure_file, score_file, slide_id
+from histo.io.image import read_image
+from histo.batch.pipeline import analyze, default_channel, measure_file, score_file, slide_id
 
 CONTRACT = ("labels.tif", "fibers.csv", "fibers.parquet", "summary.json", "fibers.geojson",
             "rois.zip", "overlay.png")
@@ -69,7 +69,7 @@ def test_bad_mask_leaves_no_output(real_data, tmp_path):
 
 def test_excluded_fibers_are_measured_but_not_counted(real_data):
     image = read_image(real_data / "he" / "cn_img01.tif")
-    from histo.masks import read_labels
+    from histo.io.masks import read_labels
 
     labels = read_labels(real_data / "he" / "cn_img01_labels.png")
     base = analyze(image, labels, stain="he")
@@ -88,7 +88,7 @@ def test_score_file_classical_on_real_he(real_data, tmp_path):
 
 
 def test_a_slide_without_fibers_is_a_clear_error_not_an_empty_mask_message(tmp_path):
-    from histo.pipeline import segment_and_analyze
+    from histo.batch.pipeline import segment_and_analyze
 
     blank = tmp_path / "blank.png"
     from PIL import Image
@@ -104,7 +104,7 @@ def test_a_blank_slide_through_the_model_is_a_clear_error(tmp_path):
     """No pixel size: the model's scale search finds nothing at any scale -> HistoInputError."""
     from PIL import Image
 
-    from histo.pipeline import segment_and_analyze
+    from histo.batch.pipeline import segment_and_analyze
 
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((256, 256, 3), 245, np.uint8)).save(blank)

@@ -8,7 +8,7 @@ import shapely
 from scipy import ndimage as ndi
 from skimage.draw import polygon as sk_polygon
 
-from histo.polygons import label_polygons, polygons_to_labels, rasterize_rings, ring_area
+from histo.io.polygons import label_polygons, polygons_to_labels, rasterize_rings, ring_area
 
 
 def voronoi_labels(shape, n, seed):

@@ -1,10 +1,10 @@
-"""From maps to labels: the seeded watershed and the smooth upsampling of labels (histo.postprocess)."""
+"""From maps to labels: the seeded watershed and the smooth upsampling of labels (histo.segment.postprocess)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from histo.postprocess import drop_small, maps_to_labels, upsample_labels
+from histo.segment.postprocess import drop_small, maps_to_labels, upsample_labels
 
 
 def _disk_maps(shape, centres, radius):

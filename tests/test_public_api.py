@@ -11,7 +11,7 @@ def test_every_public_name_resolves():
 
 def test_import_histo_loads_no_qt_napari_or_torch():
     code = (
-        "import sys, histo, histo.pipeline, histo.morphometry, histo.scoring, histo.io; "
+        "import sys, histo, histo.batch.pipeline, histo.measure.morphometry, histo.score.scoring, histo.io.image; "
         "bad = [m for m in ('napari', 'qtpy', 'PyQt6', 'PyQt5', 'PySide6', 'torch') if m in sys.modules]; "
         "print(bad)"
     )

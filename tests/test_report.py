@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from histo.errors import HistoInputError
-from histo.report import build_report, format_number, load_cohort
+from histo.report.html import build_report, format_number, load_cohort
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -24,7 +24,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def results(tmp_path_factory, real_data):
     """A results folder made with the real pipeline: two H&E slides measured from their
     reference masks (pixel size given so the Dubowitz figures exist), plus a failed slide."""
-    from histo.pipeline import measure_file
+    from histo.batch.pipeline import measure_file
 
     out = tmp_path_factory.mktemp("results")
     rows = []
@@ -63,7 +63,7 @@ def test_report_lists_slides_failures_and_embeds_everything(results):
 
 
 def test_report_honours_a_saved_review(results, tmp_path):
-    from histo.review import save_review
+    from histo.review.state import save_review
 
     work = tmp_path / "results"
     shutil.copytree(results, work)

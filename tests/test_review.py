@@ -1,4 +1,4 @@
-"""histo.review and histo.recompute: flags, atomic save / load round trip, apply_review, recompute_changed."""
+"""histo.review.state and histo.review.recompute: flags, atomic save / load round trip, apply_review, recompute_changed."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import tifffile
 
 from histo.errors import HistoInputError
-from histo.recompute import changed_labels, recompute_changed
-from histo.review import REVIEW_FILE, Review, load_review, reviewed_labels, save_review
-from histo.review_table import FLAGS, apply_review, validate_flags
+from histo.review.recompute import changed_labels, recompute_changed
+from histo.review.state import REVIEW_FILE, Review, load_review, reviewed_labels, save_review
+from histo.review.flags import FLAGS, apply_review, validate_flags
 
 
 def _labels() -> np.ndarray:
@@ -220,7 +220,7 @@ def _edits(labels: np.ndarray) -> np.ndarray:
     out[(labels == big[1]) & (np.arange(labels.shape[0])[:, None] > cy)] = max(ids) + 1
     out[cy, xs.min():xs.max() + 1][labels[cy, xs.min():xs.max() + 1] == big[1]] = 0
     # merge big[2] into its most-touching neighbour
-    from histo.adjacency import fiber_adjacency
+    from histo.measure.adjacency import fiber_adjacency
 
     pairs = fiber_adjacency(labels, max_gap_px=3)
     nb = [int(b if a == big[2] else a) for a, b in pairs if big[2] in (a, b) and big[0] not in (a, b)
@@ -233,14 +233,14 @@ def _edits(labels: np.ndarray) -> np.ndarray:
 
 
 def test_recompute_changed_equals_full_measurement_on_real_image(real_data):
-    from histo.io import read_image
-    from histo.masks import read_labels
-    from histo.morphometry import measure_fibers
+    from histo.io.image import read_image
+    from histo.io.masks import read_labels
+    from histo.measure.morphometry import measure_fibers
 
     image = read_image(real_data / "he" / "cn_img02.tif")
     labels = read_labels(real_data / "he" / "cn_img02_labels.png", shape=image.shape_yx)
     labels = np.asarray(labels)[:500, :600]
-    from histo.io import ImageData
+    from histo.io.image import ImageData
 
     crop = ImageData(pixels=image.pixels[:500, :600], axes="YXS", pixel_size_um=0.5)
     before = measure_fibers(labels, crop.pixels, pixel_size_um=0.5, stain="he")
@@ -252,7 +252,7 @@ def test_recompute_changed_equals_full_measurement_on_real_image(real_data):
 
 
 def test_recompute_changed_without_pixel_size_or_image_and_no_change():
-    from histo.morphometry import measure_fibers
+    from histo.measure.morphometry import measure_fibers
 
     lab = _labels()
     before = measure_fibers(lab, None)
@@ -274,7 +274,7 @@ def test_histo_imports_no_qt_or_napari():
     import subprocess
     import sys
 
-    code = ("import sys, histo, histo.review, histo.pipeline; "
+    code = ("import sys, histo, histo.review.state, histo.batch.pipeline; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'superqt')]; "
             "print(bad); raise SystemExit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from histo.scale import (
+from histo.segment.scale import (
     central_crop,
     estimate_diameter,
     factor_from_diameter,

@@ -11,8 +11,8 @@ import pytest
 from skimage.draw import disk
 
 from histo.errors import HistoInputError
-from histo.scoring import classify_fibers, score_slide
-from histo.settings import ScoringSettings
+from histo.score.scoring import classify_fibers, score_slide
+from histo.score.settings import ScoringSettings
 
 CELL = 40  # grid spacing of the synthetic sections, px
 
@@ -218,8 +218,8 @@ def test_bad_inputs_are_input_errors():
 
 # ---------------------------------------------------------------------- with measure_fibers
 def test_measured_disks_give_the_hand_computed_figures():
-    """Disks of chosen diameters, measured by histo.morphometry (min Feret within 1 px)."""
-    from histo.morphometry import measure_fibers
+    """Disks of chosen diameters, measured by histo.measure.morphometry (min Feret within 1 px)."""
+    from histo.measure.morphometry import measure_fibers
 
     ps = 0.5
     chosen_um = [15, 25, 35, 45, 55, 65, 75, 85, 95, 105, 33, 52]   # >= 1 µm from band edges
@@ -255,7 +255,7 @@ def test_real_regenerating_mouse_muscle(real_data):
     """cn_img01: H&E, no pixel size, many centrally nucleated fibers."""
     from PIL import Image
 
-    from histo.morphometry import measure_fibers
+    from histo.measure.morphometry import measure_fibers
 
     import tifffile
 

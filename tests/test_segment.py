@@ -8,8 +8,8 @@ import tifffile
 from PIL import Image
 
 from histo.errors import HistoInputError
-from histo.net import DEFAULT_MODEL
-from histo.segment import model_info, segment_image
+from histo.segment.net import DEFAULT_MODEL
+from histo.segment.segmenter import model_info, segment_image
 
 
 def test_bad_inputs():
@@ -39,7 +39,7 @@ def test_model_info():
 
 
 def test_real_he_validation_image(he_val):
-    from histo.evaluate import match_labels
+    from histo.train.evaluate import match_labels
 
     img, gt = he_val
     labels = segment_image(img, stain="he")
@@ -50,7 +50,7 @@ def test_real_he_validation_image(he_val):
 
 def test_tiles_match_whole_image(he_val):
     """A 2x2 mosaic (2004 px) in 600 px tiles equals the same image in one tile."""
-    from histo.evaluate import match_labels
+    from histo.train.evaluate import match_labels
 
     img = he_val[0]
     big = np.block([[img, img[:, ::-1]], [img[::-1], img[::-1, ::-1]]]) if img.ndim == 2 else \
@@ -89,7 +89,7 @@ def test_tissue_mask_skips_empty_tiles(he_val):
 
 
 def test_fluorescence_channel(real_data):
-    from histo.evaluate import match_labels
+    from histo.train.evaluate import match_labels
 
     stack = tifffile.imread(real_data / "if" / "fs_rat.tif")
     gt = tifffile.imread(real_data / "if" / "fs_rat_labels.tif").astype(np.int32)
@@ -123,7 +123,7 @@ def test_segment_cli_classical_needs_channel_for_stacks(tmp_path, real_data):
 
 def test_float32_and_bfloat16_agree(he_val):
     """The same fibers whatever the arithmetic (GPU / bf16 CPUs run bfloat16, others float32)."""
-    from histo.evaluate import match_labels
+    from histo.train.evaluate import match_labels
 
     img, _ = he_val
     full = segment_image(img, stain="he", fiber_diameter_px=141.0, precision="float32")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from histo.errors import HistoInputError
-from histo.settings import FiberTypeSettings, NucleiSettings, ScoringSettings
+from histo.score.settings import FiberTypeSettings, NucleiSettings, ScoringSettings
 
 
 def test_normal_range_by_sex_and_override():

@@ -1,4 +1,4 @@
-"""The scoring settings' command-line flags (histo.settings_cli)."""
+"""The scoring settings' command-line flags (histo.commands._settings)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 
 import pytest
 
-from histo import settings
+from histo.score import settings
 from histo.errors import HistoInputError
-from histo.settings import ScoringSettings
-from histo.settings_cli import add_settings_arguments, settings_from_args
+from histo.score.settings import ScoringSettings
+from histo.commands._settings import add_settings_arguments, settings_from_args
 
 
 def parse(argv):
@@ -44,7 +44,7 @@ def test_cli_rejects_bad_values(capsys):
 
 
 def test_helpers_still_importable_from_histo_settings():
-    from histo.settings import add_settings_arguments as add, settings_from_args as read
+    from histo.score.settings import add_settings_arguments as add, settings_from_args as read
 
     assert add is add_settings_arguments and read is settings_from_args
     with pytest.raises(AttributeError, match="no attribute 'add_settings_argument'"):

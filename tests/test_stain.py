@@ -1,4 +1,4 @@
-"""Tests of histo.stain: optical density, H&E deconvolution, darkness signal, stain guess."""
+"""Tests of histo.io.stain: optical density, H&E deconvolution, darkness signal, stain guess."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from histo.errors import HistoInputError
-from histo.stain import (
+from histo.io.stain import (
     EOSIN_OD,
     HEMATOXYLIN_OD,
     STAINS,
@@ -242,7 +242,7 @@ def test_image_layout():
         image_layout(np.zeros((2, 3, 4, 5)))
 
 
-@pytest.mark.parametrize("module", ["histo.stain"])
+@pytest.mark.parametrize("module", ["histo.io.stain"])
 def test_docstring_examples(module):
     import doctest
     import importlib

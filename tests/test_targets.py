@@ -1,11 +1,11 @@
-"""Training targets and the membrane label convention (histo.targets)."""
+"""Training targets and the membrane label convention (histo.segment.targets)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from histo.targets import fiber_targets, median_diameter_px, membrane_labels
+from histo.segment.targets import fiber_targets, median_diameter_px, membrane_labels
 
 
 def _grid_labels(n=4, size=16, gap=2):
@@ -60,7 +60,7 @@ def test_membrane_labels_keep_wide_interstitium():
 
 
 def test_size_weights_favour_small_fibers():
-    from histo.targets import size_weights
+    from histo.segment.targets import size_weights
 
     lab = _grid_labels(n=3, size=20, gap=2)
     lab[lab == 5] = 0

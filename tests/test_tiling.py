@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.segmentation import relabel_sequential
 
-from histo.tiling import Tile, owned_labels, tile_cover, write_owned
+from histo.segment.tiling import Tile, owned_labels, tile_cover, write_owned
 
 
 def _random_labels(shape, n_seeds, max_extent, rng):

@@ -9,9 +9,9 @@ import pytest
 import tifffile
 
 from histo.errors import HistoInputError
-from histo.net import load_model
-from histo.train import TrainSettings, find_pairs, render_membrane, train
-from histo.trainset import make_batch, membrane_sample, synth_sample
+from histo.segment.net import load_model
+from histo.train.loop import TrainSettings, find_pairs, render_membrane, train
+from histo.train.trainset import make_batch, membrane_sample, synth_sample
 
 
 def _grid_labels(n=4, size=16, gap=2):

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import tifffile
 
-from histo.wsi import choose_level, detect_tissue, is_whole_slide
-from histo.wsi_tiles import mask_region, measure_tiles, signal_reference
+from histo.batch.wsi import choose_level, detect_tissue, is_whole_slide
+from histo.batch.wsi_tiles import mask_region, measure_tiles, signal_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,10 +58,10 @@ def test_mask_region_resamples_a_low_resolution_mask():
 
 def test_measuring_tile_by_tile_equals_measuring_whole(real_data):
     """Every fiber is measured once, by the tile that owns it, with the same values."""
-    from histo.adjacency import fiber_adjacency
-    from histo.io import read_image
-    from histo.masks import read_labels
-    from histo.morphometry import measure_fibers
+    from histo.measure.adjacency import fiber_adjacency
+    from histo.io.image import read_image
+    from histo.io.masks import read_labels
+    from histo.measure.morphometry import measure_fibers
 
     image = read_image(real_data / "he" / "cn_img01.tif")
     labels = read_labels(real_data / "he" / "cn_img01_labels.png", shape=image.shape_yx)
@@ -78,12 +78,12 @@ def test_measuring_tile_by_tile_equals_measuring_whole(real_data):
 
 def test_nuclei_counted_tile_by_tile_equal_the_whole_image(real_data):
     """Central nuclei per fiber on tiles (each fiber on its owning tile) = on the whole image."""
-    from histo.io import read_image
-    from histo.masks import read_labels
-    from histo.morphometry import measure_fibers
-    from histo.nuclei import central_nuclei
-    from histo.settings import ScoringSettings
-    from histo.wsi_tiles import nuclei_state, nuclei_summary
+    from histo.io.image import read_image
+    from histo.io.masks import read_labels
+    from histo.measure.morphometry import measure_fibers
+    from histo.score.nuclei import central_nuclei
+    from histo.score.settings import ScoringSettings
+    from histo.batch.wsi_tiles import nuclei_state, nuclei_summary
 
     image = read_image(real_data / "he" / "cn_img01.tif")
     labels = read_labels(real_data / "he" / "cn_img01_labels.png", shape=image.shape_yx)
@@ -108,7 +108,7 @@ def test_nuclei_counted_tile_by_tile_equal_the_whole_image(real_data):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["classical", "model"])
 def test_small_pyramidal_slide_scored_end_to_end(tmp_path, method):
-    from histo.batch import ScoreParams, run_batch
+    from histo.batch.run import ScoreParams, run_batch
 
     slide = tmp_path / "slides" / "wsi.ome.tif"
     slide.parent.mkdir()

@@ -1,7 +1,7 @@
 """``histo eval PRED GT``: score predicted fiber labels against reference labels.
 
 Prints precision / recall / F1 at IoU 0.5 ... 0.9, the mean IoU of the matched pairs and the
-minimum Feret diameter error on the fibers matched at IoU 0.5 (see :mod:`histo.evaluate`).
+minimum Feret diameter error on the fibers matched at IoU 0.5 (see :mod:`histo.train.evaluate`).
 With ``--exclude-edge`` it reports twice: all objects, then with objects touching the image
 border ignored (reference masks usually include cut fibers a pathologist would not count).
 """
@@ -55,13 +55,13 @@ _OUTLINE_FORMATS = ("zip", "roi", "json")
 
 
 def read_label_pair(pred_path: Path, gt_path: Path):
-    """Both masks as uint32 label images on one grid (via :func:`histo.masks.read_labels`).
+    """Both masks as uint32 label images on one grid (via :func:`histo.io.masks.read_labels`).
 
     Either may be an ImageJ ROI set or QuPath GeoJSON as long as the other is a label image:
     its shape rasterises the outlines.
     """
-    from histo.io import check_file, sniff_format
-    from histo.masks import read_labels
+    from histo.io.image import check_file, sniff_format
+    from histo.io.masks import read_labels
 
     outline = {p: sniff_format(check_file(p)) in _OUTLINE_FORMATS for p in (pred_path, gt_path)}
     if all(outline.values()):
@@ -75,7 +75,7 @@ def read_label_pair(pred_path: Path, gt_path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from histo.evaluate import DEFAULT_THRESHOLDS, match_labels
+    from histo.train.evaluate import DEFAULT_THRESHOLDS, match_labels
 
     pred, gt = read_label_pair(args.pred, args.gt)
     if pred.shape != gt.shape:

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report; print its path."""
-    from histo.report import build_report
+    from histo.report.html import build_report
 
     path = build_report(args.results, out_path=args.output)
     print(path)

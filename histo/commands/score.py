@@ -22,7 +22,7 @@ TABLE_COLUMNS = ("slide_id", "status", "n_fibers", "stain", "seconds", "error")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``histo score``."""
-    from histo.settings import add_settings_arguments
+    from histo.score.settings import add_settings_arguments
 
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FOLDER_OR_FILE",
                         help="slide files (TIFF, OME-TIFF, SVS, NDPI, PNG, JPEG) or folders, "
@@ -52,9 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the slides; print the final table; 0 when all succeeded, 1 otherwise."""
-    from histo.batch import ScoreParams, run_batch
+    from histo.batch.run import ScoreParams, run_batch
     from histo.errors import HistoInputError
-    from histo.settings import settings_from_args
+    from histo.score.settings import settings_from_args
 
     if args.workers is not None and args.workers < 1:
         raise HistoInputError(f"--workers must be 1 or more, got {args.workers}")
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _model_info(method: str):
     """``{"name", "version"}`` of the model a method uses (it enters the resume fingerprint)."""
-    from histo.segment import model_info
+    from histo.segment.segmenter import model_info
 
     return model_info(method)
 

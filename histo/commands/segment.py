@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _write_labels(path: Path, labels, pixel_size_um) -> None:
     import tifffile
 
-    from histo.atomic import atomic_path
+    from histo.io.atomic import atomic_path
 
     kwargs = {}
     if pixel_size_um:
@@ -47,9 +47,9 @@ def _write_labels(path: Path, labels, pixel_size_um) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from histo.io import read_image
-    from histo.pipeline import default_channel, resolve_stain, slide_id
-    from histo.segment import segment_image
+    from histo.io.image import read_image
+    from histo.batch.pipeline import default_channel, resolve_stain, slide_id
+    from histo.segment.segmenter import segment_image
 
     if args.threads:
         import torch

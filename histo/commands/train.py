@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from histo.train import TrainSettings
+    from histo.train.loop import TrainSettings
 
     d = TrainSettings()
     parser.add_argument("--data", type=Path, action="append", default=[], metavar="DIR",
@@ -42,10 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from histo.net import models_dir  # first: it sets OMP_WAIT_POLICY before torch loads
+    from histo.segment.net import models_dir  # first: it sets OMP_WAIT_POLICY before torch loads
 
     import torch
-    from histo.train import TrainSettings, train
+    from histo.train.loop import TrainSettings, train
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -39,7 +39,7 @@ class SynthSample:
         (the endomysium lies between them). Membrane IF (``"if"``): the membrane-stain
         reference convention, each fiber includes its membrane and neighbours meet at the
         midline of the endomysium between them (gaps up to ``IF_GAP_FRACTION`` of the fiber
-        diameter are split; see :func:`histo.targets.membrane_labels`).
+        diameter are split; see :func:`histo.segment.targets.membrane_labels`).
     planted : numpy.ndarray
         uint32 sorted labels of the planted small angular (dark) fibers.
     fiber_types : dict
@@ -184,7 +184,7 @@ def generate_section(
     image, rinfo = render(geom, stain, gen, diameter_px=float(fiber_diameter_px), interstitium=extra)
     labels = geom.labels
     if stain == "if":  # the membrane-stain reference convention: neighbours meet mid-membrane
-        from histo.targets import membrane_labels
+        from histo.segment.targets import membrane_labels
 
         labels = membrane_labels(labels, IF_GAP_FRACTION * float(fiber_diameter_px))
     info = {

@@ -3,7 +3,7 @@
 Flags take effect in the table at once, then the slide is re-scored in a worker thread
 (the latest request wins) so that the figures follow. Recompute re-measures only the fibers changed with
 napari's label tools, in a worker. Save writes the review atomically into the result
-folder (:func:`histo.review.save_review`), re-measuring pending edits first.
+folder (:func:`histo.review.state.save_review`), re-measuring pending edits first.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
-from histo.classes import CLASS_COLORS
+from histo.score.classes import CLASS_COLORS
 
 _BG = "#262930"  # napari dark theme background
 _FG = "#d6d6d6"

@@ -1,4 +1,4 @@
-"""From napari image layers to :class:`histo.io.ImageData` and back (no widgets).
+"""From napari image layers to :class:`histo.io.image.ImageData` and back (no widgets).
 
 Layers made by the plugin's reader carry ``metadata["histo"]`` with the slide's file, pixel
 size and channel; analysis then re-reads the file, so every channel (fiber typing, nuclei)
@@ -47,14 +47,14 @@ def layer_n_channels(layer) -> int:
 
 
 def image_from_layer(layer, *, pixel_size_um: float | None, channel: int | None) -> Any:
-    """The :class:`histo.io.ImageData` to analyse for an image layer.
+    """The :class:`histo.io.image.ImageData` to analyse for an image layer.
 
     Raises
     ------
     HistoInputError
         For a multiscale layer without a source file, or data that is not 2-D, RGB or (C, Y, X).
     """
-    from histo.io import ImageData, read_image
+    from histo.io.image import ImageData, read_image
 
     meta = histo_metadata(layer) or {}
     path = meta.get("image_path") or getattr(getattr(layer, "source", None), "path", None)

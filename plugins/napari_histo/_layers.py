@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from histo.classes import CLASS_COLORS, fiber_class
+from histo.score.classes import CLASS_COLORS, fiber_class
 
 #: Key of the plugin's entry in ``layer.metadata``.
 METADATA_KEY = "histo"
@@ -26,7 +26,7 @@ MAX_SINGLE_SCALE_PX = 8192
 
 
 def class_color_dict(fibers: pd.DataFrame) -> dict[int | None, tuple[float, float, float, float]]:
-    """``{label: RGBA}`` colouring each fiber by its display class (:mod:`histo.classes`).
+    """``{label: RGBA}`` colouring each fiber by its display class (:mod:`histo.score.classes`).
 
     Background (0) is transparent; labels not in the table (``None`` key) are white.
 

@@ -2,7 +2,7 @@
 
 * A slide file (TIFF / OME-TIFF / SVS / NDPI / PNG / JPEG) becomes an image layer in
   micrometres when the pixel size is known; pyramidal slides become multiscale layers
-  (lazy dask levels of :func:`histo.io.open_slide`); multichannel images one layer per
+  (lazy dask levels of :func:`histo.io.image.open_slide`); multichannel images one layer per
   channel.
 * A result folder ``RESULTS/<slide-id>/`` (``summary.json`` + ``labels.tif``) becomes the
   slide's image layer(s) (when the slide file is still where it was scored) and a labels
@@ -55,7 +55,7 @@ def _one(path) -> Path:
 
 def read_slide(path, *, name: str | None = None) -> list[tuple[Any, dict, str]]:
     """Layer data for a slide file (see the module docstring)."""
-    from histo.io import open_slide, read_image
+    from histo.io.image import open_slide, read_image
 
     path = _one(path)
     slide = open_slide(path)
@@ -106,7 +106,7 @@ def _read_labels(path: Path):
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         if len(series.levels) > 1 and np.prod(series.shape) > MULTISCALE_MIN_PIXELS:
-            from histo.io import open_slide
+            from histo.io.image import open_slide
 
             slide = open_slide(path)
             return [slide.to_dask(level) for level in range(slide.level_count)]
@@ -115,8 +115,8 @@ def _read_labels(path: Path):
 
 def read_result_folder(path) -> list[tuple[Any, dict, str]]:
     """Layer data for ``RESULTS/<slide-id>/`` (see the module docstring)."""
-    from histo.review import load_review
-    from histo.review_table import apply_review
+    from histo.review.state import load_review
+    from histo.review.flags import apply_review
 
     result_dir = _one(path)
     summary = json.loads((result_dir / "summary.json").read_text(encoding="utf-8"))

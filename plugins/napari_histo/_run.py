@@ -13,7 +13,7 @@ import numpy as np
 from napari.layers import Image
 
 from histo.errors import HistoError
-from histo.review_table import apply_review
+from histo.review.flags import apply_review
 from napari_histo._images import image_from_layer, layer_channel, layer_n_channels, layer_pixel_size_um
 from napari_histo._layers import METADATA_KEY
 from napari_histo._session import ReviewSession
@@ -77,7 +77,7 @@ class RunController:
             return
         if not self.widget.confirm_discard("running the analysis again"):
             return
-        from histo.settings import ScoringSettings
+        from histo.score.settings import ScoringSettings
 
         channel = self.ui.channel_spin.value()
         channel = None if channel < 0 else channel

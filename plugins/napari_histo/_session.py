@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
-from histo.recompute import changed_labels
-from histo.review import save_review
-from histo.review_table import FLAGS, apply_review, strip_review
+from histo.review.recompute import changed_labels
+from histo.review.state import save_review
+from histo.review.flags import FLAGS, apply_review, strip_review
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def rescore_table(fibers: pd.DataFrame, labels: np.ndarray, image: Any, flags: d
     Pure: runs in a worker thread on a snapshot. Returns the reviewed table and the scoring
     part of the summary (``settings``, ``statistics``, ``grouping``, ...).
     """
-    from histo.scoring import score_slide
+    from histo.score.scoring import score_slide
 
     base = strip_review(fibers)
     base["excluded"] = base["label"].isin([k for k, v in flags.items() if v == "excluded"]).to_numpy()
@@ -56,14 +56,14 @@ class ReviewSession:
     summary : dict
         ``summary.json``-like dict: slide info, statistics, grouping, evidence, ...
     flags : dict of int to str
-        Reviewer flags (:data:`histo.review.FLAGS`).
-    image : histo.io.ImageData or None
+        Reviewer flags (:data:`histo.review.state.FLAGS`).
+    image : histo.io.image.ImageData or None
         Pixels for re-measuring and scoring (None when the slide file is not available).
     stain, channel, settings
         As used for scoring.
     result_dir : Path or None
         ``RESULTS/<slide-id>/`` once the slide has one (opened from it or saved).
-    base : histo.pipeline.SlideResult or None
+    base : histo.batch.pipeline.SlideResult or None
         The unreviewed result, written as the result folder on the first save.
     dirty : bool
         Unsaved flags or edits.
@@ -86,7 +86,7 @@ class ReviewSession:
 
     def __post_init__(self) -> None:
         if self.settings is None:
-            from histo.settings import ScoringSettings
+            from histo.score.settings import ScoringSettings
 
             self.settings = ScoringSettings()
         if self.labels is not None:
@@ -127,7 +127,7 @@ class ReviewSession:
     def edges(self) -> np.ndarray:
         """The fiber adjacency graph of :attr:`labels` (cached until the labels change)."""
         if self._edges is None:
-            from histo.adjacency import fiber_adjacency
+            from histo.measure.adjacency import fiber_adjacency
 
             self._edges = fiber_adjacency(self.labels, max_gap_px=self.settings.gap_px(self.pixel_size_um))
         return self._edges
@@ -205,7 +205,7 @@ class ReviewSession:
 
         Returns a dict for :meth:`accept_recompute`.
         """
-        from histo.recompute import recompute_changed
+        from histo.review.recompute import recompute_changed
 
         if not self.can_score:
             raise HistoInputError(
@@ -221,7 +221,7 @@ class ReviewSession:
         )
         present = set(measured["label"].tolist())
         flags = {k: v for k, v in self.flags.items() if k in present}
-        from histo.adjacency import fiber_adjacency
+        from histo.measure.adjacency import fiber_adjacency
 
         edges = fiber_adjacency(labels_now, max_gap_px=self.settings.gap_px(self.pixel_size_um))
         fibers, part = rescore_table(measured, labels_now, self.image, flags, settings=self.settings,
@@ -265,7 +265,7 @@ class ReviewSession:
         return self.result_dir
 
     def _write_result_folder(self, results_root: Path) -> Path:
-        from histo.export import write_slide_outputs
+        from histo.results.writer import write_slide_outputs
 
         base = self.base
         if base is None:
@@ -289,7 +289,7 @@ def session_from_result(labels: np.ndarray | None, fibers: pd.DataFrame, meta: d
     session reviews with flags only.
     """
     from histo.errors import HistoError
-    from histo.settings import ScoringSettings
+    from histo.score.settings import ScoringSettings
 
     summary = meta.get("summary") or {}
     try:
@@ -300,7 +300,7 @@ def session_from_result(labels: np.ndarray | None, fibers: pd.DataFrame, meta: d
     image = None
     path = meta.get("image_path")
     if path and labels is not None and float(meta.get("analysis_downsample") or 1.0) == 1.0:
-        from histo.io import read_image
+        from histo.io.image import read_image
 
         try:
             image = read_image(path, pixel_size_um=meta.get("pixel_size_um"), channel=meta.get("channel"))

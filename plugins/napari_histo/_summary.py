@@ -1,7 +1,7 @@
 """Summary panel: fiber counts, the slide figures against their normal ranges, grouping tests.
 
 The panel is one rich-text label rebuilt from the reviewed per-fiber table and the summary
-of :func:`histo.scoring.score_slide` after every flag or edit. The first lines (fibers,
+of :func:`histo.score.scoring.score_slide` after every flag or edit. The first lines (fibers,
 counted, excluded, SAD, ...) are counted from the table, so a confirmed or rejected SAD call
 shows at once; the figures below (AF, HF, VC, class fractions, grouping join-count p-values
 and the rest of ``summary["evidence"]``, each with its normal range, out-of-range ones in
@@ -19,7 +19,7 @@ import pandas as pd
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from histo.scoring import fiber_counts as slide_counts
+from histo.score.scoring import fiber_counts as slide_counts
 
 OUTSIDE_COLOR = "#ff6060"
 
@@ -28,7 +28,7 @@ def fiber_counts(fibers: pd.DataFrame) -> dict[str, Any]:
     """Counts shown at the top of the panel (pure; also used by tests).
 
     ``counted`` fibers are the denominator of every percentage (edge and excluded fibers left
-    out); SAD uses the reviewed call (``is_sad`` after :func:`histo.review.apply_review`).
+    out); SAD uses the reviewed call (``is_sad`` after :func:`histo.review.state.apply_review`).
 
     Examples
     --------

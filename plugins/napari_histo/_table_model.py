@@ -15,7 +15,7 @@ import pandas as pd
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
 from qtpy.QtGui import QColor
 
-from histo.classes import CLASS_COLORS, fiber_class
+from histo.score.classes import CLASS_COLORS, fiber_class
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from histo.classes import CLASS_NAMES
+from histo.score.classes import CLASS_NAMES
 from napari_histo._histogram import FeretHistogram
 from napari_histo._summary import SummaryPanel
 from napari_histo._table_model import EXTRA_FILTERS

@@ -147,9 +147,9 @@ def analyse_image(image, *, stain: str, channel: int | None, method: str, settin
 
     Returns
     -------
-    histo.pipeline.SlideResult
+    histo.batch.pipeline.SlideResult
     """
-    from histo.pipeline import segment_and_analyze
+    from histo.batch.pipeline import segment_and_analyze
 
     report(0, 1, "segmenting")
 

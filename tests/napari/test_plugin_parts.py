@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("napari")
 from qtpy.QtCore import Qt  # noqa: E402
 
-from histo.classes import CLASS_COLORS  # noqa: E402
+from histo.score.classes import CLASS_COLORS  # noqa: E402
 from napari_histo._histogram import histogram_data  # noqa: E402
 from napari_histo._layers import class_color_dict, labels_pyramid  # noqa: E402
 from napari_histo._summary import fiber_counts, summary_html  # noqa: E402
@@ -108,9 +108,9 @@ def _pyramid_slide(path, pixels: np.ndarray) -> None:
 
 
 def test_whole_slide_result_opens_multiscale_and_reviews_with_flags(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    from histo.io import read_image
-    from histo.pipeline import measure_file
-    from histo.review import load_review
+    from histo.io.image import read_image
+    from histo.batch.pipeline import measure_file
+    from histo.review.state import load_review
     from histo.sample_data import demo_image_path, demo_labels_path
     from napari_histo import _reader
 
@@ -143,7 +143,7 @@ def test_whole_slide_result_opens_multiscale_and_reviews_with_flags(make_napari_
 def test_result_folder_without_its_slide_opens_labels_for_flags_only(make_napari_viewer, tmp_path):
     import shutil
 
-    from histo.pipeline import measure_file
+    from histo.batch.pipeline import measure_file
     from histo.sample_data import demo_image_path, demo_labels_path
 
     slide = tmp_path / "moved.tif"

@@ -20,7 +20,7 @@ import pytest
 napari = pytest.importorskip("napari")
 from qtpy.QtCore import QPoint, Qt  # noqa: E402
 
-from histo.review import load_review  # noqa: E402
+from histo.review.state import load_review  # noqa: E402
 from napari_histo import _dialogs  # noqa: E402
 from napari_histo._layers import _camera  # noqa: E402
 from napari_histo._reader import get_reader  # noqa: E402
@@ -196,7 +196,7 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     import json
 
     import pandas as pd
-    from histo.reviewed import reviewed_result
+    from histo.review.rescore import reviewed_result
 
     stored = json.loads((result_dir / "summary.json").read_text())
     _, report, _ = reviewed_result(result_dir, stored, pd.read_parquet(result_dir / "fibers.parquet"), saved)
@@ -241,13 +241,13 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
 
 
 def test_worker_errors_cancel_and_close_guard(make_napari_viewer, qtbot, monkeypatch):
-    import histo.pipeline
+    import histo.batch.pipeline
     from napari_histo import _worker
 
-    from histo.io import read_image
+    from histo.io.image import read_image
     from histo.sample_data import demo_image_path
 
-    original = histo.pipeline.segment_and_analyze
+    original = histo.batch.pipeline.segment_and_analyze
     viewer = make_napari_viewer(show=True)
     viewer.add_image(read_image(demo_image_path()).pixels[:400, :400], rgb=True, name="crop")
     widget = _dock(viewer)
@@ -257,7 +257,7 @@ def test_worker_errors_cancel_and_close_guard(make_napari_viewer, qtbot, monkeyp
     def boom(*args, **kwargs):
         raise RuntimeError("model exploded")
 
-    monkeypatch.setattr(histo.pipeline, "segment_and_analyze", boom)
+    monkeypatch.setattr(histo.batch.pipeline, "segment_and_analyze", boom)
     widget.run()
     _wait(qtbot, widget)
     assert "model exploded" in widget.ui.status.text() and widget.session is None
@@ -271,7 +271,7 @@ def test_worker_errors_cancel_and_close_guard(make_napari_viewer, qtbot, monkeyp
             time.sleep(0.01)
         raise AssertionError("not cancelled")
 
-    monkeypatch.setattr(histo.pipeline, "segment_and_analyze", slow)
+    monkeypatch.setattr(histo.batch.pipeline, "segment_and_analyze", slow)
     widget.run()
     qtbot.waitUntil(lambda: widget.ui.progress.maximum() == 200, timeout=10_000)
     widget.ui.cancel_button.click()
@@ -280,7 +280,7 @@ def test_worker_errors_cancel_and_close_guard(make_napari_viewer, qtbot, monkeyp
     assert isinstance(_worker.Cancelled(), Exception)
 
     # Closing napari with an unsaved review asks; "cancel" keeps the window open.
-    monkeypatch.setattr(histo.pipeline, "segment_and_analyze", original)
+    monkeypatch.setattr(histo.batch.pipeline, "segment_and_analyze", original)
     monkeypatch.setattr(_dialogs, "ask_unsaved", lambda parent, action: "cancel")
     layer = _segment(qtbot, viewer, widget)
     _click_row(qtbot, widget, 0)

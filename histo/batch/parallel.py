@@ -1,0 +1,178 @@
+"""Parallel plumbing of :mod:`histo.batch.run`: Dask clusters and progress bars.
+
+One task per slide, on a local cluster of worker processes or an existing ``distributed``
+scheduler; workers write the slide folders and report tile progress as worker events
+(``Worker.log_event``), which the client shows with tqdm on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from histo.errors import HistoInputError
+
+log = logging.getLogger(__name__)
+
+#: How long to wait for a remote scheduler before giving up.
+CONNECT_TIMEOUT = "20s"
+
+
+def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> list[dict]:
+    """One task per slide on a local cluster or a remote scheduler; rows in job order."""
+    import dask
+    from distributed import Client, LocalCluster, as_completed
+
+    from histo.batch.run import cohort_row
+
+    cluster = None
+    _quiet_distributed()
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        else:
+            with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                                  "distributed.nanny.pre-spawn-environ": _thread_env(workers)}):
+                cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1,
+                                       processes=True, dashboard_address=None,
+                                       scheduler_kwargs={"dashboard": False},
+                                       silence_logs=logging.ERROR)
+            client = Client(cluster)
+    except (OSError, TimeoutError) as err:
+        where = scheduler or f"a local cluster of {workers} workers"
+        raise HistoInputError(f"cannot start or reach the Dask scheduler at {where}: {err}; "
+                              "check the address (tcp://host:8786) and that it is running") from err
+    try:
+        client.subscribe_topic(_PROGRESS_TOPIC, progress.on_event)
+        futures = {client.submit(_dask_task, jobs[i], params, force, slide_fn, pure=False,
+                                 key=f"histo-slide-{jobs[i].slide_id}-{time.time_ns()}",
+                                 priority=len(jobs) - rank): i
+                   for rank, i in enumerate(largest_first(jobs))}
+        rows: list[dict | None] = [None] * len(jobs)
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                rows[i] = future.result()
+            except Exception as err:  # noqa: BLE001 - a dead worker is one slide's error
+                rows[i] = cohort_row(jobs[i], None, status="error",
+                                     error=f"the worker scoring this slide failed ({err!r}); "
+                                           "it may have run out of memory or crashed")
+            progress.slide_done(rows[i])
+        return rows  # type: ignore[return-value]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+_PROGRESS_TOPIC = "histo-tiles"
+
+
+def _quiet_distributed() -> None:
+    """Dask's own INFO chatter (scheduler, nannies) only with ``histo -vv``."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+def largest_first(jobs) -> list[int]:
+    """Job indices by decreasing file size: the biggest slides start first, so that with
+    several workers the small ones fill in around them (longest-processing-time order)."""
+    def size(i: int) -> int:
+        try:
+            return jobs[i].path.stat().st_size
+        except OSError:
+            return 0
+    return sorted(range(len(jobs)), key=lambda i: (-size(i), i))
+
+
+def _thread_env(workers: int) -> dict[str, Any]:
+    """Worker environment: Dask's defaults, with every worker allowed all the machine's cores
+    (numpy, OpenMP and torch threads) and OpenMP threads that sleep instead of spinning.
+
+    Sharing the cores out (cores / workers threads each) starves the last big slide of a batch:
+    on ``data/real`` (one slide is 85 % of the work) ``--workers 2`` ran at 0.79x of
+    ``--workers 1``; with all cores per worker and passive waiting it runs at 1.05x, and a
+    cohort of similar slides keeps its 1.23x (``benchmarks/bench_batch.py``).
+    """
+    import os
+
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    threads = max(1, os.cpu_count() or 1)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = threads
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
+def _dask_task(job, params, force: bool, slide_fn) -> dict[str, Any]:
+    """Runs on a worker: score one slide, report tile progress as worker events."""
+    import dask
+    from distributed import get_worker
+
+    from histo.batch.run import process_slide
+
+    worker = get_worker()
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] > 0.5:
+            last[0] = now
+            worker.log_event(_PROGRESS_TOPIC, {"slide": job.slide_id, "done": done, "total": total})
+
+    with dask.config.set(scheduler="synchronous"):  # one thread per worker; no nested cluster use
+        return process_slide(job, params, force=force, slide_fn=slide_fn, progress=report)
+
+
+class Progress:
+    """tqdm bars on stderr: one for slides, one per slide being tiled (big slides)."""
+
+    MIN_TILES = 4
+
+    def __init__(self, n_slides: int, *, enabled: bool):
+        self.enabled = enabled
+        self.tile_bars: dict[str, Any] = {}
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=n_slides, unit="slide", desc="slides", dynamic_ncols=True,
+                            disable=None)  # None: only on a terminal
+
+    def tiles_callback(self, slide_id: str) -> Callable[[int, int], None]:
+        return lambda done, total: self.tiles(slide_id, done, total)
+
+    def tiles(self, slide_id: str, done: int, total: int) -> None:
+        if not self.enabled or total < self.MIN_TILES:
+            return
+        from tqdm import tqdm
+
+        bar = self.tile_bars.get(slide_id)
+        if bar is None:
+            bar = self.tile_bars[slide_id] = tqdm(total=total, unit="tile", desc=slide_id[:24],
+                                                  leave=False, dynamic_ncols=True, disable=None)
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            self.tile_bars.pop(slide_id).close()
+
+    def on_event(self, event) -> None:
+        _, msg = event
+        self.tiles(msg["slide"], msg["done"], msg["total"])
+
+    def slide_done(self, row: dict[str, Any]) -> None:
+        bar = self.tile_bars.pop(row["slide_id"], None)
+        if bar is not None:
+            bar.close()
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{row['slide_id'][:20]}: {row['status']}")
+            self.bar.update(1)
+
+    def close(self) -> None:
+        for bar in list(self.tile_bars.values()):
+            bar.close()
+        if self.bar is not None:
+            self.bar.close()

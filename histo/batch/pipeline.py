@@ -1,0 +1,277 @@
+"""One slide through the stages: read, (segment), measure, score, write.
+
+Every entry point (CLI, batch, napari plugin) goes through these functions so that a slide
+scored in any of them gives the same numbers and the same files.
+
+Examples
+--------
+>>> from histo.batch.pipeline import measure_file                      # doctest: +SKIP
+>>> measure_file("slide.tif", "slide_labels.png", "results")     # doctest: +SKIP
+PosixPath('results/slide')
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from histo import __version__
+from histo.errors import HistoInputError
+
+log = logging.getLogger(__name__)
+
+STAINS = ("he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
+
+
+@dataclass(frozen=True)
+class SlideResult:
+    """What analysing one slide produces: the labels, the per-fiber table and the summary."""
+
+    labels: np.ndarray
+    fibers: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def slide_id(path: str | Path) -> str:
+    """Folder name for a slide's results: the file stem, made filesystem-safe.
+
+    Examples
+    --------
+    >>> slide_id("/data/Biopsy 12 (NADH).ome.tif")
+    'Biopsy_12_NADH'
+    """
+    name = Path(path).name
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    else:
+        name = Path(name).stem
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return safe or "slide"
+
+
+def resolve_stain(image, stain: str | None) -> str:
+    """The stain to analyse with: the given one, or a guess from the pixels for ``"auto"``."""
+    if stain in (None, "auto"):
+        from histo.io.stain import guess_stain
+
+        guessed = guess_stain(image.pixels)
+        log.info("stain guessed as %s for %s", guessed, image.path)
+        return guessed
+    if stain not in STAINS:
+        raise HistoInputError(f"unknown stain {stain!r}; choose one of auto, {', '.join(STAINS)}")
+    return stain
+
+
+def default_channel(image, stain: str, channel: int | None) -> int | None:
+    """The analysis channel of a multichannel image; brightfield RGB needs none.
+
+    A multichannel fluorescence image without ``channel`` is an error that names the fix:
+    which channel holds the fiber membrane (laminin, dystrophin, WGA) is not in the file.
+    """
+    from histo.io.channels import pick_channel
+
+    if image.axes != "CYX":
+        return None
+    return pick_channel(image.n_channels, channel, path=image.path)
+
+
+def _slide_info(image, stain: str, channel: int | None) -> dict[str, Any]:
+    from histo.io.image import image_checksum
+
+    path = image.path
+    return {
+        "id": slide_id(path) if path is not None else "image",
+        "path": str(path) if path is not None else None,
+        "sha256": image_checksum(path) if path is not None else None,
+        "shape": list(image.shape_yx),
+        "axes": image.axes,
+        "pixel_size_um": image.pixel_size_um,
+        "pixel_size_source": getattr(image, "pixel_size_source", None),
+        "stain": stain,
+        "channel": channel,
+    }
+
+
+def analyze(
+    image,
+    labels: np.ndarray,
+    *,
+    stain: str,
+    settings=None,
+    channel: int | None = None,
+    tissue_mask: np.ndarray | None = None,
+    model_info: dict[str, Any] | None = None,
+    excluded: pd.Series | None = None,
+) -> SlideResult:
+    """Measure and score one slide whose fibers are already segmented.
+
+    Parameters
+    ----------
+    image : histo.io.image.ImageData
+        The slide's pixels and metadata.
+    labels : (Y, X) integer array
+        Instance labels on the image's pixel grid, 0 = background.
+    stain : str
+        One of :data:`STAINS` (resolve ``"auto"`` with :func:`resolve_stain` first).
+    settings : histo.score.settings.ScoringSettings, optional
+        Thresholds and normal ranges; defaults when omitted.
+    channel : int, optional
+        Analysis channel of a multichannel image.
+    tissue_mask : (Y, X) bool array, optional
+        Tissue region; fibers at its edge are flagged like image-border fibers.
+    model_info : dict, optional
+        ``{"name", "version"}`` of the segmentation model, recorded in the summary.
+    excluded : Series of bool indexed by label, optional
+        Fibers a reviewer excluded; they are measured but not counted.
+
+    Returns
+    -------
+    SlideResult
+    """
+    from histo.measure.adjacency import fiber_adjacency
+    from histo.io.masks import validate_labels
+    from histo.measure.morphometry import measure_fibers
+    from histo.score.scoring import score_slide
+    from histo.score.settings import ScoringSettings
+
+    settings = settings or ScoringSettings()
+    labels = validate_labels(labels, image_shape=image.shape_yx, path=image.path)
+    gap_px = settings.gap_px(image.pixel_size_um)
+    edges = fiber_adjacency(labels, max_gap_px=gap_px)
+    fibers = measure_fibers(
+        labels,
+        image.pixels,
+        pixel_size_um=image.pixel_size_um,
+        stain=stain,
+        channel=channel,
+        tissue_mask=tissue_mask,
+        max_gap_um=settings.adjacency_gap_um,
+        edges=edges,
+    )
+    if excluded is not None:
+        fibers["excluded"] = fibers["label"].map(excluded).fillna(False).astype(bool)
+    fibers, scored = score_slide(fibers, labels, image, settings, stain=stain, edges=edges)
+    warnings = []
+    if image.pixel_size_um is None:
+        warnings.append(
+            f"{image.path or 'image'}: no pixel size in the file; sizes are in pixels and the "
+            "Dubowitz figures that need micrometres are left out. Pass --pixel-size UM "
+            "(micrometres per pixel) to get them."
+        )
+    summary = {
+        "slide": _slide_info(image, stain, channel),
+        "software": {"histo": __version__},
+        "model": model_info,
+        "n_fibers": int(len(fibers)),
+        **scored,
+        "warnings": warnings,
+    }
+    return SlideResult(labels=labels, fibers=fibers, summary=summary)
+
+
+def write_result(result: SlideResult, image, out_root: str | Path) -> Path:
+    """Write ``out_root/<slide-id>/`` (the output contract) atomically; returns the folder."""
+    from histo.results.writer import write_slide_outputs
+
+    out_dir = Path(out_root) / slide_id(image.path if image.path is not None else "image")
+    write_slide_outputs(
+        out_dir,
+        labels=result.labels,
+        fibers=result.fibers,
+        summary=result.summary,
+        image=image,
+        pixel_size_um=image.pixel_size_um,
+    )
+    return out_dir
+
+
+def measure_file(
+    image_path: str | Path,
+    labels_path: str | Path,
+    out_root: str | Path,
+    *,
+    pixel_size_um: float | None = None,
+    stain: str = "auto",
+    channel: int | None = None,
+    settings=None,
+) -> tuple[Path, SlideResult]:
+    """Measure an image with an existing mask and write ``out_root/<slide-id>/``.
+
+    The mask may be a label image, an ImageJ ROI set or QuPath GeoJSON
+    (:func:`histo.io.masks.read_labels`). Nothing is written when any input is bad.
+    """
+    from histo.io.image import read_image
+    from histo.io.masks import read_labels
+
+    image = read_image(image_path, pixel_size_um=pixel_size_um, channel=channel)
+    stain = resolve_stain(image, stain)
+    channel = default_channel(image, stain, channel)
+    labels = read_labels(labels_path, shape=image.shape_yx)
+    result = analyze(image, labels, stain=stain, settings=settings, channel=channel)
+    result.summary["slide"]["labels_path"] = str(labels_path)
+    return write_result(result, image, out_root), result
+
+
+def segment_and_analyze(
+    image,
+    *,
+    stain: str = "auto",
+    channel: int | None = None,
+    method: str = "model",
+    settings=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SlideResult:
+    """Segment an in-memory slide, then measure and score it (no files written)."""
+    from histo.segment.segmenter import model_info as seg_model_info
+    from histo.segment.segmenter import segment_image
+
+    stain = resolve_stain(image, stain)
+    channel = default_channel(image, stain, channel)
+    hint = (
+        f"(stain {stain}" + (f", channel {channel}" if channel is not None else "")
+        + f", method {method}). Check that the section shows muscle fibers and that --stain and"
+        " --channel are right; give --pixel-size if the file has none"
+        + (", or try --method classical" if method == "model" else "")
+    )
+    try:
+        labels = segment_image(
+            image, stain=stain, channel=channel, pixel_size_um=image.pixel_size_um,
+            method=method, progress=progress,
+        )
+    except HistoInputError as err:
+        if err.path is not None:
+            raise
+        raise HistoInputError(f"{err.reason} {hint}", path=image.path) from err
+    if not np.any(labels):
+        raise HistoInputError(f"no fibers found {hint}", path=image.path)
+    info = seg_model_info(method)
+    return analyze(image, labels, stain=stain, settings=settings, channel=channel, model_info=info)
+
+
+def score_file(
+    image_path: str | Path,
+    out_root: str | Path,
+    *,
+    pixel_size_um: float | None = None,
+    stain: str = "auto",
+    channel: int | None = None,
+    method: str = "model",
+    settings=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Path, SlideResult]:
+    """Segment, measure and score one image file and write ``out_root/<slide-id>/``."""
+    from histo.io.image import read_image
+
+    image = read_image(image_path, pixel_size_um=pixel_size_um, channel=channel)
+    result = segment_and_analyze(
+        image, stain=stain, channel=channel, method=method, settings=settings, progress=progress
+    )
+    return write_result(result, image, out_root), result

@@ -1,0 +1,379 @@
+"""Per-slide output files: tables, summary, labels, QuPath GeoJSON, ImageJ ROIs, overlay.
+
+:func:`write_slide_outputs` writes the output contract of ``histo score``/``histo measure``
+(docs/architecture.md) into a temporary sibling folder and renames it into place
+(:func:`histo.io.atomic.atomic_directory`): a killed or failed run never leaves half a folder.
+
+* ``fibers.csv`` / ``fibers.parquet`` - the per-fiber table as given;
+* ``summary.json`` - numpy numbers become JSON numbers, NaN/inf become ``null``;
+* ``labels.tif`` - uint32 tiled OME-TIFF (deflate) with ``PhysicalSizeX/Y`` in µm when known,
+  with a pyramid when larger than one tile (:func:`write_labels_pyramid`);
+* ``fibers.geojson`` - one QuPath *detection* per fiber, outline traced along pixel edges in
+  image pixel coordinates, ``classification`` = display class (:func:`histo.score.classes.fiber_class`)
+  with its colour, ``measurements`` = every numeric column (booleans as 0/1, NaN left out),
+  ``name`` = the label. QuPath >= 0.4: File > Import objects;
+* ``rois.zip`` - ImageJ ROI set, one traced ROI per fiber named by its label, stroke
+  coloured by class (Fiji: ROI Manager > More > Open);
+* ``overlay.png`` - RGB thumbnail (long side <= 2048 px) with class-coloured outlines.
+
+Both outline formats read back with :func:`histo.io.masks.read_labels` to the same labels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from histo.io.atomic import atomic_directory, atomic_path
+from histo.score.classes import CLASS_COLORS, fiber_class
+from histo.errors import HistoInputError
+from histo.io.polygons import label_polygons
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "fibers_geojson",
+    "render_overlay",
+    "to_jsonable",
+    "write_labels_pyramid",
+    "write_roi_zip",
+    "write_slide_outputs",
+]
+
+OVERLAY_MAX_PX = 2048
+
+
+# --------------------------------------------------------------------------- JSON
+def to_jsonable(obj):
+    """Plain JSON types from numpy/pandas/paths/dataclasses; NaN and inf become None.
+
+    Examples
+    --------
+    >>> to_jsonable({"a": np.float32(1.5), "b": np.nan, "c": (np.int64(2), True), "d": np.bool_(False)})
+    {'a': 1.5, 'b': None, 'c': [2, True], 'd': False}
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (pd.Series, pd.Index)):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, pd.DataFrame):
+        return to_jsonable(obj.to_dict(orient="records"))
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(asdict(obj))
+    if hasattr(obj, "to_dict"):
+        return to_jsonable(obj.to_dict())
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
+
+
+# --------------------------------------------------------------------------- labels.tif
+def _level_shapes(height: int, width: int, tile: int) -> list[tuple[int, int]]:
+    shapes = [(height, width)]
+    while max(shapes[-1]) > tile:
+        h, w = shapes[-1]
+        shapes.append(((h + 1) // 2, (w + 1) // 2))
+    return shapes
+
+
+def _tiles(source, shape: tuple[int, int], tile: int, step: int, on_tile=None):
+    """Yield zero-padded uint32 tiles of ``source[::step, ::step]`` row by row."""
+    height, width = shape
+    for y0 in range(0, height, tile):
+        for x0 in range(0, width, tile):
+            y1, x1 = min(height, y0 + tile), min(width, x0 + tile)
+            block = np.asarray(source[y0 * step:y1 * step:step, x0 * step:x1 * step:step])
+            if block.dtype.kind not in "iub":
+                raise HistoInputError(f"labels must be integers, got {block.dtype}")
+            if block.dtype.kind == "i" and block.size and block.min() < 0:
+                raise HistoInputError("labels contain negative values; use 0 for background")
+            block = block.astype(np.uint32, copy=False)
+            if on_tile is not None:
+                on_tile(y0, x0, block)
+            out = np.zeros((tile, tile), np.uint32)
+            out[: y1 - y0, : x1 - x0] = block
+            yield out
+
+
+def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um: float | None,
+                         tile: int = 512) -> Path:
+    """Write labels as a tiled, pyramidal uint32 OME-TIFF, tile by tile.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (written atomically).
+    labels_like : array-like, shape (Y, X)
+        numpy, dask, zarr or any object supporting 2-D strided slicing; it is read once,
+        one tile at a time (plus a temporary half-resolution copy on disk beside ``path``
+        for the lower levels), so whole-slide labels never need to fit in memory.
+    pixel_size_um : float or None
+        Written as OME ``PhysicalSizeX/Y`` (µm) and TIFF resolution; omitted when None.
+    tile : int, default 512
+        Tile side, a multiple of 16.
+
+    Returns
+    -------
+    Path
+
+    Notes
+    -----
+    Levels halve the size until the whole level fits one tile; they are taken by
+    nearest-neighbour (every other pixel), which never invents a label that is not there.
+    The base level is what ``tifffile.imread``, napari and QuPath (OME-TIFF reader) show.
+    """
+    import tifffile
+
+    path = Path(path)
+    if tile % 16 or tile <= 0:
+        raise ValueError(f"tile must be a positive multiple of 16, got {tile}")
+    if len(labels_like.shape) != 2:
+        raise HistoInputError(f"labels must be 2-D (Y, X), got shape {tuple(labels_like.shape)}", path=path)
+    height, width = (int(s) for s in labels_like.shape)
+    shapes = _level_shapes(height, width, tile)
+    metadata: dict = {"axes": "YX"}
+    options: dict = {"tile": (tile, tile), "compression": "zlib", "photometric": "minisblack"}
+    if pixel_size_um is not None:
+        metadata.update(PhysicalSizeX=float(pixel_size_um), PhysicalSizeXUnit="µm",
+                        PhysicalSizeY=float(pixel_size_um), PhysicalSizeYUnit="µm")
+        options.update(resolution=(1e4 / pixel_size_um, 1e4 / pixel_size_um), resolutionunit="CENTIMETER")
+    bigtiff = height * width * 4 * 4 / 3 > 2**31 - 2**25
+    in_memory = isinstance(labels_like, np.ndarray)
+    with atomic_path(path) as tmp, tempfile.TemporaryDirectory(dir=path.parent, prefix=".labels-pyramid-") as scratch:
+        half = None
+        if len(shapes) > 1 and not in_memory:  # half-resolution copy gathered during the first pass
+            half = np.lib.format.open_memmap(Path(scratch) / "level1.npy", mode="w+", dtype=np.uint32,
+                                             shape=shapes[1])
+
+        def keep_half(y0, x0, block):
+            if half is not None:
+                sub = block[::2, ::2]
+                half[y0 // 2: y0 // 2 + sub.shape[0], x0 // 2: x0 // 2 + sub.shape[1]] = sub
+
+        with tifffile.TiffWriter(tmp, bigtiff=bigtiff, ome=True) as tw:
+            tw.write(_tiles(labels_like, shapes[0], tile, 1, keep_half), shape=shapes[0], dtype=np.uint32,
+                     subifds=len(shapes) - 1, metadata=metadata, **options)
+            for k in range(1, len(shapes)):
+                source, step = (labels_like, 2**k) if in_memory else (half, 2 ** (k - 1))
+                level_opts = {key: v for key, v in options.items() if key not in ("resolution", "resolutionunit")}
+                tw.write(_tiles(source, shapes[k], tile, step), shape=shapes[k], dtype=np.uint32,
+                         subfiletype=1, **level_opts)
+        if half is not None:
+            del half
+    return path
+
+
+# --------------------------------------------------------------------------- outlines
+def _class_table(fibers: pd.DataFrame) -> pd.DataFrame:
+    table = pd.DataFrame({"label": fibers["label"].astype(np.int64).to_numpy()}, index=fibers.index)
+    table["class"] = fiber_class(fibers).to_numpy()
+    return table.set_index("label")
+
+
+def _ring_json(ring: np.ndarray) -> list:
+    closed = np.vstack([ring, ring[:1]])
+    if np.all(closed == np.round(closed)):
+        return closed.astype(np.int64).tolist()
+    return np.round(closed, 3).tolist()
+
+
+def _measurements(fibers: pd.DataFrame) -> dict[int, dict[str, float]]:
+    numeric = [c for c in fibers.columns
+               if c != "label" and (pd.api.types.is_numeric_dtype(fibers[c]) or pd.api.types.is_bool_dtype(fibers[c]))]
+    values = fibers[numeric].astype("float64")
+    out = {}
+    for label, row in zip(fibers["label"].astype(np.int64), values.to_numpy()):
+        out[int(label)] = {name: float(v) for name, v in zip(numeric, row) if math.isfinite(v)}
+    return out
+
+
+def fibers_geojson(labels: np.ndarray, fibers: pd.DataFrame, polygons: dict | None = None) -> dict:
+    """QuPath-importable FeatureCollection: one detection per label with its measurements."""
+    polygons = label_polygons(labels) if polygons is None else polygons
+    classes = _class_table(fibers)
+    measures = _measurements(fibers)
+    features = []
+    for label, ring in polygons.items():
+        props: dict = {"objectType": "detection", "name": str(label)}
+        if label in classes.index:
+            name = str(classes.at[label, "class"])
+            props["classification"] = {"name": name, "color": list(CLASS_COLORS[name])}
+        if label in measures:
+            props["measurements"] = measures[label]
+        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [_ring_json(ring)]},
+                         "properties": props})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_roi_zip(path: str | os.PathLike, polygons: dict, fibers: pd.DataFrame | None = None) -> Path:
+    """ImageJ ROI set: one traced ROI per label, named by the label, coloured by class."""
+    import roifile
+
+    classes = _class_table(fibers) if fibers is not None else None
+    width = max(4, len(str(max(polygons, default=0))))
+    rois = []
+    for label, ring in polygons.items():
+        pts = ring.astype(np.int32) if np.all(ring == np.round(ring)) else ring.astype(np.float32)
+        roi = roifile.ImagejRoi.frompoints(pts, name=f"{label:0{width}d}")
+        roi.roitype = roifile.ROI_TYPE.TRACED if pts.dtype.kind == "i" else roifile.ROI_TYPE.POLYGON
+        if classes is not None and label in classes.index:
+            r, g, b = CLASS_COLORS[str(classes.at[label, "class"])]
+            roi.stroke_color = bytes([255, r, g, b])
+        rois.append(roi)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        roifile.roiwrite(tmp, rois, mode="w")
+    return path
+
+
+# --------------------------------------------------------------------------- overlay
+def _stretch(plane: np.ndarray) -> np.ndarray:
+    step = max(1, int(np.sqrt(plane.size / 1e6)))
+    sample = plane[::step, ::step].astype(np.float32)
+    lo, hi = np.percentile(sample, [0.5, 99.5]) if sample.size else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1
+    return np.clip((plane.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+
+
+def _display_rgb(image, channel: int | None) -> np.ndarray | None:
+    if image is None:
+        return None
+    pixels, axes = (image.pixels, image.axes) if hasattr(image, "axes") else (np.asarray(image), None)
+    channel = channel if channel is not None else getattr(image, "channel", None)
+    if axes is None:
+        axes = "YXS" if pixels.ndim == 3 and pixels.shape[-1] in (3, 4) else ("CYX" if pixels.ndim == 3 else "YX")
+    if axes == "YXS":
+        rgb = pixels[..., :3]
+        return rgb if rgb.dtype == np.uint8 else np.dstack([_stretch(rgb[..., i]) for i in range(3)])
+    if axes == "YX":
+        grey = _stretch(pixels)
+    elif channel is not None and 0 <= channel < pixels.shape[0]:
+        grey = _stretch(pixels[channel])
+    else:  # no chosen channel: brightest of the stretched channels
+        grey = np.max([_stretch(p) for p in pixels], axis=0)
+    return np.dstack([grey, grey, grey])
+
+
+def render_overlay(labels: np.ndarray, fibers: pd.DataFrame, image=None, *, channel: int | None = None,
+                   max_px: int = OVERLAY_MAX_PX) -> np.ndarray:
+    """RGB uint8 thumbnail of ``image`` with fiber outlines coloured by display class.
+
+    ``image`` (ImageData or array; any size, resampled to the labels' thumbnail) may be None
+    (dark background). Multichannel images show ``channel`` (or the image's chosen channel)
+    contrast-stretched, else the brightest channel per pixel.
+    """
+    from PIL import Image
+    from scipy import ndimage as ndi
+
+    height, width = labels.shape
+    step = max(1, math.ceil(max(height, width) / max_px))
+    small = np.asarray(labels[::step, ::step])
+    out_h, out_w = small.shape
+    rgb = _display_rgb(image, channel)
+    if rgb is None:
+        canvas = np.full((out_h, out_w, 3), 40, np.uint8)
+    else:
+        canvas = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((out_w, out_h), Image.Resampling.BOX))
+        canvas = canvas.copy()
+    band_px = 1 if max(out_h, out_w) < 1200 else 2  # outline width in thumbnail pixels
+    size = 2 * band_px + 1
+    edge = (small > 0) & ((ndi.minimum_filter(small, size=size) != small)
+                          | (ndi.maximum_filter(small, size=size) != small))
+    classes = _class_table(fibers)
+    palette = np.array([CLASS_COLORS["normal"]] + [CLASS_COLORS[c] for c in classes["class"]], np.uint8)
+    colour_of = pd.Series(np.arange(1, len(classes) + 1), index=classes.index)  # 0 = not in table
+    lab_edge = small[edge].astype(np.int64)
+    colour_idx = colour_of.reindex(lab_edge).fillna(0).to_numpy(np.int64)
+    canvas[edge] = palette[colour_idx]
+    return canvas
+
+
+# --------------------------------------------------------------------------- slide folder
+def _write_tables(folder: Path, fibers: pd.DataFrame) -> None:
+    fibers.to_csv(folder / "fibers.csv", index=False)
+    try:
+        fibers.to_parquet(folder / "fibers.parquet", index=False)
+    except (TypeError, ValueError, ImportError) as err:  # mixed-type object columns
+        logger.debug("parquet needed string columns: %s", err)
+        fixed = fibers.copy()
+        for col in fixed.columns[fixed.dtypes == object]:
+            fixed[col] = fixed[col].map(lambda v: None if v is None or v is pd.NA else str(v))
+        fixed.to_parquet(folder / "fibers.parquet", index=False)
+
+
+def write_slide_outputs(out_dir: str | os.PathLike, *, labels: np.ndarray, fibers: pd.DataFrame,
+                        summary: Mapping, image=None, pixel_size_um: float | None = None) -> Path:
+    """Write one slide's results folder atomically (see the module docstring).
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The slide folder; an existing one is replaced only once the new one is complete.
+    labels : ndarray (Y, X) of int
+    fibers : DataFrame with a ``label`` column
+    summary : mapping, JSON-able after :func:`to_jsonable`
+    image : ImageData or ndarray, optional
+        Background of ``overlay.png``.
+    pixel_size_um : float, optional
+        Written into ``labels.tif``; defaults to ``image.pixel_size_um``.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype.kind not in "iu":
+        raise HistoInputError(f"labels to write must be a 2-D integer array, got {labels.dtype} "
+                              f"{labels.shape}", path=out_dir)
+    if not isinstance(fibers, pd.DataFrame) or "label" not in fibers.columns:
+        raise HistoInputError("the fiber table to write needs a 'label' column", path=out_dir)
+    if not isinstance(summary, Mapping):
+        raise HistoInputError(f"summary must be a mapping, got {type(summary).__name__}", path=out_dir)
+    if pixel_size_um is None and image is not None:
+        pixel_size_um = getattr(image, "pixel_size_um", None)
+    try:
+        summary_text = json.dumps(to_jsonable(summary), indent=2, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise HistoInputError(f"summary cannot be stored as JSON: {err}", path=out_dir) from err
+    channel = (summary.get("slide") or {}).get("channel") if isinstance(summary.get("slide"), Mapping) else None
+    with atomic_directory(out_dir) as tmp:
+        _write_tables(tmp, fibers)
+        (tmp / "summary.json").write_text(summary_text + "\n", encoding="utf-8")
+        write_labels_pyramid(tmp / "labels.tif", labels, pixel_size_um=pixel_size_um)
+        polygons = label_polygons(labels)
+        geo = fibers_geojson(labels, fibers, polygons)
+        (tmp / "fibers.geojson").write_text(json.dumps(geo, separators=(",", ":")), encoding="utf-8")
+        write_roi_zip(tmp / "rois.zip", polygons, fibers)
+        overlay = render_overlay(labels, fibers, image, channel=channel)
+        from PIL import Image
+
+        Image.fromarray(overlay).save(tmp / "overlay.png", optimize=False)
+    logger.info("wrote %s (%d fibers)", out_dir, len(fibers))
+    return out_dir

@@ -1,0 +1,370 @@
+"""The reviewed state of a slide: per-fiber flags and edited labels, saved beside the results.
+
+A pathologist reviewing a slide (in napari, see ``plugins/napari_histo``) may
+
+* flag fibers: ``"excluded"`` (measured but not counted), ``"confirmed_sad"`` (a small dark
+  angular fiber the classifier missed or doubted) or ``"not_sad"`` (a false SAD call);
+* edit the instance labels (paint, erase, merge, split), after which only the changed fibers
+  are re-measured (:func:`histo.review.recompute.recompute_changed`).
+
+The review is stored inside the slide's result folder (the output contract of ``histo score``)::
+
+    <slide-id>/review.json               flags, what was edited, checksums: the commit point
+    <slide-id>/review/labels-<sha>.tif   edited labels (only when the labels were edited)
+    <slide-id>/review/fibers-<sha>.parquet   their re-measured per-fiber table
+
+:func:`save_review` writes the data files under content-addressed names first and replaces
+``review.json`` last (:mod:`histo.io.atomic`: temporary file, fsync, rename), so a crash at any
+moment leaves either the old review or the new one, never a mixture. :func:`load_review` gives the same state back, and
+:func:`histo.review.flags.apply_review` turns it into the ``excluded`` column and the confirmed / rejected SAD
+calls that every report honours.
+
+No Qt, no napari: this module is used by the plugin, ``histo report`` and the batch alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from histo import __version__
+from histo.io.atomic import atomic_path, atomic_write_text
+from histo.errors import HistoInputError
+from histo.review.flags import FLAGS, strip_review, validate_flags
+
+log = logging.getLogger(__name__)
+
+REVIEW_FILE = "review.json"
+REVIEW_DIR = "review"
+LABELS_FILE = "labels.tif"
+FORMAT = "histo-review"
+FORMAT_VERSION = 1
+
+@dataclass(frozen=True)
+class Review:
+    """What a reviewer decided about one slide.
+
+    Attributes
+    ----------
+    flags : dict of int to str
+        Fiber label -> one of :data:`FLAGS`. Fibers without a flag are absent.
+    edited_labels : bool
+        True when the reviewer changed the instance labels; ``labels`` and ``fibers`` then
+        hold the edited labels and their re-measured table.
+    labels : (Y, X) uint32 array or None
+        The edited labels (None when not edited).
+    fibers : DataFrame or None
+        Per-fiber table of the edited labels (None when not edited), without review columns.
+    base_labels_sha256 : str or None
+        Checksum of the ``labels.tif`` the review was made on.
+    saved_at : str or None
+        ISO 8601 time of the save (None for a review never saved).
+    software : str or None
+        histo version that saved it.
+
+    Examples
+    --------
+    >>> r = Review(flags={3: "excluded", 7: "not_sad"})
+    >>> r.counts()
+    {'excluded': 1, 'confirmed_sad': 0, 'not_sad': 1}
+    >>> r.is_empty
+    False
+    """
+
+    flags: dict[int, str] = field(default_factory=dict)
+    edited_labels: bool = False
+    labels: np.ndarray | None = field(default=None, repr=False, compare=False)
+    fibers: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    base_labels_sha256: str | None = None
+    saved_at: str | None = None
+    software: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "flags", validate_flags(self.flags))
+        if self.edited_labels and (self.labels is None or self.fibers is None):
+            raise HistoInputError("a review with edited labels needs the labels and their fibers table")
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing was flagged or edited."""
+        return not self.flags and not self.edited_labels
+
+    def counts(self) -> dict[str, int]:
+        """Number of fibers per flag (every flag listed, zero included)."""
+        values = list(self.flags.values())
+        return {flag: values.count(flag) for flag in FLAGS}
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex), read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def labels_sha256(labels: np.ndarray) -> str:
+    """SHA-256 of a label image's content (shape and uint32 values), independent of file format."""
+    arr = np.ascontiguousarray(labels, dtype="<u4")
+    digest = hashlib.sha256(repr(arr.shape).encode())
+    digest.update(arr.data)
+    return digest.hexdigest()
+
+
+def _read_tif(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        return np.asarray(tifffile.imread(path))
+    except Exception as err:  # tifffile raises several types for damaged files
+        raise HistoInputError(f"cannot read the label image ({err}); re-run histo score for this slide", path=path) from err
+
+
+def _result_labels_path(result_dir: Path) -> Path:
+    path = result_dir / LABELS_FILE
+    if not path.is_file():
+        raise HistoInputError(
+            f"no {LABELS_FILE} here; pass a slide's result folder written by histo score (RESULTS/<slide-id>/)",
+            path=result_dir,
+        )
+    return path
+
+
+def load_review(result_dir: str | Path) -> Review:
+    """The saved review of a slide's result folder (an empty :class:`Review` when none).
+
+    Parameters
+    ----------
+    result_dir : str or Path
+        ``RESULTS/<slide-id>/`` as written by ``histo score``.
+
+    Returns
+    -------
+    Review
+
+    Raises
+    ------
+    HistoInputError
+        When ``review.json`` is damaged, its files are missing or altered, or a flags-only
+        review was made on a different ``labels.tif`` (the slide was re-scored afterwards:
+        its labels no longer mean the same fibers).
+    """
+    result_dir = Path(result_dir)
+    path = result_dir / REVIEW_FILE
+    if not path.is_file():
+        return Review()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise HistoInputError(f"damaged review file ({err}); delete it to start the review again", path=path) from err
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise HistoInputError(f"not a histo review file (expected format {FORMAT!r})", path=path)
+    if int(doc.get("version", 0)) > FORMAT_VERSION:
+        raise HistoInputError(
+            f"review format version {doc.get('version')} is newer than this histo understands "
+            f"({FORMAT_VERSION}); upgrade histo",
+            path=path,
+        )
+    flags = validate_flags(doc.get("flags") or {})
+    base_sha = doc.get("base_labels_sha256")
+    edited = bool(doc.get("edited_labels"))
+    labels = fibers = None
+    if edited:
+        labels, fibers = _load_edited(result_dir, doc, path)
+    else:
+        base_path = _result_labels_path(result_dir)
+        if base_sha is not None and file_sha256(base_path) != base_sha:
+            raise HistoInputError(
+                f"this review was made on another {LABELS_FILE} (the slide was scored again after the "
+                "review), so its flags may point at other fibers; review the slide again or delete "
+                f"{REVIEW_FILE}",
+                path=path,
+            )
+    return Review(
+        flags=flags,
+        edited_labels=edited,
+        labels=labels,
+        fibers=fibers,
+        base_labels_sha256=base_sha,
+        saved_at=doc.get("saved_at"),
+        software=(doc.get("software") or {}).get("histo"),
+    )
+
+
+def _load_edited(result_dir: Path, doc: dict, path: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    files = doc.get("files") or {}
+    try:
+        labels_path = result_dir / files["labels"]
+        fibers_path = result_dir / files["fibers"]
+    except (KeyError, TypeError) as err:
+        raise HistoInputError("review.json says the labels were edited but names no files", path=path) from err
+    for p in (labels_path, fibers_path):
+        if not p.is_file():
+            raise HistoInputError(f"review file {p.name} is missing; the review folder was altered", path=p)
+    labels = _read_tif(labels_path).astype(np.uint32, copy=False)
+    if labels_sha256(labels) != doc.get("labels_sha256"):
+        raise HistoInputError("edited labels do not match their checksum in review.json; the file was altered", path=labels_path)
+    try:
+        fibers = pd.read_parquet(fibers_path)
+    except Exception as err:  # pyarrow raises its own error types
+        raise HistoInputError(f"cannot read the reviewed fibers table ({err})", path=fibers_path) from err
+    return labels, fibers
+
+
+def reviewed_labels(result_dir: str | Path, review: Review | None = None) -> np.ndarray:
+    """The labels a report should use: the edited labels when there are any, else ``labels.tif``."""
+    result_dir = Path(result_dir)
+    review = load_review(result_dir) if review is None else review
+    if review.edited_labels:
+        return review.labels
+    return _read_tif(_result_labels_path(result_dir)).astype(np.uint32, copy=False)
+
+
+def save_review(
+    result_dir: str | Path,
+    labels: np.ndarray | None,
+    flags: Mapping[Any, str],
+    *,
+    fibers: pd.DataFrame | None = None,
+) -> Review:
+    """Save a review into a slide's result folder, atomically.
+
+    Parameters
+    ----------
+    result_dir : str or Path
+        ``RESULTS/<slide-id>/`` holding ``labels.tif``.
+    labels : (Y, X) integer array or None
+        The labels as reviewed; an array equal to ``labels.tif`` means not edited. None saves
+        the flags only: the edited labels of an earlier saved review are kept, and otherwise
+        ``labels.tif`` is not even read (whole slides reviewed with flags only).
+    flags : mapping of int to str
+        Fiber label -> one of :data:`FLAGS`. Flags of labels absent from ``labels`` are dropped
+        (with a log message): a fiber erased during review cannot stay flagged.
+    fibers : DataFrame, optional
+        Per-fiber table of the edited labels (from :func:`recompute_changed`); required when
+        the labels were edited, ignored otherwise. Stored without the review applied
+        (:func:`strip_review`), so :func:`apply_review` on load gives the same table back.
+
+    Returns
+    -------
+    Review
+        The state as saved, equal to what :func:`load_review` will return.
+
+    Raises
+    ------
+    HistoInputError
+        On a folder without ``labels.tif``, labels of another shape, bad flags, or edited labels
+        without their ``fibers`` table.
+    """
+    result_dir = Path(result_dir)
+    base_path = _result_labels_path(result_dir)
+    flags = validate_flags(flags)
+    if labels is None:  # flags only: keep the labels of the saved review, edited or not
+        prior = _saved_review_or_none(result_dir)
+        if prior is not None and prior.edited_labels:
+            labels, fibers = prior.labels, prior.fibers if fibers is None else fibers
+    edited = False
+    if labels is not None:  # compare with labels.tif (not read at all for a flags-only save)
+        labels = np.asarray(labels)
+        base = _read_tif(base_path)
+        if labels.shape != base.shape:
+            raise HistoInputError(
+                f"reviewed labels have shape {labels.shape} but {LABELS_FILE} has {base.shape}; "
+                "the review must keep the slide's pixel grid",
+                path=result_dir,
+            )
+        if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
+            raise HistoInputError("reviewed labels must be non-negative integers", path=result_dir)
+        edited = not np.array_equal(labels, base)
+        flags = _drop_missing(flags, labels)
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "software": {"histo": __version__},
+        "base_labels_sha256": file_sha256(base_path),
+        "edited_labels": edited,
+        "flags": {str(k): v for k, v in flags.items()},
+        "counts": Review(flags=flags).counts(),
+    }
+    keep: set[str] = set()
+    labels32 = table = None
+    if edited:
+        if fibers is None:
+            raise HistoInputError(
+                "the labels were edited, so pass their re-measured table (fibers=..., from "
+                "histo.review.state.recompute_changed) to save the review",
+                path=result_dir,
+            )
+        labels32 = labels.astype(np.uint32, copy=False)
+        sha = labels_sha256(labels32)
+        table = strip_review(fibers).reset_index(drop=True)
+        names = {"labels": f"{REVIEW_DIR}/labels-{sha[:16]}.tif", "fibers": f"{REVIEW_DIR}/fibers-{sha[:16]}.parquet"}
+        (result_dir / REVIEW_DIR).mkdir(exist_ok=True)
+        with atomic_path(result_dir / names["labels"]) as tmp:
+            _write_tif(tmp, labels32)
+        with atomic_path(result_dir / names["fibers"]) as tmp:
+            table.to_parquet(tmp, index=False)
+        doc["labels_sha256"] = sha
+        doc["files"] = names
+        keep = {Path(n).name for n in names.values()}
+    text = json.dumps(doc, indent=2)
+    atomic_write_text(result_dir / REVIEW_FILE, text)
+    _remove_stale(result_dir / REVIEW_DIR, keep)
+    log.info("saved review of %s: %s, labels edited: %s", result_dir, doc["counts"], edited)
+    return Review(
+        flags=flags,
+        edited_labels=edited,
+        labels=labels32,
+        fibers=table,
+        base_labels_sha256=doc["base_labels_sha256"],
+        saved_at=doc["saved_at"],
+        software=__version__,
+    )
+
+
+def _saved_review_or_none(result_dir: Path) -> Review | None:
+    try:
+        return load_review(result_dir)
+    except HistoInputError as err:
+        log.warning("ignoring the saved review of %s: %s", result_dir, err)
+        return None
+
+
+def _drop_missing(flags: dict[int, str], labels: np.ndarray) -> dict[int, str]:
+    if not flags:
+        return flags
+    keys = np.fromiter(flags, dtype=np.int64, count=len(flags))
+    present = np.isin(keys, labels)
+    if not present.all():
+        log.info("dropping review flags of fibers no longer in the labels: %s", keys[~present].tolist())
+    return {int(k): flags[int(k)] for k in keys[present]}
+
+
+def _write_tif(path: Path, labels: np.ndarray) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, labels, compression="zlib", photometric="minisblack")
+
+
+def _remove_stale(folder: Path, keep: set[str]) -> None:
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        if p.is_file() and p.name not in keep:
+            p.unlink(missing_ok=True)
+    if not keep:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass

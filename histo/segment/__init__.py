@@ -1,0 +1,1 @@
+"""histo.segment.segmenter."""

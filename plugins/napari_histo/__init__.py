@@ -1,11 +1,12 @@
 """napari plugin of histo: open slides and result folders, segment, score and review fibers.
 
-The plugin is the only place where histo meets Qt. Its parts, one job each:
+The plugin is the only place where histo meets Qt, and only a view: the reviewed state of the
+slide on screen and every operation on it live in :mod:`histo.review.session` (no Qt). Its
+parts, one job each:
 
 ``_reader``        slide files and ``histo score`` result folders as napari layers
 ``_sample_data``   the bundled H&E sample slide
 ``_widget``        the "Myofiber review" dock widget (layout and glue only)
-``_session``       the reviewed state of the slide on screen (no Qt)
 ``_worker``        segmentation and scoring in a worker thread, with progress and cancel
 ``_table_model``   the per-fiber table (sorted and filtered with numpy)
 ``_summary``       counts, size figures with normal ranges, grouping p-values

@@ -16,7 +16,7 @@ from histo.errors import HistoError
 from histo.review.flags import apply_review
 from napari_histo._images import image_from_layer, layer_channel, layer_n_channels, layer_pixel_size_um
 from napari_histo._layers import METADATA_KEY
-from napari_histo._session import ReviewSession
+from histo.review.session import ReviewSession
 from napari_histo._worker import Cancelled, analyse_image, start_job
 
 

@@ -1,7 +1,7 @@
 """The "Myofiber review" dock widget: one slide's segmentation, table, flags and figures.
 
 The widget lays out the controls (:mod:`._ui`) and owns the current review session
-(:class:`._session.ReviewSession`) and its labels layer; the behaviours live in three
+(:class:`histo.review.session.ReviewSession`) and its labels layer; the behaviours live in three
 helpers: :class:`._run.RunController` (segment and score in a worker), :class:`._selection.
 SelectionSync` (table <-> layer <-> camera) and :class:`._actions.ReviewActions` (flags,
 Recompute, Save). Every slow step runs in a worker thread, so the viewer never freezes, and
@@ -26,7 +26,7 @@ from napari_histo._actions import ReviewActions
 from napari_histo._layers import METADATA_KEY, base_level, class_colormap, histo_metadata, layer_features
 from napari_histo._run import RunController
 from napari_histo._selection import SelectionSync
-from napari_histo._session import ReviewSession, session_from_result
+from histo.review.session import ReviewSession, session_from_result
 from napari_histo._table_model import FiberTableModel
 from napari_histo._ui import build_ui
 

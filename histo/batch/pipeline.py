@@ -16,17 +16,16 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
 
 from histo import __version__
 from histo.errors import HistoInputError
+from histo.io.stain import STAINS, Stain, check_stain  # noqa: F401  (STAINS re-exported)
 
 log = logging.getLogger(__name__)
-
-STAINS = ("he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def slide_id(path: str | Path) -> str:
     return safe or "slide"
 
 
-def resolve_stain(image, stain: str | None) -> str:
+def resolve_stain(image, stain: Stain | Literal["auto"] | None) -> Stain:
     """The stain to analyse with: the given one, or a guess from the pixels for ``"auto"``."""
     if stain in (None, "auto"):
         from histo.io.stain import guess_stain
@@ -65,12 +64,10 @@ def resolve_stain(image, stain: str | None) -> str:
         guessed = guess_stain(image.pixels)
         log.info("stain guessed as %s for %s", guessed, image.path)
         return guessed
-    if stain not in STAINS:
-        raise HistoInputError(f"unknown stain {stain!r}; choose one of auto, {', '.join(STAINS)}")
-    return stain
+    return check_stain(stain, allow_auto=True)
 
 
-def default_channel(image, stain: str, channel: int | None) -> int | None:
+def default_channel(image, stain: Stain, channel: int | None) -> int | None:
     """The analysis channel of a multichannel image; brightfield RGB needs none.
 
     A multichannel fluorescence image without ``channel`` is an error that names the fix:
@@ -83,7 +80,7 @@ def default_channel(image, stain: str, channel: int | None) -> int | None:
     return pick_channel(image.n_channels, channel, path=image.path)
 
 
-def _slide_info(image, stain: str, channel: int | None) -> dict[str, Any]:
+def _slide_info(image, stain: Stain, channel: int | None) -> dict[str, Any]:
     from histo.io.image import image_checksum
 
     path = image.path
@@ -104,7 +101,7 @@ def analyze(
     image,
     labels: np.ndarray,
     *,
-    stain: str,
+    stain: Stain,
     settings=None,
     channel: int | None = None,
     tissue_mask: np.ndarray | None = None,
@@ -199,7 +196,7 @@ def measure_file(
     out_root: str | Path,
     *,
     pixel_size_um: float | None = None,
-    stain: str = "auto",
+    stain: Stain | Literal["auto"] = "auto",
     channel: int | None = None,
     settings=None,
 ) -> tuple[Path, SlideResult]:
@@ -223,7 +220,7 @@ def measure_file(
 def segment_and_analyze(
     image,
     *,
-    stain: str = "auto",
+    stain: Stain | Literal["auto"] = "auto",
     channel: int | None = None,
     method: str = "model",
     settings=None,
@@ -261,7 +258,7 @@ def score_file(
     out_root: str | Path,
     *,
     pixel_size_um: float | None = None,
-    stain: str = "auto",
+    stain: Stain | Literal["auto"] = "auto",
     channel: int | None = None,
     method: str = "model",
     settings=None,

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-STAIN_CHOICES = ("auto", "he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
+from histo.io.stain import STAINS
+
+STAIN_CHOICES = ("auto", *STAINS)
 
 
 def positive_float(text: str) -> float:

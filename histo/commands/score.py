@@ -13,9 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
+from histo.commands._common import STAIN_CHOICES
+
 log = logging.getLogger(__name__)
 
-STAIN_CHOICES = ("auto", "he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
 #: Columns of the table printed at the end (those present in the cohort).
 TABLE_COLUMNS = ("slide_id", "status", "n_fibers", "stain", "seconds", "error")
 

@@ -12,16 +12,46 @@ Pixel layouts accepted: ``(Y, X)`` grey, ``(Y, X, 3|4)`` RGB(A) (alpha dropped) 
 from __future__ import annotations
 
 import logging
+import typing
+from typing import Literal
+
 import numpy as np
 
 from histo.errors import HistoInputError
 
 log = logging.getLogger(__name__)
 
-#: Every stain name histo knows.
-STAINS: tuple[str, ...] = ("he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
+#: A stain name histo knows (the one definition; :data:`STAINS` lists them).
+Stain = Literal["he", "nadh", "sdh", "atpase", "esterase", "if", "psr"]
+#: Every stain name histo knows, in the order of :data:`Stain`.
+STAINS: tuple[Stain, ...] = typing.get_args(Stain)
 #: Brightfield (absorption) stains: dark means more stain.
-BRIGHTFIELD_STAINS: tuple[str, ...] = ("he", "nadh", "sdh", "atpase", "esterase", "psr")
+BRIGHTFIELD_STAINS: tuple[Stain, ...] = tuple(s for s in STAINS if s != "if")
+#: Fluorescence stains: bright means more signal.
+FLUORESCENCE_STAINS: tuple[Stain, ...] = ("if",)
+
+
+def check_stain(stain: object, *, allow_auto: bool = False) -> str:
+    """``stain`` when it is one of :data:`STAINS`, else a HistoInputError listing them.
+
+    With ``allow_auto``, ``"auto"`` and None (guess the stain from the pixels) are returned
+    as they are.
+
+    Examples
+    --------
+    >>> check_stain("nadh")
+    'nadh'
+    >>> check_stain("giemsa")
+    Traceback (most recent call last):
+    ...
+    histo.errors.HistoInputError: unknown stain 'giemsa'; choose one of he, nadh, sdh, atpase, esterase, if, psr
+    """
+    if allow_auto and stain in (None, "auto"):
+        return stain  # type: ignore[return-value]
+    if stain not in STAINS:
+        choices = ("auto, " if allow_auto else "") + ", ".join(STAINS)
+        raise HistoInputError(f"unknown stain {stain!r}; choose one of {choices}")
+    return stain  # type: ignore[return-value]
 
 #: Ruifrok & Johnston (2001) optical density vectors (R, G, B) of hematoxylin and eosin.
 HEMATOXYLIN_OD = np.array([0.650, 0.704, 0.286])
@@ -270,7 +300,7 @@ def deconvolve_he(rgb: np.ndarray, background=None) -> tuple[np.ndarray, np.ndar
 
 
 # ------------------------------------------------------------------ darkness
-def darkness_signal(pixels, stain: str, channel: int | None = None) -> np.ndarray:
+def darkness_signal(pixels, stain: Stain | Literal["auto"], channel: int | None = None) -> np.ndarray:
     """Per-pixel signal whose fiber mean is ``mean_od``: higher = darker (more stain).
 
     - ``"he"``: hematoxylin OD of :func:`deconvolve_he` (basophilia).
@@ -288,7 +318,7 @@ def darkness_signal(pixels, stain: str, channel: int | None = None) -> np.ndarra
     ----------
     pixels : array or ImageData-like
         ``(Y, X)``, ``(Y, X, 3)`` or ``(C, Y, X)``.
-    stain : str
+    stain : Stain or "auto"
     channel : int, optional
         Channel of a multichannel image (required for ``(C, Y, X)`` with C > 1); for an RGB
         fluorescence image, the colour channel (mean of the three when None).
@@ -300,8 +330,7 @@ def darkness_signal(pixels, stain: str, channel: int | None = None) -> np.ndarra
     arr, axes = image_layout(pixels)
     if stain in (None, "auto"):
         stain = guess_stain(pixels)
-    if stain not in STAINS:
-        raise HistoInputError(f"unknown stain {stain!r}; choose one of {', '.join(STAINS)}")
+    check_stain(stain)
     _check_finite(arr, "the image")
     if axes == "CYX":
         from histo.io.channels import pick_channel
@@ -336,7 +365,7 @@ def _normalised(plane: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ guess
-def guess_stain(pixels) -> str:
+def guess_stain(pixels) -> Stain:
     """Guess the stain from colour.
 
     Rules, in order:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import time
 from types import SimpleNamespace
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -59,7 +60,7 @@ from histo.measure.shape import (
     outer_contours,
     outline_lengths_batch,
 )
-from histo.io.stain import STAINS, darkness_signal, guess_stain, image_layout
+from histo.io.stain import Stain, check_stain, darkness_signal, guess_stain, image_layout
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def measure_fibers(
     image=None,
     *,
     pixel_size_um: float | None = None,
-    stain: str | None = None,
+    stain: Stain | Literal["auto"] | None = None,
     channel: int | None = None,
     tissue_mask: np.ndarray | None = None,
     max_gap_um: float = 3.0,
@@ -299,9 +300,7 @@ def _near_tissue_edge(work: np.ndarray, n: int, tissue: np.ndarray, gap_px: int)
 def _signal(image, shape: tuple[int, int], stain: str | None, channel: int | None):
     """(darkness signal or None, resolved stain)."""
     if image is None:
-        if stain not in (None, "auto") and stain not in STAINS:
-            raise HistoInputError(f"unknown stain {stain!r}; choose one of {', '.join(STAINS)}")
-        return None, stain
+        return None, check_stain(stain, allow_auto=True)
     arr, axes = image_layout(image, shape_yx=shape)
     if channel is None:  # an ImageData remembers the channel chosen at reading
         channel = getattr(image, "channel", None)
@@ -314,8 +313,8 @@ def _signal(image, shape: tuple[int, int], stain: str | None, channel: int | Non
     if stain in (None, "auto"):
         stain = guess_stain(image)
         log.info("stain guessed as %s", stain)
-    elif stain not in STAINS:
-        raise HistoInputError(f"unknown stain {stain!r}; choose one of auto, {', '.join(STAINS)}")
+    else:
+        check_stain(stain, allow_auto=True)
     if axes == "CYX" and channel is None and arr.shape[0] > 1:
         log.warning("multichannel image without a channel: mean_od and darkness left NaN; "
                     "pass channel= to measure one")

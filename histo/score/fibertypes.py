@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import ndimage
 
 from histo.errors import HistoInputError
+from histo.io.stain import Stain
 from histo.score.grouping import category_join_test, index_edges
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def _flag(fibers: pd.DataFrame, column: str) -> np.ndarray:
     return fibers[column].fillna(False).to_numpy(dtype=bool)
 
 
-def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: Any, settings, *, stain: str
+def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: Any, settings, *, stain: Stain
                 ) -> tuple[pd.Series, dict[str, Any]]:
     """A type per fiber (str, or NA where none can be given) and how it was decided.
 

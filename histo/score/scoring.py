@@ -29,6 +29,7 @@ from histo.score.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-expor
     variability_coefficient,
 )
 from histo.errors import HistoInputError
+from histo.io.stain import Stain
 from histo.review.flags import reviewed_sad
 from histo.score.settings import ScoringSettings
 
@@ -97,7 +98,7 @@ def _min_feret(fibers: pd.DataFrame, pixel_size_um: float | None) -> tuple[np.nd
 
 
 # ---------------------------------------------------------------------- classes
-def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: str,
+def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: Stain,
                     pixel_size_um: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Add ``counted`` and the class flags; return the table and the thresholds used.
 
@@ -300,7 +301,7 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
 
 # ---------------------------------------------------------------------- the whole slide
 def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
-                settings: ScoringSettings | None = None, *, stain: str,
+                settings: ScoringSettings | None = None, *, stain: Stain,
                 edges: np.ndarray | None = None,
                 tissue_area_um2: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Classify fibers and compute every slide figure.

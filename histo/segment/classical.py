@@ -39,6 +39,7 @@ on real images (none with references is available).
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -48,6 +49,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import expand_labels, find_boundaries, watershed
 
 from histo.errors import HistoInputError
+from histo.io.stain import Stain
 from histo.segment.interior import (  # noqa: F401  (interior_map re-exported: tests, benchmarks)
     BRIGHTFIELD_STAINS,
     FLUORESCENCE_STAINS,
@@ -109,7 +111,7 @@ def _remove_small(mask: np.ndarray, max_area: float, *, holes: bool) -> np.ndarr
 # diameter
 
 
-def estimate_fiber_diameter(image, *, stain: str, channel: int | None = None) -> float:
+def estimate_fiber_diameter(image, *, stain: Stain, channel: int | None = None) -> float:
     """Typical fiber diameter in pixels, estimated from the image.
 
     The foreground of the fiber-interior map (see the module docstring) is measured by its
@@ -274,7 +276,7 @@ def _clean(labels: np.ndarray, s: np.ndarray, f: np.ndarray, d: float, grow: flo
 def segment_classical(
     image,
     *,
-    stain: str,
+    stain: Stain | Literal["auto"],
     channel: int | None = None,
     fiber_diameter_px: float | None = None,
 ) -> np.ndarray:

@@ -20,9 +20,12 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from histo.errors import HistoInputError
-
-BRIGHTFIELD_STAINS = ("he", "nadh", "sdh", "atpase", "esterase", "psr")
-FLUORESCENCE_STAINS = ("if",)
+from histo.io.stain import (  # noqa: F401  (BRIGHTFIELD_STAINS re-exported: classical)
+    BRIGHTFIELD_STAINS,
+    FLUORESCENCE_STAINS,
+    Stain,
+    check_stain,
+)
 
 
 def _pixels_and_axes(image) -> tuple[np.ndarray, str]:
@@ -56,7 +59,7 @@ def _optical_density(rgb: np.ndarray) -> np.ndarray:
     return -np.log10(np.maximum(x, 1e-3 * max(float(x.max()), 1.0)))
 
 
-def interior_map(image, *, stain: str, channel: int | None = None) -> np.ndarray:
+def interior_map(image, *, stain: Stain, channel: int | None = None) -> np.ndarray:
     """Fiber-interior map in [0, 1]: high inside fibers, low on borders and background.
 
     Parameters
@@ -72,6 +75,7 @@ def interior_map(image, *, stain: str, channel: int | None = None) -> np.ndarray
     -------
     ndarray of float32, shape (Y, X)
     """
+    check_stain(stain)
     pixels, axes = _pixels_and_axes(image)
     if stain in FLUORESCENCE_STAINS:
         if axes == "CYX":
@@ -83,10 +87,6 @@ def interior_map(image, *, stain: str, channel: int | None = None) -> np.ndarray
         else:
             plane = pixels
         return 1.0 - _normalise(plane.astype(np.float32), 1.0, 99.5)
-    if stain not in BRIGHTFIELD_STAINS:
-        raise HistoInputError(
-            f"unknown stain {stain!r}; use one of {', '.join(BRIGHTFIELD_STAINS + FLUORESCENCE_STAINS)}"
-        )
     if axes == "CYX":
         if pixels.shape[0] != 3:
             raise HistoInputError(

@@ -19,7 +19,7 @@ Peak memory is bounded by the tile size whatever the image size, plus ``out``.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from histo.segment import inference as _inf
 from histo.segment import scale as _scale
 from histo.segment import tiling
 from histo.errors import HistoInputError
+from histo.io.stain import Stain
 from histo.segment.imagesource import ImageSource, image_source
 from histo.segment.inference import load_segmenter, model_info  # noqa: F401 (public here)
 from histo.segment.postprocess import maps_to_labels  # noqa: F401 (public here)
@@ -101,7 +102,7 @@ def _segment_model(src: ImageSource, *, pixel_size_um, fiber_diameter_px, model,
 def segment_image(
     image,
     *,
-    stain: str = "auto",
+    stain: Stain | Literal["auto"] = "auto",
     channel: int | None = None,
     pixel_size_um: float | None = None,
     method: str = "model",
@@ -188,7 +189,7 @@ def _segment_classical(src: ImageSource, *, stain, pixel_size_um, fiber_diameter
     return out
 
 
-def _guess_stain(pixels: np.ndarray) -> str:
+def _guess_stain(pixels: np.ndarray) -> Stain:
     """A single plane is a fluorescence channel; RGB is guessed from its colours."""
     from histo.io.stain import guess_stain
 

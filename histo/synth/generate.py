@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from histo.errors import HistoInputError
+from histo.io.stain import STAINS, Stain, check_stain  # noqa: F401  (STAINS re-exported: histo.synth)
 from histo.synth import ncl
 from histo.synth.geometry import Geometry, generate_packing
 from histo.synth.interstitium import carve_interstitium
@@ -15,7 +16,6 @@ from histo.synth.render import render
 
 logger = logging.getLogger(__name__)
 
-STAINS = ("he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
 #: Membrane IF truth: endomysium narrower than this fraction of the fiber diameter is split
 #: between the fibers it separates (the rendered membrane and endomysium fill it).
 IF_GAP_FRACTION = 0.16
@@ -56,7 +56,7 @@ class SynthSample:
     labels: np.ndarray
     planted: np.ndarray
     fiber_types: dict[int, str]
-    stain: str
+    stain: Stain
     info: dict = field(default_factory=dict)
     tissue: np.ndarray | None = None
 
@@ -78,8 +78,7 @@ def _validate(shape, stain, fiber_diameter_px, options) -> tuple[int, int]:
         raise HistoInputError(f"shape must be two integers (Y, X), got {shape!r}") from err
     if h < 16 or w < 16:
         raise HistoInputError(f"shape must be at least 16 x 16 pixels, got {(h, w)}")
-    if stain not in STAINS:
-        raise HistoInputError(f"unknown stain {stain!r}; use one of {', '.join(STAINS)}")
+    check_stain(stain)
     d = float(fiber_diameter_px)
     if not (4.0 <= d <= max(h, w)):
         raise HistoInputError(
@@ -124,7 +123,7 @@ def _ncl_geometry(shape, diameter_px, rng, options) -> Geometry:
 def generate_section(
     shape: tuple[int, int] = (512, 512),
     *,
-    stain: str = "he",
+    stain: Stain = "he",
     fiber_diameter_px: float = 40.0,
     rng=None,
     **options,

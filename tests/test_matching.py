@@ -7,14 +7,13 @@ import pytest
 
 from histo.train import matching
 from histo.errors import HistoInputError
+from histo.io.labels import relabel_consecutive, touches_edge
 from histo.train.matching import (
     check_label_image,
     counted_objects,
     detection_scores,
     label_overlap,
     match_pairs,
-    relabel_consecutive,
-    touches_edge,
 )
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from histo.errors import HistoInputError
 from histo.io.files import check_file, sniff_format
+from histo.io.labels import check_labels
 from histo.io.polygons import polygons_to_labels
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ _DETECTION_TYPES = {"detection", "cell", "tile", "pathdetectionobject", "pathcel
 def validate_labels(labels, image_shape=None, path=None, *, binary: str = "components",
                     relabel: bool = False) -> np.ndarray:
     """Check an instance label image and return it as ``uint32`` ``(Y, X)``.
+
+    The core rules are :func:`histo.io.labels.check_labels`; a mask made by another tool
+    must also fit ``uint32``, match the image's shape, hold some fiber and not be one
+    foreground region, and a binary mask is split into its pieces (or refused).
 
     Parameters
     ----------
@@ -84,37 +89,8 @@ def validate_labels(labels, image_shape=None, path=None, *, binary: str = "compo
         raise ValueError(f"binary must be 'components' or 'error', got {binary!r}")
     arr = np.asarray(labels)
     if arr.ndim > 2:
-        squeezed = arr.squeeze()
-        if squeezed.ndim == 3 and squeezed.shape[-1] in (3, 4):
-            raise HistoInputError(
-                f"is a colour image {arr.shape}, not a label image: labels must be one channel of "
-                "whole numbers (export the mask itself, e.g. Cellpose *_cp_masks.png, not a coloured "
-                "rendering)", path=path)
-        arr = squeezed
-    if arr.ndim != 2:
-        raise HistoInputError(f"labels must be a 2-D image, got shape {arr.shape}", path=path)
-    kind = arr.dtype.kind
-    if kind == "b":
-        arr = arr.astype(np.uint8)
-    elif kind == "f":
-        n_nan = int(np.isnan(arr).sum())
-        if n_nan:
-            raise HistoInputError(f"labels contain {n_nan} NaN pixels; a label image holds whole "
-                                  "numbers only (0 = background)", path=path)
-        if not np.isfinite(arr).all():
-            raise HistoInputError("labels contain infinite values; a label image holds whole numbers", path=path)
-        frac = arr != np.floor(arr)
-        if frac.any():
-            example = float(arr[frac].flat[0])
-            raise HistoInputError(
-                f"labels have non-integer values (e.g. {example:g}): this looks like a probability "
-                "map or a label image resized with interpolation; threshold and label it, or "
-                "resize labels with nearest-neighbour only", path=path)
-    elif kind not in "iu":
-        raise HistoInputError(f"labels must be integers, got {arr.dtype}", path=path)
-    if arr.size and kind in "if" and float(arr.min()) < 0:
-        raise HistoInputError(f"labels contain negative values (min {arr.min()}); use 0 for "
-                              "background and positive integers for fibers", path=path)
+        arr = arr.squeeze()
+    arr = check_labels(arr, path=path)
     if arr.size and float(arr.max()) > np.iinfo(np.uint32).max:
         raise HistoInputError("labels exceed the uint32 range; renumber them 1..n", path=path)
     if image_shape is not None:

@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from histo.errors import HistoInputError
+from histo.io.labels import check_labels
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def fiber_adjacency(labels: np.ndarray, *, max_gap_px: float = 2) -> np.ndarray:
     >>> fiber_adjacency(lab, max_gap_px=3).tolist()
     [[1, 2], [2, 3]]
     """
-    labels = _validate(labels)
+    labels = check_labels(labels, floats=False)
     if not np.isfinite(max_gap_px) or max_gap_px < 0:
         raise HistoInputError(f"max_gap_px must be a number >= 0, got {max_gap_px!r}")
     if labels.size == 0 or not labels.any():
@@ -199,16 +200,3 @@ def _close_pairs(grown: np.ndarray, dist: np.ndarray, gap: float) -> np.ndarray:
         return np.empty((0, 2), np.int64)
     codes = np.unique(np.concatenate(chunks))
     return np.column_stack([codes // (top + 1), codes % (top + 1)]).astype(np.int64)
-
-
-def _validate(labels) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim != 2:
-        raise HistoInputError(f"labels must be a 2-D (Y, X) array; got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise HistoInputError(
-            f"labels must be an integer label image; got dtype {arr.dtype} (convert whole-"
-            "number labels with labels.astype(np.int32))")
-    if np.issubdtype(arr.dtype, np.signedinteger) and arr.size and arr.min() < 0:
-        raise HistoInputError("labels contain negative values; 0 is background, fibers are 1, 2, ...")
-    return arr

@@ -60,6 +60,7 @@ from histo.measure.shape import (
     outer_contours,
     outline_lengths_batch,
 )
+from histo.io.labels import check_labels
 from histo.io.stain import Stain, check_stain, darkness_signal, guess_stain, image_layout
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def measure_fibers(
     [[1.0, 25.0, 5.0, 1.0], [2.0, 25.0, 5.0, 1.0]]
     """
     t_start = time.perf_counter()
-    labels = _validate_labels(labels)
+    labels = check_labels(labels, booleans=False)
     ps = _validate_pixel_size(pixel_size_um)
     if not np.isfinite(max_gap_um) or max_gap_um < 0:
         raise HistoInputError(f"max_gap_um must be a number >= 0, got {max_gap_um!r}")
@@ -323,28 +324,6 @@ def _signal(image, shape: tuple[int, int], stain: str | None, channel: int | Non
 
 
 # ------------------------------------------------------------------ validation
-def _validate_labels(labels) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim != 2:
-        raise HistoInputError(f"labels must be a 2-D (Y, X) array; got shape {arr.shape}")
-    if arr.dtype == bool:
-        raise HistoInputError(
-            "labels is a boolean mask, not instance labels; number the fibers first "
-            "(scipy.ndimage.label(mask)[0]) or pass a label image")
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():
-            raise HistoInputError("labels contain NaN or infinite values; 0 is background, "
-                                  "fibers are 1, 2, ...")
-        if np.any(arr != np.round(arr)):
-            raise HistoInputError("labels contain fractional values; give an integer label image")
-        arr = arr.astype(np.int64)
-    elif not np.issubdtype(arr.dtype, np.integer):
-        raise HistoInputError(f"labels must be an integer array; got dtype {arr.dtype}")
-    if arr.size and np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
-        raise HistoInputError("labels contain negative values; 0 is background, fibers are 1, 2, ...")
-    return arr
-
-
 def _validate_pixel_size(pixel_size_um) -> float | None:
     if pixel_size_um is None:
         return None

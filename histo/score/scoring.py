@@ -29,6 +29,7 @@ from histo.score.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-expor
     variability_coefficient,
 )
 from histo.errors import HistoInputError
+from histo.io.labels import check_labels
 from histo.io.stain import Stain
 from histo.review.flags import reviewed_sad
 from histo.score.settings import ScoringSettings
@@ -57,11 +58,7 @@ def _validate(fibers: Any, labels: Any) -> tuple[pd.DataFrame, np.ndarray]:
     if "label" not in fibers or _size_column(fibers, "min_feret") is None:
         raise HistoInputError("the fiber table lacks 'label' or a min_feret_um / min_feret_px "
                               "column; build it with histo.measure.morphometry.measure_fibers")
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise HistoInputError(f"labels must be a 2-D integer image, got {labels.dtype} with "
-                              f"shape {labels.shape}")
-    return fibers, labels
+    return fibers, check_labels(labels, floats=False, booleans=False)
 
 
 def resolve_pixel_size(fibers: pd.DataFrame, labels: np.ndarray, image: Any,

@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from histo.io.labels import touches_edge
 from histo.segment import net as _net
 from histo.segment import scale as _scale
 from histo.segment.netinput import input_stats, network_input
@@ -191,7 +192,6 @@ def estimate_scale(net, config, src, stats, device, precision: str = "float32",
     segment with (the last refinement run's factor when it is within :data:`REUSE_RATIO` of
     the estimate, so its maps in ``cache`` can be reused).
     """
-    from histo.train.matching import touches_edge
     from histo.segment.targets import fiber_targets
 
     fg_threshold = config.fg_threshold_for(src.is_rgb)

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from histo.io.labels import touches_edge
+
 
 def fiber_targets(labels: np.ndarray) -> np.ndarray:
     """(3, Y, X) float32 targets: foreground, boundary, per-fiber normalised distance.
@@ -47,8 +49,6 @@ def fiber_targets(labels: np.ndarray) -> np.ndarray:
 
 def median_diameter_px(labels: np.ndarray) -> float:
     """Median equivalent diameter of the labels not touching the image border."""
-    from histo.train.matching import touches_edge
-
     labels = np.asarray(labels)
     areas = np.bincount(labels.ravel())
     edge = touches_edge(labels, areas.size - 1)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from histo.errors import HistoInputError
-from histo.train.matching import touches_edge
+from histo.io.labels import touches_edge
 from histo.synth.geometry import Geometry, assign_fiber_types
 from histo.synth.labelops import clean_labels, label_areas
 

@@ -1,7 +1,7 @@
 """Pairing two label images: the sparse IoU contingency table and optimal one-to-one matching.
 
 The machinery behind :func:`histo.train.evaluate.match_labels` (which holds the user-facing rules
-and the result objects). Objects are numbered ``1..n`` by :func:`relabel_consecutive`; the
+and the result objects). Objects are numbered ``1..n`` by :func:`histo.io.labels.relabel_consecutive`; the
 IoU of every overlapping pair comes from one ``bincount``/``unique`` over the paired index
 values (:func:`label_overlap`), never from a per-object loop; :func:`match_pairs` then picks
 a one-to-one matching among the pairs above a threshold, optimal where it is ambiguous
@@ -17,86 +17,22 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from histo.errors import HistoInputError
+from histo.io.labels import check_labels, relabel_consecutive, touches_edge
 
 DENSE_TABLE_MAX = 1 << 25
 """Count overlaps with ``bincount`` over (P+1)*(G+1) cells up to this size, else ``unique``."""
 
 
 def check_label_image(arr, name: str) -> np.ndarray:
-    """An instance label image as an integer array, or a ``HistoInputError`` naming ``name``.
-
-    Booleans become ``uint8``; integral floats become ``int64``; negative labels, fractional
-    or non-finite values and 0-D/1-D arrays are refused.
+    """An instance label image (2-D or n-D) as an integer array, or a ``HistoInputError``
+    naming ``name``: :func:`histo.io.labels.check_labels` with any number of dimensions.
 
     Examples
     --------
     >>> check_label_image(np.array([[0, 1.0], [2, 2]]), "gt").dtype
     dtype('int64')
     """
-    arr = np.asarray(arr)
-    if arr.dtype == bool:
-        return arr.astype(np.uint8)
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise HistoInputError(
-                f"{name} must hold integer labels, got non-integer {arr.dtype} values; "
-                "pass an instance label image (0 = background, 1..n = objects)"
-            )
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise HistoInputError(
-            f"{name} must be an integer label image, got dtype {arr.dtype}"
-        )
-    if arr.ndim < 2:
-        raise HistoInputError(f"{name} must be a 2-D (or n-D) label image, got shape {arr.shape}")
-    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
-        raise HistoInputError(f"{name} has negative labels; labels must be >= 0 (0 = background)")
-    return arr
-
-
-def relabel_consecutive(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map labels to 1..n (0 stays 0).
-
-    Returns
-    -------
-    ids : ndarray of int64, shape (n,)
-        The original label of object ``i`` at position ``i - 1``.
-    idx : ndarray of int64, same shape as ``arr``
-        The index image (0 = background, 1..n = objects).
-
-    Examples
-    --------
-    >>> ids, idx = relabel_consecutive(np.array([[0, 7], [7, 3]]))
-    >>> ids.tolist(), idx.tolist()
-    ([3, 7], [[0, 2], [2, 1]])
-    """
-    if arr.size == 0:
-        return np.zeros(0, np.int64), np.zeros(arr.shape, np.int64)
-    top = int(arr.max())
-    if top <= max(4 * arr.size, 1 << 16):
-        present = np.zeros(top + 1, bool)
-        present[arr.ravel()] = True
-        present[0] = False
-        ids = np.flatnonzero(present)
-        lut = np.zeros(top + 1, np.int64)
-        lut[ids] = np.arange(1, len(ids) + 1)
-        return ids.astype(np.int64), lut[arr]
-    ids, inv = np.unique(arr, return_inverse=True)
-    inv = inv.reshape(arr.shape)
-    if ids[0] == 0:
-        return ids[1:].astype(np.int64), inv.astype(np.int64)
-    return ids.astype(np.int64), inv.astype(np.int64) + 1
-
-
-def touches_edge(idx: np.ndarray, n: int) -> np.ndarray:
-    """Boolean per object index 1..n (position 0 = background): touches any image face."""
-    edge = np.zeros(n + 1, bool)
-    for axis in range(idx.ndim):
-        edge[np.take(idx, 0, axis=axis).ravel()] = True
-        edge[np.take(idx, -1, axis=axis).ravel()] = True
-    edge[0] = False
-    return edge
+    return check_labels(arr, name=name, ndim=None)
 
 
 @dataclass(frozen=True)

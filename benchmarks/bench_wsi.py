@@ -161,7 +161,7 @@ def run_with_peak_rss(cmd: list[str], interval: float = 0.1) -> tuple[int, float
 
 def read_level_baseline(path: Path, level: int) -> float:
     """Seconds to read one pyramid level once, tile by tile (decode only)."""
-    from histo.io.image import open_slide
+    from histo.io.slide import open_slide
 
     slide = open_slide(path)
     h, w = slide.level_shapes[level]

@@ -28,7 +28,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 _PUBLIC = {
     "ImageData": "histo.io.image",
     "read_image": "histo.io.image",
-    "open_slide": "histo.io.image",
+    "open_slide": "histo.io.slide",
     "read_labels": "histo.io.masks",
     "validate_labels": "histo.io.masks",
     "measure_fibers": "histo.measure.morphometry",

@@ -16,7 +16,8 @@ from skimage.draw import disk, polygon
 from histo.io.atomic import partial_leftovers
 from histo.score.classes import CLASS_COLORS
 from histo.errors import HistoInputError
-from histo.results.writer import render_overlay, to_jsonable, write_labels_pyramid, write_slide_outputs
+from histo.io.jsonable import to_jsonable
+from histo.results.writer import render_overlay, write_labels_pyramid, write_slide_outputs
 from histo.io.image import read_image
 from histo.io.masks import read_labels
 

@@ -11,7 +11,8 @@ import tifffile
 from PIL import Image
 
 from histo.errors import HistoInputError
-from histo.io.image import ImageData, image_checksum, open_slide, read_image, sniff_format
+from histo.io.image import ImageData, image_checksum, read_image, sniff_format
+from histo.io.slide import open_slide
 
 
 # --------------------------------------------------------------------------- real files

@@ -6,7 +6,6 @@ import argparse
 
 import pytest
 
-from histo.score import settings
 from histo.errors import HistoInputError
 from histo.score.settings import ScoringSettings
 from histo.commands._settings import add_settings_arguments, settings_from_args
@@ -41,11 +40,3 @@ def test_cli_rejects_bad_values(capsys):
         parse(["--type-channels", "I:1"])
     with pytest.raises(HistoInputError, match="permutations"):
         parse(["--permutations", "-5"])
-
-
-def test_helpers_still_importable_from_histo_settings():
-    from histo.score.settings import add_settings_arguments as add, settings_from_args as read
-
-    assert add is add_settings_arguments and read is settings_from_args
-    with pytest.raises(AttributeError, match="no attribute 'add_settings_argument'"):
-        settings.add_settings_argument  # noqa: B018

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any, Callable
 
+from histo.batch.slides import cohort_row, process_slide
 from histo.errors import HistoInputError
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,6 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
     """One task per slide on a local cluster or a remote scheduler; rows in job order."""
     import dask
     from distributed import Client, LocalCluster, as_completed
-
-    from histo.batch.run import cohort_row
 
     cluster = None
     _quiet_distributed()
@@ -111,8 +110,6 @@ def _dask_task(job, params, force: bool, slide_fn) -> dict[str, Any]:
     """Runs on a worker: score one slide, report tile progress as worker events."""
     import dask
     from distributed import get_worker
-
-    from histo.batch.run import process_slide
 
     worker = get_worker()
     last = [0.0]

@@ -5,9 +5,19 @@ scored in any of them gives the same numbers and the same files.
 
 Examples
 --------
->>> from histo.batch.pipeline import measure_file                      # doctest: +SKIP
->>> measure_file("slide.tif", "slide_labels.png", "results")     # doctest: +SKIP
-PosixPath('results/slide')
+The bundled sample slide with its reference labels, measured and scored into a results folder:
+
+>>> import tempfile
+>>> from histo.batch.pipeline import measure_file
+>>> from histo.sample_data import demo_image_path, demo_labels_path
+>>> results = tempfile.TemporaryDirectory()
+>>> slide_dir, result = measure_file(demo_image_path(), demo_labels_path(), results.name)
+>>> slide_dir.name, len(result.fibers), result.summary["slide"]["stain"]
+('cn_img02', 55, 'he')
+>>> sorted(p.name for p in slide_dir.iterdir())  # doctest: +NORMALIZE_WHITESPACE
+['fibers.csv', 'fibers.geojson', 'fibers.parquet', 'labels.tif', 'overlay.png', 'rois.zip',
+ 'summary.json']
+>>> results.cleanup()
 """
 
 from __future__ import annotations
@@ -21,8 +31,8 @@ from typing import Any, Callable, Literal
 import numpy as np
 import pandas as pd
 
-from histo import __version__
 from histo.errors import HistoInputError
+from histo.score.summary import build_summary
 from histo.io.stain import STAINS, Stain, check_stain  # noqa: F401  (STAINS re-exported)
 
 log = logging.getLogger(__name__)
@@ -156,21 +166,8 @@ def analyze(
     if excluded is not None:
         fibers["excluded"] = fibers["label"].map(excluded).fillna(False).astype(bool)
     fibers, scored = score_slide(fibers, labels, image, settings, stain=stain, edges=edges)
-    warnings = []
-    if image.pixel_size_um is None:
-        warnings.append(
-            f"{image.path or 'image'}: no pixel size in the file; sizes are in pixels and the "
-            "Dubowitz figures that need micrometres are left out. Pass --pixel-size UM "
-            "(micrometres per pixel) to get them."
-        )
-    summary = {
-        "slide": _slide_info(image, stain, channel),
-        "software": {"histo": __version__},
-        "model": model_info,
-        "n_fibers": int(len(fibers)),
-        **scored,
-        "warnings": warnings,
-    }
+    summary = build_summary(_slide_info(image, stain, channel), scored, n_fibers=len(fibers),
+                            model=model_info)
     return SlideResult(labels=labels, fibers=fibers, summary=summary)
 
 

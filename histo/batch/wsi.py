@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
+from histo.score.scoring import score_table
+from histo.score.summary import build_summary
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def is_whole_slide(path: str | Path, *, min_pixels: int = WSI_MIN_PIXELS) -> boo
         return True
     if suffix not in (".tif", ".tiff"):
         return False
-    from histo.io.image import open_slide
+    from histo.io.slide import open_slide
 
     try:
         slide = open_slide(path)
@@ -202,7 +204,7 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
     out_dir : path
         The slide's result folder (the output contract of ``histo score``; ``labels.tif`` is
         pyramidal and on the analysis level's grid).
-    params : histo.batch.run.ScoreParams
+    params : histo.batch.slides.ScoreParams
         Stain, channel, pixel size override, method and scoring settings.
     batch_info : dict, optional
         Stored as ``summary["batch"]`` (resume fingerprint).
@@ -214,9 +216,8 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
     dict
         The slide's summary (as written to ``summary.json``).
     """
-    from histo import __version__
     from histo.io.channels import pick_channel
-    from histo.io.image import open_slide
+    from histo.io.slide import open_slide
     from histo.score.settings import ScoringSettings
     from histo.batch.wsi_tiles import (halo_px, measure_tiles, nuclei_state, nuclei_summary,
                                  segment_tiles, signal_reference)
@@ -272,8 +273,6 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
                                       signal_ref=signal_reference(thumb, stain, channel),
                                       progress=steps.part(1), polygons=polygons, nuclei=nuclei)
         tissue_um2 = float(tissue.mean()) * shape_yx[0] * shape_yx[1] * ps ** 2 if ps else None
-        from histo.review.rescore import score_table
-
         scored, part = score_table(fibers, shape_yx, pixel_size_um=ps, stain=stain,
                                    settings=settings, edges=edges, tissue_area_um2=tissue_um2,
                                    path=path)
@@ -282,20 +281,14 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
             from histo.score.evidence import build_evidence
 
             part["evidence"] = build_evidence(part, settings)
-        summary = {
-            "slide": {"id": out_dir.name, "path": str(path), "sha256": (batch_info or {}).get(
-                "input_sha256"), "shape": list(slide.level_shapes[0]), "axes": slide.axes,
-                "pixel_size_um": ps, "pixel_size_source": "user" if params.pixel_size_um
-                else slide.pixel_size_source, "stain": stain, "channel": channel,
-                "whole_slide": True, "analysis_level": level, "analysis_downsample": ds,
-                "analysis_shape": list(shape_yx), "level0_pixel_size_um": ps0,
-                "tissue_fraction": float(tissue.mean()), "tissue_area_um2": tissue_um2},
-            "software": {"histo": __version__},
-            "model": _model_info(params),
-            "n_fibers": int(len(scored)),
-            **part,
-            "warnings": [] if ps else [f"{path.name}: no pixel size; sizes are in pixels"],
-        }
+        slide_info = {
+            "id": out_dir.name, "path": str(path), "sha256": (batch_info or {}).get("input_sha256"),
+            "shape": list(slide.level_shapes[0]), "axes": slide.axes, "pixel_size_um": ps,
+            "pixel_size_source": "user" if params.pixel_size_um else slide.pixel_size_source,
+            "stain": stain, "channel": channel, "whole_slide": True, "analysis_level": level,
+            "analysis_downsample": ds, "analysis_shape": list(shape_yx), "level0_pixel_size_um": ps0,
+            "tissue_fraction": float(tissue.mean()), "tissue_area_um2": tissue_um2}
+        summary = build_summary(slide_info, part, n_fibers=len(scored), model=_model_info(params))
         if batch_info is not None:
             summary["batch"] = batch_info
         write_wsi_outputs(out_dir, labels=labels, fibers=scored, summary=summary,
@@ -354,8 +347,8 @@ def write_wsi_outputs(out_dir: Path, *, labels, fibers: pd.DataFrame, summary: d
     from PIL import Image
 
     from histo.io.atomic import atomic_directory
-    from histo.results.writer import (fibers_geojson, render_overlay, to_jsonable,
-                              write_labels_pyramid, write_roi_zip)
+    from histo.io.jsonable import to_jsonable
+    from histo.results.writer import fibers_geojson, render_overlay, write_labels_pyramid, write_roi_zip
 
     polygons = dict(sorted(polygons.items()))
     text = json.dumps(to_jsonable(summary), indent=2, ensure_ascii=False, allow_nan=False)

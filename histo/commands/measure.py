@@ -21,14 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="results folder")
     add_image_arguments(parser)
-    from histo.score.settings import add_settings_arguments
+    from histo.commands._settings import add_settings_arguments
 
     add_settings_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from histo.batch.pipeline import measure_file
-    from histo.score.settings import settings_from_args
+    from histo.commands._settings import settings_from_args
 
     settings = settings_from_args(args)
     out_dir, result = measure_file(

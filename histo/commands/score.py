@@ -23,7 +23,7 @@ TABLE_COLUMNS = ("slide_id", "status", "n_fibers", "stain", "seconds", "error")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``histo score``."""
-    from histo.score.settings import add_settings_arguments
+    from histo.commands._settings import add_settings_arguments
 
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FOLDER_OR_FILE",
                         help="slide files (TIFF, OME-TIFF, SVS, NDPI, PNG, JPEG) or folders, "
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """Score the slides; print the final table; 0 when all succeeded, 1 otherwise."""
     from histo.batch.run import ScoreParams, run_batch
     from histo.errors import HistoInputError
-    from histo.score.settings import settings_from_args
+    from histo.commands._settings import settings_from_args
 
     if args.workers is not None and args.workers < 1:
         raise HistoInputError(f"--workers must be 1 or more, got {args.workers}")

@@ -51,7 +51,6 @@ __all__ = [
     "ImageData",
     "check_file",
     "image_checksum",
-    "open_slide",
     "read_image",
     "sniff_format",
 ]
@@ -385,13 +384,3 @@ def _user_pixel_size(value, path: Path | None) -> float:
             f"{hi:g}); give micrometres per pixel, not pixels per micrometre", path=path)
     return size
 
-
-def open_slide(path: str | os.PathLike):
-    """Open a slide for lazy, level-by-level access; see :class:`histo.io.slide.Slide`.
-
-    Pyramidal TIFF, SVS, NDPI and OME-TIFF pyramids are read tile by tile; other images
-    (plain TIFF, PNG, JPEG) become a one-level slide.
-    """
-    from histo.io.slide import Slide
-
-    return Slide(path)

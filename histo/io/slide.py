@@ -270,3 +270,12 @@ def da_coarsen(arr, axes_k: dict[int, int]):
     arr = arr.rechunk({ax: max(k, arr.chunksize[ax] // k * k) for ax, k in axes_k.items()})
     out = da.coarsen(np.mean, arr.astype(np.float32), axes_k, trim_excess=True)
     return out.round().astype(dtype) if dtype.kind in "iu" else out.astype(dtype)
+
+
+def open_slide(path: str | os.PathLike) -> Slide:
+    """Open a slide for lazy, level-by-level access; see :class:`Slide`.
+
+    Pyramidal TIFF, SVS, NDPI and OME-TIFF pyramids are read tile by tile; other images
+    (plain TIFF, PNG, JPEG) become a one-level slide.
+    """
+    return Slide(path)

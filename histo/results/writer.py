@@ -27,7 +27,6 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ import pandas as pd
 from histo.io.atomic import atomic_directory, atomic_path
 from histo.score.classes import CLASS_COLORS, fiber_class
 from histo.errors import HistoInputError
+from histo.io.jsonable import to_jsonable
 from histo.io.polygons import label_polygons
 
 logger = logging.getLogger(__name__)
@@ -50,46 +50,6 @@ __all__ = [
 ]
 
 OVERLAY_MAX_PX = 2048
-
-
-# --------------------------------------------------------------------------- JSON
-def to_jsonable(obj):
-    """Plain JSON types from numpy/pandas/paths/dataclasses; NaN and inf become None.
-
-    Examples
-    --------
-    >>> to_jsonable({"a": np.float32(1.5), "b": np.nan, "c": (np.int64(2), True), "d": np.bool_(False)})
-    {'a': 1.5, 'b': None, 'c': [2, True], 'd': False}
-    """
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (pd.Series, pd.Index)):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, pd.DataFrame):
-        return to_jsonable(obj.to_dict(orient="records"))
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(asdict(obj))
-    if hasattr(obj, "to_dict"):
-        return to_jsonable(obj.to_dict())
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
 
 
 # --------------------------------------------------------------------------- labels.tif

@@ -3,7 +3,7 @@
 A pathologist may flag a fiber ``"excluded"`` (measured but not counted), ``"confirmed_sad"``
 or ``"not_sad"`` (overriding the classifier's small-dark-angular call). :func:`apply_review`
 turns flags into the ``excluded``, ``counted`` and ``is_sad`` columns every figure honours
-(:func:`reviewed_sad` is the override rule, also used by :mod:`histo.score.scoring`), and
+(the override rule is :func:`histo.score.scoring.reviewed_sad`), and
 :func:`strip_review` undoes it. How a review is stored is :mod:`histo.review.state`.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
+from histo.score.scoring import reviewed_sad
 
 #: Flags a reviewer can set on a fiber.
 FLAGS: tuple[str, ...] = ("excluded", "confirmed_sad", "not_sad")
@@ -49,18 +49,6 @@ def validate_flags(flags: Mapping[Any, str] | None) -> dict[int, str]:
             raise HistoInputError(f"unknown review flag {flag!r} for fiber {label}; use one of {', '.join(FLAGS)}")
         out[label] = str(flag)
     return dict(sorted(out.items()))
-
-
-def reviewed_sad(auto: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """The SAD call after review: ``"confirmed_sad"`` -> True, ``"not_sad"`` -> False, else ``auto``.
-
-    Examples
-    --------
-    >>> reviewed_sad(np.array([True, False, False]), np.array(["not_sad", "confirmed_sad", ""])).tolist()
-    [False, True, False]
-    """
-    flags = np.asarray(flags, dtype=object)
-    return (np.asarray(auto, dtype=bool) | (flags == "confirmed_sad")) & (flags != "not_sad")
 
 
 def apply_review(fibers: pd.DataFrame, review) -> pd.DataFrame:

@@ -31,7 +31,6 @@ from histo.score.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-expor
 from histo.errors import HistoInputError
 from histo.io.labels import check_labels
 from histo.io.stain import Stain
-from histo.review.flags import reviewed_sad
 from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -95,6 +94,18 @@ def _min_feret(fibers: pd.DataFrame, pixel_size_um: float | None) -> tuple[np.nd
 
 
 # ---------------------------------------------------------------------- classes
+def reviewed_sad(auto: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """The SAD call after review: ``"confirmed_sad"`` -> True, ``"not_sad"`` -> False, else ``auto``.
+
+    Examples
+    --------
+    >>> reviewed_sad(np.array([True, False, False]), np.array(["not_sad", "confirmed_sad", ""])).tolist()
+    [False, True, False]
+    """
+    flags = np.asarray(flags, dtype=object)
+    return (np.asarray(auto, dtype=bool) | (flags == "confirmed_sad")) & (flags != "not_sad")
+
+
 def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: Stain,
                     pixel_size_um: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Add ``counted`` and the class flags; return the table and the thresholds used.
@@ -397,3 +408,40 @@ def _per_type_sizes(out: pd.DataFrame, ps: float | None, settings: ScoringSettin
             None if in_um else d, None if in_um else a, ps, settings.normal_range,
             min_feret_um=d if in_um else None, area_um2=a if in_um else None)
     return per_type
+
+
+# ---------------------------------------------------------------------- without pixels
+#: Per-fiber calls that need the slide's pixels (fiber type, nuclei): scoring without pixels
+#: cannot make them, so they come from where they were made.
+PIXEL_COLUMNS = ("fiber_type", "n_nuclei", "n_central_nuclei", "is_centrally_nucleated")
+
+
+class _PixelSize:
+    """Stand-in image for :func:`score_slide` when only the pixel size is known
+    (nuclei and type channels are then read elsewhere or not at all)."""
+
+    def __init__(self, pixel_size_um: float | None, path=None):
+        self.pixel_size_um, self.path = pixel_size_um, path
+
+
+def score_table(fibers: pd.DataFrame, shape_yx, *, pixel_size_um: float | None, stain: str,
+                settings, edges: np.ndarray, tissue_area_um2: float | None = None,
+                labels: np.ndarray | None = None, path=None) -> tuple[pd.DataFrame, dict]:
+    """Score a fiber table without the slide's pixels (whole slides, reviewed tables).
+
+    Runs :func:`score_slide` with nuclei and fiber typing switched off (they
+    need pixels) and the adjacency ``edges`` given; per-fiber calls that need pixels
+    (``fiber_type``, nucleus counts) already in ``fibers`` (made tile by tile) are kept. ``labels`` is only used for the density
+    area when ``tissue_area_um2`` is None; without it an all-zero view of ``shape_yx`` (no
+    memory) stands in, so pass ``tissue_area_um2`` then.
+    """
+    if labels is None:
+        labels = np.broadcast_to(np.zeros((), np.uint32), tuple(int(s) for s in shape_yx))
+    off = settings.replace(nuclei={"enabled": False}, fiber_types={"enabled": False})
+    out, part = score_slide(fibers, labels, _PixelSize(pixel_size_um, path), off, stain=stain,
+                            edges=edges, tissue_area_um2=tissue_area_um2)
+    for col in PIXEL_COLUMNS:
+        if col in fibers:
+            out[col] = fibers[col].to_numpy()
+    part["settings"] = settings.to_dict()
+    return out, part

@@ -4,8 +4,8 @@
 the adjacency gap, the permutation test, fiber typing (:class:`FiberTypeSettings`) and central
 nuclei (:class:`NucleiSettings`). It is saved into every ``summary.json`` (:meth:`to_dict`), so
 each figure can be traced to the thresholds that produced it. ``docs/scoring.md`` gives every
-default with its reason and source. The command-line flags are :mod:`histo.commands._settings`
-(``add_settings_arguments`` and ``settings_from_args`` are importable from here too).
+default with its reason and source. The command-line flags that set it are
+in :mod:`histo.commands._settings`.
 
 Examples
 --------
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from histo.errors import HistoInputError
+from histo.measure.adjacency import gap_in_pixels
 
 #: Normal range of the lesser (minimum Feret) diameter of adult muscle fibers, in µm
 #: (Dubowitz, *Muscle Biopsy: A Practical Approach*).
@@ -279,8 +280,6 @@ class ScoringSettings:
 
     def gap_px(self, pixel_size_um: float | None) -> int:
         """The neighbour gap in whole pixels (``adjacency_gap_px`` when the pixel size is unknown)."""
-        from histo.measure.adjacency import gap_in_pixels
-
         return gap_in_pixels(self.adjacency_gap_um, pixel_size_um, default_px=self.adjacency_gap_px)
 
     # ------------------------------------------------------------------ conversions
@@ -389,15 +388,3 @@ def _plain(obj: Any) -> Any:
         return [_plain(v) for v in obj]
     return obj
 
-
-def __getattr__(name: str) -> Any:
-    """The command-line helpers, imported from :mod:`histo.commands._settings` on first use.
-
-    Lazily, because that module imports this one (a plain import at either end would be
-    circular).
-    """
-    if name in ("add_settings_arguments", "settings_from_args"):
-        from histo.commands import _settings as settings_cli
-
-        return getattr(settings_cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,7 +55,8 @@ def _one(path) -> Path:
 
 def read_slide(path, *, name: str | None = None) -> list[tuple[Any, dict, str]]:
     """Layer data for a slide file (see the module docstring)."""
-    from histo.io.image import open_slide, read_image
+    from histo.io.image import read_image
+    from histo.io.slide import open_slide
 
     path = _one(path)
     slide = open_slide(path)
@@ -106,7 +107,7 @@ def _read_labels(path: Path):
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         if len(series.levels) > 1 and np.prod(series.shape) > MULTISCALE_MIN_PIXELS:
-            from histo.io.image import open_slide
+            from histo.io.slide import open_slide
 
             slide = open_slide(path)
             return [slide.to_dask(level) for level in range(slide.level_count)]

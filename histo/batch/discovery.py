@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from histo.errors import HistoInputError
+from histo.batch.pipeline import slide_id
 
 #: Files scored when found in a folder (``.ome.tif`` is covered by ``.tif``).
 SLIDE_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".scn", ".bif", ".png", ".jpg", ".jpeg")
@@ -84,8 +85,6 @@ def assign_slide_ids(paths: Sequence[Path]) -> list[str]:
     >>> assign_slide_ids([Path("/d/a/s1.tif"), Path("/d/b/s1.tif"), Path("/d/a/s2.tif")])
     ['a__s1', 'b__s1', 's2']
     """
-    from histo.batch.pipeline import slide_id
-
     ids = [slide_id(p) for p in paths]
     groups: dict[str, list[int]] = defaultdict(list)
     for i, sid in enumerate(ids):

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from histo.batch.slides import cohort_row, process_slide
 from histo.errors import HistoInputError
+import os
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,6 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
         if cluster is not None:
             cluster.close()
 
-
 _PROGRESS_TOPIC = "histo-tiles"
 
 
@@ -94,8 +94,6 @@ def _thread_env(workers: int) -> dict[str, Any]:
     ``--workers 1``; with all cores per worker and passive waiting it runs at 1.05x, and a
     cohort of similar slides keeps its 1.23x (``benchmarks/bench_batch.py``).
     """
-    import os
-
     import dask
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})

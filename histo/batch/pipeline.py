@@ -34,6 +34,16 @@ import pandas as pd
 from histo.errors import HistoInputError
 from histo.score.summary import build_summary
 from histo.io.stain import STAINS, Stain, check_stain  # noqa: F401  (STAINS re-exported)
+from histo.io.channels import pick_channel
+from histo.io.image import image_checksum
+from histo.io.image import read_image
+from histo.io.masks import read_labels
+from histo.io.masks import validate_labels
+from histo.measure.adjacency import fiber_adjacency
+from histo.measure.morphometry import measure_fibers
+from histo.results.writer import write_slide_outputs
+from histo.score.scoring import score_slide
+from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +93,12 @@ def default_channel(image, stain: Stain, channel: int | None) -> int | None:
     A multichannel fluorescence image without ``channel`` is an error that names the fix:
     which channel holds the fiber membrane (laminin, dystrophin, WGA) is not in the file.
     """
-    from histo.io.channels import pick_channel
-
     if image.axes != "CYX":
         return None
     return pick_channel(image.n_channels, channel, path=image.path)
 
 
 def _slide_info(image, stain: Stain, channel: int | None) -> dict[str, Any]:
-    from histo.io.image import image_checksum
-
     path = image.path
     return {
         "id": slide_id(path) if path is not None else "image",
@@ -143,12 +149,6 @@ def analyze(
     -------
     SlideResult
     """
-    from histo.measure.adjacency import fiber_adjacency
-    from histo.io.masks import validate_labels
-    from histo.measure.morphometry import measure_fibers
-    from histo.score.scoring import score_slide
-    from histo.score.settings import ScoringSettings
-
     settings = settings or ScoringSettings()
     labels = validate_labels(labels, image_shape=image.shape_yx, path=image.path)
     gap_px = settings.gap_px(image.pixel_size_um)
@@ -173,8 +173,6 @@ def analyze(
 
 def write_result(result: SlideResult, image, out_root: str | Path) -> Path:
     """Write ``out_root/<slide-id>/`` (the output contract) atomically; returns the folder."""
-    from histo.results.writer import write_slide_outputs
-
     out_dir = Path(out_root) / slide_id(image.path if image.path is not None else "image")
     write_slide_outputs(
         out_dir,
@@ -202,9 +200,6 @@ def measure_file(
     The mask may be a label image, an ImageJ ROI set or QuPath GeoJSON
     (:func:`histo.io.masks.read_labels`). Nothing is written when any input is bad.
     """
-    from histo.io.image import read_image
-    from histo.io.masks import read_labels
-
     image = read_image(image_path, pixel_size_um=pixel_size_um, channel=channel)
     stain = resolve_stain(image, stain)
     channel = default_channel(image, stain, channel)
@@ -262,8 +257,6 @@ def score_file(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, SlideResult]:
     """Segment, measure and score one image file and write ``out_root/<slide-id>/``."""
-    from histo.io.image import read_image
-
     image = read_image(image_path, pixel_size_um=pixel_size_um, channel=channel)
     result = segment_and_analyze(
         image, stain=stain, channel=channel, method=method, settings=settings, progress=progress

@@ -34,6 +34,11 @@ import pandas as pd
 from histo.batch.parallel import Progress, run_dask
 from histo.batch.slides import COHORT_COLUMNS, ScoreParams, plan_jobs, process_slide
 from histo.errors import HistoInputError
+import os
+import shutil
+import socket
+from histo.io.atomic import atomic_write_text
+from histo.io.atomic import partial_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +97,6 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
         ``cohort`` has one row per slide, in input order; ``status`` is ``scored``,
         ``unchanged`` or ``error`` (with ``error`` saying why).
     """
-    from histo.io.atomic import atomic_write_text
-
     params = params or ScoreParams()
     results_dir = Path(results_dir).resolve()
     jobs = plan_jobs(inputs, results_dir)
@@ -133,9 +136,6 @@ class _ResultsLock:
         self.path = results_dir / ".histo-lock"
 
     def __enter__(self):
-        import os
-        import socket
-
         me = f"{socket.gethostname()} {os.getpid()}"
         try:
             host, pid = self.path.read_text().split()
@@ -153,8 +153,6 @@ class _ResultsLock:
 
 
 def _pid_alive(pid: int) -> bool:
-    import os
-
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -167,10 +165,6 @@ def _pid_alive(pid: int) -> bool:
 def _remove_stale_temporaries(results_dir: Path) -> None:
     """Delete what a killed run left behind: half-written files and folders
     (:func:`histo.io.atomic.partial_leftovers`) and old folders set aside during a swap."""
-    import shutil
-
-    from histo.io.atomic import partial_leftovers
-
     old = [p for p in results_dir.iterdir() if p.name.startswith(".") and ".old-" in p.name]
     for tmp in [*partial_leftovers(results_dir), *old]:
         log.info("removing %s left by an interrupted run", tmp)

@@ -19,6 +19,14 @@ from typing import Any, Callable, Iterable
 
 from histo.batch.discovery import assign_slide_ids, find_slides
 from histo.errors import HistoError
+import shutil
+from histo.batch import wsi
+from histo.batch.pipeline import segment_and_analyze
+from histo.io.atomic import atomic_directory
+from histo.io.atomic import atomic_write_bytes
+from histo.io.image import image_checksum
+from histo.io.image import read_image
+from histo.results.writer import write_slide_outputs
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +94,6 @@ def plan_jobs(inputs: Iterable[str | Path], results_dir: str | Path) -> list[Sli
     paths = find_slides(inputs, exclude=[results_dir])
     return [SlideJob(p, sid, results_dir / sid) for p, sid in zip(paths, assign_slide_ids(paths))]
 
-
 # --------------------------------------------------------------------------- one slide
 def read_summary(out_dir: Path) -> dict[str, Any] | None:
     """The slide folder's ``summary.json``, or None when missing or unreadable."""
@@ -131,8 +138,6 @@ def process_slide(job: SlideJob, params: ScoreParams, *, force: bool = False,
     ``job.out_dir`` (default :func:`score_slide_file`); ``batch_info`` must be stored as the
     summary's ``"batch"`` entry so that a rerun recognises the folder.
     """
-    from histo.io.image import image_checksum
-
     start = time.perf_counter()
     try:
         sha = image_checksum(job.path)
@@ -169,14 +174,9 @@ def score_slide_file(job: SlideJob, params: ScoreParams, batch_info: dict[str, A
     Whole-slide images (pyramidal or larger than :data:`histo.batch.wsi.WSI_MIN_PIXELS`) go through
     :func:`histo.batch.wsi.score_wsi` tile by tile; other images are read whole.
     """
-    from histo.batch import wsi
-
     if wsi.is_whole_slide(job.path):
         return wsi.score_wsi(job.path, job.out_dir, params=params, batch_info=batch_info,
                              progress=progress)
-    from histo.results.writer import write_slide_outputs
-    from histo.io.image import read_image
-    from histo.batch.pipeline import segment_and_analyze
 
     image = read_image(job.path, pixel_size_um=params.pixel_size_um, channel=params.channel)
     result = segment_and_analyze(image, stain=params.stain, channel=params.channel,
@@ -187,7 +187,6 @@ def score_slide_file(job: SlideJob, params: ScoreParams, batch_info: dict[str, A
     write_slide_outputs(job.out_dir, labels=result.labels, fibers=result.fibers,
                         summary=result.summary, image=image, pixel_size_um=image.pixel_size_um)
     return result.summary
-
 
 # --------------------------------------------------------------------------- reviews
 REVIEW_STASH = ".histo-review-stash"
@@ -203,10 +202,6 @@ def _stash_review(job: SlideJob) -> Path | None:
     The copy lives in ``RESULTS/.histo-review-stash/<slide-id>/`` until
     :func:`_restore_review` has put it back, so even a run killed in between keeps it.
     """
-    import shutil
-
-    from histo.io.atomic import atomic_directory
-
     stash = _review_stash_dir(job)
     if stash.is_dir():  # left by a killed run: it is the newest copy
         return stash
@@ -230,10 +225,6 @@ def _restore_review(job: SlideJob, stash: Path, input_sha256: str) -> str:
     labels still match); a review of a file that has changed since is kept apart in
     ``<slide-id>/review-of-previous-input/`` and not applied.
     """
-    import shutil
-
-    from histo.io.atomic import atomic_write_bytes
-
     same = (stash / "input_sha256").read_text().strip() in ("", input_sha256)
     if not job.out_dir.is_dir():
         return ""

@@ -36,6 +36,18 @@ import pandas as pd
 from histo.errors import HistoInputError
 from histo.score.scoring import score_table
 from histo.score.summary import build_summary
+from PIL import Image
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
+from skimage.morphology import disk
+import json
+from histo.batch.wsi_tiles import halo_px, measure_tiles, nuclei_state, nuclei_summary, segment_tiles, signal_reference
+from histo.io.atomic import atomic_directory
+from histo.io.channels import pick_channel
+from histo.io.jsonable import to_jsonable
+from histo.io.slide import open_slide
+from histo.results.writer import fibers_geojson, render_overlay, write_labels_pyramid, write_roi_zip
+from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +76,6 @@ def is_whole_slide(path: str | Path, *, min_pixels: int = WSI_MIN_PIXELS) -> boo
         return True
     if suffix not in (".tif", ".tiff"):
         return False
-    from histo.io.slide import open_slide
 
     try:
         slide = open_slide(path)
@@ -81,7 +92,6 @@ def _close(slide) -> None:
     close = getattr(slide, "close", None)
     if callable(close):
         close()
-
 
 # --------------------------------------------------------------------------- pure helpers
 def choose_level(downsamples, pixel_size_um: float | None, target_um: float, *,
@@ -135,10 +145,6 @@ def detect_tissue(thumbnail: np.ndarray, *, axes: str | None = None,
     >>> m = detect_tissue(img); bool(m[30, 30]), bool(m[2, 2])
     (True, False)
     """
-    from scipy import ndimage as ndi
-    from skimage.filters import threshold_otsu
-    from skimage.morphology import disk
-
     img = np.asarray(thumbnail)
     axes = axes or ("YXS" if img.ndim == 3 else "YX")
     if axes == "YXS":
@@ -185,8 +191,6 @@ def _labels_store(path: Path, shape_yx, chunk_px: int = 1024):
                            chunks=(chunk_px, chunk_px), dtype="uint32", fill_value=0)
 
 
-
-
 def _plane(thumb: np.ndarray, axes: str, channel: int | None) -> tuple[np.ndarray, str]:
     if axes == "CYX":
         return thumb[channel or 0], "YX"
@@ -216,11 +220,6 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
     dict
         The slide's summary (as written to ``summary.json``).
     """
-    from histo.io.channels import pick_channel
-    from histo.io.slide import open_slide
-    from histo.score.settings import ScoringSettings
-    from histo.batch.wsi_tiles import (halo_px, measure_tiles, nuclei_state, nuclei_summary,
-                                 segment_tiles, signal_reference)
 
     path, out_dir = Path(path), Path(out_dir)
     settings = params.settings or ScoringSettings()
@@ -342,14 +341,6 @@ def write_wsi_outputs(out_dir: Path, *, labels, fibers: pd.DataFrame, summary: d
                       pixel_size_um: float | None) -> Path:
     """The slide folder of a whole slide, atomically: tables, summary, pyramidal labels,
     GeoJSON and ROIs from per-tile outlines, overlay from the thumbnail (no full-size array)."""
-    import json
-
-    from PIL import Image
-
-    from histo.io.atomic import atomic_directory
-    from histo.io.jsonable import to_jsonable
-    from histo.results.writer import fibers_geojson, render_overlay, write_labels_pyramid, write_roi_zip
-
     polygons = dict(sorted(polygons.items()))
     text = json.dumps(to_jsonable(summary), indent=2, ensure_ascii=False, allow_nan=False)
     with atomic_directory(out_dir) as tmp:
@@ -369,8 +360,6 @@ def _write_geojson(path: Path, fibers: pd.DataFrame, polygons: dict, fibers_geoj
                    chunk: int = 2000) -> None:
     """The QuPath GeoJSON of :func:`histo.results.writer.fibers_geojson`, streamed in chunks of
     fibers so that a slide's hundred thousand outlines never sit in memory as JSON at once."""
-    import json
-
     labels = list(polygons)
     by_label = fibers.set_index("label", drop=False)
     with open(path, "w", encoding="utf-8") as fh:

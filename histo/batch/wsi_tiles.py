@@ -17,6 +17,14 @@ import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
+from scipy import ndimage as ndi
+from histo.io.stain import deconvolve_he, image_layout, optical_density
+from histo.io.stain import estimate_background, image_layout
+from histo.measure.adjacency import fiber_adjacency
+from histo.measure.morphometry import measure_fibers, robust_z
+from histo.score.nuclei import count_nuclei, detect_nuclei, nuclear_signal
+from histo.score.nuclei import recount_central
+from histo.segment import tiling
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +49,6 @@ def signal_reference(sample, stain: str, channel: int | None) -> dict:
     so every tile's optical density uses the same reference; fluorescence: the 99.5th
     percentile of the channel (darkness, a robust z-score, does not depend on this scale).
     """
-    from histo.io.stain import estimate_background, image_layout
-
     arr, axes = image_layout(sample)
     if axes == "CYX":
         arr = arr[channel or 0]
@@ -57,8 +63,6 @@ def signal_reference(sample, stain: str, channel: int | None) -> dict:
 def tile_signal(pixels: np.ndarray, stain: str, channel: int | None, ref: dict) -> np.ndarray:
     """The darkness signal of :func:`histo.io.stain.darkness_signal` for one tile, with the
     slide-wide constants of :func:`signal_reference` instead of per-tile estimates."""
-    from histo.io.stain import deconvolve_he, image_layout, optical_density
-
     arr, axes = image_layout(pixels)
     if axes == "CYX":
         arr, axes = arr[channel or 0], "YX"
@@ -88,7 +92,6 @@ def segment_tiles(source, out, *, tissue_mask, pixel_size_um: float | None, stai
     int
         Number of fibers written.
     """
-    from histo.segment import tiling
     from histo.segment.segmenter import segment_image
 
     cyx = len(source.shape) == 3 and source.shape[0] < min(source.shape[1:])
@@ -137,12 +140,6 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
         The per-fiber table (sorted by label, darkness re-referenced to the slide) and the
         fiber adjacency edges.
     """
-    from histo.segment import tiling
-    from histo.measure.adjacency import fiber_adjacency
-    from histo.measure.morphometry import measure_fibers, robust_z
-
-    from scipy import ndimage as ndi
-
     shape_yx = tuple(int(s) for s in labels.shape)
     cyx = len(source.shape) == 3 and source.shape[0] < min(source.shape[1:])
     if signal_ref is None:
@@ -204,8 +201,6 @@ def nuclei_state(settings, pixel_size_um: float | None) -> dict:
 
 def nuclei_summary(state: dict, scored: pd.DataFrame) -> dict:
     """The summary's ``nuclei`` from the tile-wise nucleus calls in the scored table."""
-    from histo.score.nuclei import recount_central
-
     if state.get("reason") is not None or "n_nuclei" not in scored:
         return {"method": None, "reason": state.get("reason") or "no fibers with nuclei counted"}
     opts = state["settings"].nuclei
@@ -236,10 +231,6 @@ def count_tile_nuclei(table: pd.DataFrame, lab: np.ndarray, pixels: np.ndarray, 
     (:func:`tile_signal`: the slide-wide white level, not the tile's own). ``state`` (see
     :func:`measure_tiles`) collects the slide's figures.
     """
-    from scipy import ndimage as ndi
-
-    from histo.score.nuclei import count_nuclei, detect_nuclei, nuclear_signal
-
     settings = state["settings"]
     rgb = pixels.ndim == 3 and pixels.shape[-1] in (3, 4)
     if stain == "he" and rgb and settings.nuclei.channel is None and darkness is not None:
@@ -266,8 +257,6 @@ def _tissue_crop(mask: np.ndarray, shape_yx, outer) -> np.ndarray:
     every fiber the true tissue edge may cut (edge fibers are left out of the statistics,
     so erring this way is the safe side).
     """
-    from scipy import ndimage as ndi
-
     crop = mask_region(mask, shape_yx, *outer)
     k = int(math.ceil(max(shape_yx[0] / mask.shape[0], shape_yx[1] / mask.shape[1])))
     if k <= 1 or crop.all() or not crop.any():

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from histo.commands._common import positive_float
 from histo.errors import HistoInputError
+from histo.io.image import check_file, sniff_format
+from histo.io.masks import read_labels
+from histo.train.evaluate import DEFAULT_THRESHOLDS, match_labels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +53,6 @@ def _thresholds(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: thresholds must be in (0, 1]")
     return values
 
-
 _OUTLINE_FORMATS = ("zip", "roi", "json")
 
 
@@ -60,9 +62,6 @@ def read_label_pair(pred_path: Path, gt_path: Path):
     Either may be an ImageJ ROI set or QuPath GeoJSON as long as the other is a label image:
     its shape rasterises the outlines.
     """
-    from histo.io.image import check_file, sniff_format
-    from histo.io.masks import read_labels
-
     outline = {p: sniff_format(check_file(p)) in _OUTLINE_FORMATS for p in (pred_path, gt_path)}
     if all(outline.values()):
         raise HistoInputError(
@@ -75,8 +74,6 @@ def read_label_pair(pred_path: Path, gt_path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from histo.train.evaluate import DEFAULT_THRESHOLDS, match_labels
-
     pred, gt = read_label_pair(args.pred, args.gt)
     if pred.shape != gt.shape:
         raise HistoInputError(

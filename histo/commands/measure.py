@@ -10,6 +10,9 @@ import argparse
 from pathlib import Path
 
 from histo.commands._common import add_image_arguments, print_slide_summary
+from histo.batch.pipeline import measure_file
+from histo.commands._settings import add_settings_arguments
+from histo.commands._settings import settings_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,15 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="results folder")
     add_image_arguments(parser)
-    from histo.commands._settings import add_settings_arguments
 
     add_settings_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from histo.batch.pipeline import measure_file
-    from histo.commands._settings import settings_from_args
-
     settings = settings_from_args(args)
     out_dir, result = measure_file(
         args.image,

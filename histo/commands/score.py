@@ -14,6 +14,11 @@ import sys
 from pathlib import Path
 
 from histo.commands._common import STAIN_CHOICES
+from histo.io.pixelsize import check_pixel_size
+from histo.batch.run import ScoreParams, run_batch
+from histo.commands._settings import add_settings_arguments
+from histo.commands._settings import settings_from_args
+from histo.errors import HistoInputError
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +28,6 @@ TABLE_COLUMNS = ("slide_id", "status", "n_fibers", "stain", "seconds", "error")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``histo score``."""
-    from histo.commands._settings import add_settings_arguments
-
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FOLDER_OR_FILE",
                         help="slide files (TIFF, OME-TIFF, SVS, NDPI, PNG, JPEG) or folders, "
                              "searched recursively")
@@ -53,15 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the slides; print the final table; 0 when all succeeded, 1 otherwise."""
-    from histo.batch.run import ScoreParams, run_batch
-    from histo.errors import HistoInputError
-    from histo.commands._settings import settings_from_args
-
     if args.workers is not None and args.workers < 1:
         raise HistoInputError(f"--workers must be 1 or more, got {args.workers}")
-    if args.pixel_size is not None and not 0 < args.pixel_size < 1000:
-        raise HistoInputError(f"--pixel-size must be a positive size in micrometres per pixel, "
-                              f"got {args.pixel_size}")
+    check_pixel_size(args.pixel_size, name="--pixel-size", in_range=True)
     params = ScoreParams(stain=args.stain, channel=args.channel, pixel_size_um=args.pixel_size,
                          method=args.method, settings=settings_from_args(args),
                          model=_model_info(args.method))

@@ -13,6 +13,10 @@ import time
 from pathlib import Path
 
 from histo.commands._common import add_image_arguments, positive_float
+import tifffile
+from histo.batch.pipeline import default_channel, resolve_stain, slide_id
+from histo.io.atomic import atomic_path
+from histo.io.image import read_image
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _write_labels(path: Path, labels, pixel_size_um) -> None:
-    import tifffile
 
-    from histo.io.atomic import atomic_path
 
     kwargs = {}
     if pixel_size_um:
@@ -47,8 +49,6 @@ def _write_labels(path: Path, labels, pixel_size_um) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from histo.io.image import read_image
-    from histo.batch.pipeline import default_channel, resolve_stain, slide_id
     from histo.segment.segmenter import segment_image
 
     if args.threads:

@@ -41,7 +41,9 @@ import numpy as np
 
 from histo.errors import HistoInputError
 from histo.io.files import FOREIGN_HINT, check_file, sniff_format
-from histo.io.pixelsize import PIXEL_SIZE_RANGE_UM, pil_pixel_size, plausible, tiff_pixel_size
+from histo.io.pixelsize import PIXEL_SIZE_RANGE_UM, check_pixel_size, pil_pixel_size, tiff_pixel_size
+from PIL import Image
+import tifffile
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +79,6 @@ def image_checksum(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> st
         while block := fh.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
-
 
 # --------------------------------------------------------------------------- data
 @dataclass(frozen=True, eq=False)
@@ -176,7 +177,6 @@ def validate_channel(channel: int | str | None, image: ImageData) -> int | None:
                               f"pass --channel between 0 and {n - 1}", path=image.path)
     return index
 
-
 # --------------------------------------------------------------------------- layout
 def normalise_axes(arr: np.ndarray, axes: str, path: Path | None = None, *,
                    log: bool = True) -> tuple[np.ndarray, str]:
@@ -263,11 +263,8 @@ def normalise_values(pixels: np.ndarray, axes: str, path: Path | None = None) ->
     logger.info("%s: %s RGB converted to 8-bit (0..%g -> 0..255)", path, pixels.dtype, scale)
     return np.clip(np.rint(pixels.astype(np.float32) * (255.0 / scale)), 0, 255).astype(np.uint8)
 
-
 # --------------------------------------------------------------------------- readers
 def _read_tiff(path: Path) -> tuple[np.ndarray, str, float | None, str | None, tuple[str, ...] | None]:
-    import tifffile
-
     with tifffile.TiffFile(path) as tif:
         if not tif.series:
             raise HistoInputError("is a TIFF file without any image in it", path=path)
@@ -285,8 +282,6 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str, float | None, str | None, t
 
 
 def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str, float | None, str | None, None]:
-    from PIL import Image
-
     limit = Image.MAX_IMAGE_PIXELS  # PIL's bomb guard is lower than histo's memory budget
     Image.MAX_IMAGE_PIXELS = max(limit or 0, MAX_IN_MEMORY_BYTES // 4)
     try:
@@ -356,7 +351,7 @@ def read_image(path: str | os.PathLike, *, pixel_size_um: float | None = None,
     pixels, axes = normalise_axes(np.asarray(arr), axes, path)
     pixels = normalise_values(pixels, axes, path)
     if pixel_size_um is not None:
-        user = _user_pixel_size(pixel_size_um, path)
+        user = check_pixel_size(pixel_size_um, name="pixel size", path=path, in_range=True)
         if size_um is not None and abs(user - size_um) > 0.01 * size_um:
             logger.warning("%s: --pixel-size %g µm overrides %g µm from the %s metadata",
                            path, user, size_um, source)
@@ -370,17 +365,3 @@ def read_image(path: str | os.PathLike, *, pixel_size_um: float | None = None,
     logger.debug("%s: %s %s %s, pixel size %s (%s)", path, axes, pixels.shape, pixels.dtype,
                  size_um, source)
     return image
-
-
-def _user_pixel_size(value, path: Path | None) -> float:
-    try:
-        size = float(value)
-    except (TypeError, ValueError) as err:
-        raise HistoInputError(f"pixel size must be a number in µm per pixel, got {value!r}", path=path) from err
-    if not plausible(size):
-        lo, hi = PIXEL_SIZE_RANGE_UM
-        raise HistoInputError(
-            f"pixel size {size:g} µm/px is implausible for a muscle section (expected {lo:g} to "
-            f"{hi:g}); give micrometres per pixel, not pixels per micrometre", path=path)
-    return size
-

@@ -35,6 +35,8 @@ from histo.errors import HistoInputError
 from histo.io.files import check_file, sniff_format
 from histo.io.labels import check_labels
 from histo.io.polygons import polygons_to_labels
+from scipy import ndimage as ndi
+import roifile
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +127,6 @@ def _check_shape(shape: tuple[int, int], expected: tuple[int, int], path) -> Non
 
 
 def _split_binary(arr: np.ndarray, fg: np.ndarray, path, binary: str) -> np.ndarray:
-    from scipy import ndimage as ndi
-
     pieces, n = ndi.label(fg)
     if n <= 1:
         return arr
@@ -155,7 +155,6 @@ def _check_largest(arr: np.ndarray, path) -> None:
             f"label {label} covers {100 * frac:.0f}% of the image: this looks like a foreground "
             "(tissue) mask, not one label per fiber; give instance labels (e.g. Cellpose masks, an "
             "ImageJ ROI set) or let histo segment the image", path=path)
-
 
 # --------------------------------------------------------------------------- reading
 def read_labels(path: str | os.PathLike, *, shape=None, binary: str = "components",
@@ -243,8 +242,6 @@ def _roi_rings(roi) -> list[np.ndarray] | None:
 
 
 def _read_rois(path: Path) -> list[tuple[str | None, list[np.ndarray]]]:
-    import roifile
-
     try:
         rois = roifile.roiread(path)
     except Exception as err:  # noqa: BLE001

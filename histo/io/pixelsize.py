@@ -10,12 +10,16 @@ may describe a different (parent) image.
 from __future__ import annotations
 
 import logging
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from histo.errors import HistoInputError
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["PIXEL_SIZE_RANGE_UM", "pil_pixel_size", "plausible", "tiff_pixel_size", "unit_to_um"]
+__all__ = ["PIXEL_SIZE_RANGE_UM", "check_pixel_size", "pil_pixel_size", "plausible", "tiff_pixel_size",
+           "unit_to_um"]
 
 #: Plausible pixel sizes in µm for a muscle section (20x scan ~0.25-0.5, thumbnails ~10-20).
 PIXEL_SIZE_RANGE_UM: tuple[float, float] = (0.05, 50.0)
@@ -40,6 +44,55 @@ def plausible(size_um: float | None) -> bool:
         return False
     lo, hi = PIXEL_SIZE_RANGE_UM
     return lo <= float(size_um) <= hi  # NaN compares False
+
+
+def check_pixel_size(value, *, name: str = "pixel_size_um", path: str | Path | None = None,
+                     in_range: bool = False) -> float | None:
+    """A pixel size given by a user or a caller, as a float in µm per pixel (None stays None).
+
+    The one check of a pixel size at histo's public edge.
+
+    Parameters
+    ----------
+    value : float, str or None
+    name : str, default "pixel_size_um"
+        What the caller calls the value (``"--pixel-size"``, ``"pixel size"``), named in
+        the messages.
+    path : str or Path, optional
+        The file the value belongs to, prefixed to the messages.
+    in_range : bool, default False
+        Also refuse values outside :data:`PIXEL_SIZE_RANGE_UM` (implausible for a muscle
+        section: most often pixels per micrometre given instead of micrometres per pixel).
+
+    Raises
+    ------
+    HistoInputError
+        Not a number, not finite or not > 0, or outside the range with ``in_range``.
+
+    Examples
+    --------
+    >>> check_pixel_size("0.5"), check_pixel_size(None)
+    (0.5, None)
+    >>> check_pixel_size(0)
+    Traceback (most recent call last):
+    ...
+    histo.errors.HistoInputError: pixel_size_um must be > 0 (micrometres per pixel), got 0
+    """
+    if value is None:
+        return None
+    try:
+        size = float(value)
+    except (TypeError, ValueError) as err:
+        raise HistoInputError(f"{name} must be a number of micrometres per pixel, got {value!r}",
+                              path=path) from err
+    if not math.isfinite(size) or size <= 0:
+        raise HistoInputError(f"{name} must be > 0 (micrometres per pixel), got {size:g}", path=path)
+    if in_range and not plausible(size):
+        lo, hi = PIXEL_SIZE_RANGE_UM
+        raise HistoInputError(
+            f"{name} {size:g} µm/px is implausible for a muscle section (expected {lo:g} to "
+            f"{hi:g}); give micrometres per pixel, not pixels per micrometre", path=path)
+    return size
 
 
 def unit_to_um(unit: str | None) -> float | None:

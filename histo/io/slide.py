@@ -38,6 +38,9 @@ import numpy as np
 from histo.errors import HistoInputError
 from histo.io.files import check_file, sniff_format
 from histo.io.image import ImageData, normalise_axes, normalise_values, read_image
+from skimage.transform import resize
+import tifffile
+from histo.io.pixelsize import tiff_pixel_size
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,6 @@ __all__ = ["Slide"]
 @functools.lru_cache(maxsize=16)
 def _open_level(path: str, mtime_ns: int, level: int):
     """(TiffFile, zarr array) of one pyramid level, cached per process."""
-    import tifffile
     import zarr
 
     tif = tifffile.TiffFile(path)
@@ -135,10 +137,6 @@ class Slide:
         self.n_channels = 1 if self.axes == "YX" else int(first.shape[-1] if self.axes == "YXS" else first.shape[0])
 
     def _open_tiff(self) -> list[_Level]:
-        import tifffile
-
-        from histo.io.pixelsize import tiff_pixel_size
-
         try:
             with tifffile.TiffFile(self.path) as tif:
                 series = tif.series[0]
@@ -237,8 +235,6 @@ class Slide:
 
     def thumbnail(self, max_px: int = 1024) -> np.ndarray:
         """The whole slide with its long side at most ``max_px`` pixels, in :attr:`axes` layout."""
-        from skimage.transform import resize
-
         fits = [i for i, (h, w) in enumerate(self.level_shapes) if max(h, w) >= max_px]
         level = fits[-1] if fits else 0
         H, W = self.level_shapes[level]

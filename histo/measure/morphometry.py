@@ -61,6 +61,7 @@ from histo.measure.shape import (
     outline_lengths_batch,
 )
 from histo.io.labels import check_labels
+from histo.io.pixelsize import check_pixel_size
 from histo.io.stain import Stain, check_stain, darkness_signal, guess_stain, image_layout
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def measure_fibers(
     """
     t_start = time.perf_counter()
     labels = check_labels(labels, booleans=False)
-    ps = _validate_pixel_size(pixel_size_um)
+    ps = check_pixel_size(pixel_size_um)
     if not np.isfinite(max_gap_um) or max_gap_um < 0:
         raise HistoInputError(f"max_gap_um must be a number >= 0, got {max_gap_um!r}")
     tissue = _validate_mask(tissue_mask, labels.shape)
@@ -324,19 +325,6 @@ def _signal(image, shape: tuple[int, int], stain: str | None, channel: int | Non
 
 
 # ------------------------------------------------------------------ validation
-def _validate_pixel_size(pixel_size_um) -> float | None:
-    if pixel_size_um is None:
-        return None
-    try:
-        ps = float(pixel_size_um)
-    except (TypeError, ValueError) as err:
-        raise HistoInputError(f"pixel_size_um must be a number of micrometres per pixel, "
-                              f"got {pixel_size_um!r}") from err
-    if not np.isfinite(ps) or ps <= 0:
-        raise HistoInputError(f"pixel_size_um must be > 0 (micrometres per pixel), got {ps}")
-    return ps
-
-
 def _validate_mask(mask, shape) -> np.ndarray | None:
     if mask is None:
         return None

@@ -9,9 +9,15 @@ resource ``histo/report/templates/report.html``.
 
 Examples
 --------
->>> from histo.report.html import build_report            # doctest: +SKIP
->>> build_report("results")                          # doctest: +SKIP
-PosixPath('results/report.html')
+>>> import tempfile
+>>> from histo.batch.pipeline import measure_file
+>>> from histo.report.html import build_report
+>>> from histo.sample_data import demo_image_path, demo_labels_path
+>>> results = tempfile.TemporaryDirectory()
+>>> _ = measure_file(demo_image_path(), demo_labels_path(), results.name)
+>>> build_report(results.name).relative_to(results.name)
+PosixPath('report.html')
+>>> results.cleanup()
 """
 
 from __future__ import annotations

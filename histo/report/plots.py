@@ -13,6 +13,7 @@ import io
 import numpy as np
 
 from histo.score.classes import CLASS_COLORS
+from PIL import Image
 
 _PLOT_DPI = 110
 
@@ -143,8 +144,6 @@ def cohort_min_feret_boxplot(per_slide: dict[str, np.ndarray], *, unit: str = "u
 
 def thumbnail_data_uri(path, *, max_px: int = 1024) -> str | None:
     """A picture file (e.g. ``overlay.png``) shrunk to ``max_px`` as a JPEG data URI."""
-    from PIL import Image
-
     try:
         with Image.open(path) as img:
             img = img.convert("RGB")

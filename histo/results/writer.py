@@ -37,6 +37,10 @@ from histo.score.classes import CLASS_COLORS, fiber_class
 from histo.errors import HistoInputError
 from histo.io.jsonable import to_jsonable
 from histo.io.polygons import label_polygons
+from PIL import Image
+from scipy import ndimage as ndi
+import roifile
+import tifffile
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +111,6 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
     nearest-neighbour (every other pixel), which never invents a label that is not there.
     The base level is what ``tifffile.imread``, napari and QuPath (OME-TIFF reader) show.
     """
-    import tifffile
-
     path = Path(path)
     if tile % 16 or tile <= 0:
         raise ValueError(f"tile must be a positive multiple of 16, got {tile}")
@@ -146,7 +148,6 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
         if half is not None:
             del half
     return path
-
 
 # --------------------------------------------------------------------------- outlines
 def _class_table(fibers: pd.DataFrame) -> pd.DataFrame:
@@ -192,8 +193,6 @@ def fibers_geojson(labels: np.ndarray, fibers: pd.DataFrame, polygons: dict | No
 
 def write_roi_zip(path: str | os.PathLike, polygons: dict, fibers: pd.DataFrame | None = None) -> Path:
     """ImageJ ROI set: one traced ROI per label, named by the label, coloured by class."""
-    import roifile
-
     classes = _class_table(fibers) if fibers is not None else None
     width = max(4, len(str(max(polygons, default=0))))
     rois = []
@@ -209,7 +208,6 @@ def write_roi_zip(path: str | os.PathLike, polygons: dict, fibers: pd.DataFrame 
     with atomic_path(path) as tmp:
         roifile.roiwrite(tmp, rois, mode="w")
     return path
-
 
 # --------------------------------------------------------------------------- overlay
 def _stretch(plane: np.ndarray) -> np.ndarray:
@@ -247,9 +245,6 @@ def render_overlay(labels: np.ndarray, fibers: pd.DataFrame, image=None, *, chan
     (dark background). Multichannel images show ``channel`` (or the image's chosen channel)
     contrast-stretched, else the brightest channel per pixel.
     """
-    from PIL import Image
-    from scipy import ndimage as ndi
-
     height, width = labels.shape
     step = max(1, math.ceil(max(height, width) / max_px))
     small = np.asarray(labels[::step, ::step])
@@ -271,7 +266,6 @@ def render_overlay(labels: np.ndarray, fibers: pd.DataFrame, image=None, *, chan
     colour_idx = colour_of.reindex(lab_edge).fillna(0).to_numpy(np.int64)
     canvas[edge] = palette[colour_idx]
     return canvas
-
 
 # --------------------------------------------------------------------------- slide folder
 def _write_tables(folder: Path, fibers: pd.DataFrame) -> None:
@@ -332,7 +326,6 @@ def write_slide_outputs(out_dir: str | os.PathLike, *, labels: np.ndarray, fiber
         (tmp / "fibers.geojson").write_text(json.dumps(geo, separators=(",", ":")), encoding="utf-8")
         write_roi_zip(tmp / "rois.zip", polygons, fibers)
         overlay = render_overlay(labels, fibers, image, channel=channel)
-        from PIL import Image
 
         Image.fromarray(overlay).save(tmp / "overlay.png", optimize=False)
     logger.info("wrote %s (%d fibers)", out_dir, len(fibers))

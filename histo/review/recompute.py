@@ -148,10 +148,22 @@ def recompute_changed(
 
     Examples
     --------
-    >>> from histo.measure.morphometry import measure_fibers                     # doctest: +SKIP
-    >>> before = measure_fibers(labels, image.pixels, pixel_size_um=0.5)  # doctest: +SKIP
-    >>> edited = labels.copy(); edited[edited == 7] = 0                  # doctest: +SKIP
-    >>> after = recompute_changed(labels, edited, before, image, pixel_size_um=0.5)  # doctest: +SKIP
+    Three fibers in a row; deleting the third leaves the middle one with one neighbour:
+
+    >>> import numpy as np
+    >>> from histo.measure.morphometry import measure_fibers
+    >>> labels = np.zeros((40, 60), np.int32)
+    >>> labels[5:15, 5:15] = 1; labels[5:15, 17:27] = 2; labels[5:15, 29:39] = 3
+    >>> pixels = np.random.default_rng(0).integers(100, 200, (40, 60, 3), dtype=np.uint8)
+    >>> before = measure_fibers(labels, pixels, pixel_size_um=0.5, stain="he")
+    >>> before["n_neighbors"].astype(int).tolist()
+    [1, 2, 1]
+    >>> edited = labels.copy(); edited[edited == 3] = 0
+    >>> after = recompute_changed(labels, edited, before, pixels, pixel_size_um=0.5, stain="he")
+    >>> after[["label", "n_neighbors"]].astype(int).values.tolist()
+    [[1, 1], [2, 1]]
+    >>> after.equals(measure_fibers(edited, pixels, pixel_size_um=0.5, stain="he"))
+    True
     """
     from histo.measure.adjacency import gap_in_pixels
     from histo.measure.morphometry import measure_fibers, robust_z, table_columns

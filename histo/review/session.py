@@ -21,6 +21,12 @@ from histo.errors import HistoInputError
 from histo.review.recompute import changed_labels
 from histo.review.state import save_review
 from histo.review.flags import FLAGS, apply_review, strip_review
+from histo.errors import HistoError
+from histo.measure.adjacency import fiber_adjacency
+from histo.results.writer import write_slide_outputs
+from histo.review.recompute import recompute_changed
+from histo.score.scoring import score_slide
+from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +38,6 @@ def rescore_table(fibers: pd.DataFrame, labels: np.ndarray, image: Any, flags: d
     Pure: runs in a worker thread on a snapshot. Returns the reviewed table and the scoring
     part of the summary (``settings``, ``statistics``, ``grouping``, ...).
     """
-    from histo.score.scoring import score_slide
-
     base = strip_review(fibers)
     base["excluded"] = base["label"].isin([k for k, v in flags.items() if v == "excluded"]).to_numpy()
     base["review_flag"] = base["label"].map(flags).fillna("").to_numpy(dtype=object)
@@ -205,8 +209,6 @@ class ReviewSession:
 
         Returns a dict for :meth:`accept_recompute`.
         """
-        from histo.review.recompute import recompute_changed
-
         if not self.can_score:
             raise HistoInputError(
                 "the slide's pixels are not available (image file moved?), so edited fibers "
@@ -221,7 +223,6 @@ class ReviewSession:
         )
         present = set(measured["label"].tolist())
         flags = {k: v for k, v in self.flags.items() if k in present}
-        from histo.measure.adjacency import fiber_adjacency
 
         edges = fiber_adjacency(labels_now, max_gap_px=self.settings.gap_px(self.pixel_size_um))
         fibers, part = rescore_table(measured, labels_now, self.image, flags, settings=self.settings,
@@ -265,8 +266,6 @@ class ReviewSession:
         return self.result_dir
 
     def _write_result_folder(self, results_root: Path) -> Path:
-        from histo.results.writer import write_slide_outputs
-
         base = self.base
         if base is None:
             raise HistoInputError("no unreviewed result to write; run Segment and score first")
@@ -288,9 +287,6 @@ def session_from_result(labels: np.ndarray | None, fibers: pd.DataFrame, meta: d
     is where it was scored and the labels are on its full-resolution grid; otherwise the
     session reviews with flags only.
     """
-    from histo.errors import HistoError
-    from histo.score.settings import ScoringSettings
-
     summary = meta.get("summary") or {}
     try:
         settings = ScoringSettings.from_dict(summary.get("settings") or {})

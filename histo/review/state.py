@@ -40,6 +40,7 @@ from histo import __version__
 from histo.io.atomic import atomic_path, atomic_write_text
 from histo.errors import HistoInputError
 from histo.review.flags import FLAGS, strip_review, validate_flags
+import tifffile
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,6 @@ def labels_sha256(labels: np.ndarray) -> str:
 
 
 def _read_tif(path: Path) -> np.ndarray:
-    import tifffile
-
     try:
         return np.asarray(tifffile.imread(path))
     except Exception as err:  # tifffile raises several types for damaged files
@@ -352,8 +351,6 @@ def _drop_missing(flags: dict[int, str], labels: np.ndarray) -> dict[int, str]:
 
 
 def _write_tif(path: Path, labels: np.ndarray) -> None:
-    import tifffile
-
     tifffile.imwrite(path, labels, compression="zlib", photometric="minisblack")
 
 

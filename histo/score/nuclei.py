@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from histo.errors import HistoInputError
 from histo.io.stain import Stain
+from skimage.filters import threshold_otsu
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ def detect_nuclei(signal: np.ndarray, *, min_area_px: float, threshold: float | 
     >>> cents.tolist()
     [[5.5, 5.5], [13.5, 11.5]]
     """
-    from skimage.filters import threshold_otsu
-
     signal = np.asarray(signal, dtype=float)
     if signal.ndim != 2:
         raise HistoInputError(f"the nuclear signal must be a 2-D image, got shape {signal.shape}")
@@ -308,4 +307,3 @@ def recount_central(info: dict[str, Any], fibers: pd.DataFrame, counted: np.ndar
     extra = {} if n_central is None else {"n_central_nuclei": int(n_central[counted].sum())}
     return {**info, **extra, "n_counted": n, "n_centrally_nucleated": int(cn.sum()),
             "pct_centrally_nucleated": 100.0 * cn.sum() / n if n else None}
-

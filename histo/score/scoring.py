@@ -30,8 +30,15 @@ from histo.score.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-expor
 )
 from histo.errors import HistoInputError
 from histo.io.labels import check_labels
+from histo.io.pixelsize import check_pixel_size
 from histo.io.stain import Stain
 from histo.score.settings import ScoringSettings
+from scipy.spatial import ConvexHull, QhullError
+from histo.measure.morphometry import size_column
+from histo.score import evidence
+from histo.score import fibertypes
+from histo.score import grouping
+from histo.score import nuclei
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +46,8 @@ log = logging.getLogger(__name__)
 CLASS_COLUMNS = ("counted", "is_small", "is_angular", "is_dark", "is_sad", "is_atrophic",
                  "is_hypertrophic")
 
-
 # ---------------------------------------------------------------------- inputs
 def _size_column(fibers: pd.DataFrame, name: str) -> str | None:
-    from histo.measure.morphometry import size_column
-
     try:
         return size_column(fibers, name)
     except HistoInputError:
@@ -69,7 +73,7 @@ def resolve_pixel_size(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
     """
     ps = getattr(image, "pixel_size_um", None)
     if ps is not None:
-        return float(ps), "image"
+        return check_pixel_size(ps, name="the image's pixel_size_um"), "image"
     if "area_um2" in fibers and len(fibers):
         row = fibers.iloc[int(np.argmax(fibers["area_um2"].to_numpy()))]
         n_px = int(np.count_nonzero(labels == int(row["label"])))
@@ -91,7 +95,6 @@ def _min_feret(fibers: pd.DataFrame, pixel_size_um: float | None) -> tuple[np.nd
     if col.endswith("_um"):
         return d, d
     return d, (d * pixel_size_um if pixel_size_um is not None else None)
-
 
 # ---------------------------------------------------------------------- classes
 def reviewed_sad(auto: np.ndarray, flags: np.ndarray) -> np.ndarray:
@@ -196,12 +199,9 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
         info["notes"].append("no pixel size: is_atrophic / is_hypertrophic are all False")
     return out, info
 
-
 # ---------------------------------------------------------------------- slide statistics
 def _hull_area_px(mask: np.ndarray) -> float:
     """Area (px) of the convex hull of the pixel squares of ``mask``."""
-    from scipy.spatial import ConvexHull, QhullError
-
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return 0.0
@@ -306,7 +306,6 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
     stats["classes"] = classes
     return stats
 
-
 # ---------------------------------------------------------------------- the whole slide
 def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
                 settings: ScoringSettings | None = None, *, stain: Stain,
@@ -340,11 +339,6 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
         ``n_central_nuclei``, ``is_centrally_nucleated``; and the JSON-able summary
         ``{"settings", "statistics", "grouping", "fiber_types", "nuclei", "evidence"}``.
     """
-    from histo.score import evidence
-    from histo.score import fibertypes
-    from histo.score import grouping
-    from histo.score import nuclei
-
     settings = settings or ScoringSettings()
     if not isinstance(settings, ScoringSettings):
         raise HistoInputError(f"settings must be a ScoringSettings, got {type(settings).__name__}")
@@ -408,7 +402,6 @@ def _per_type_sizes(out: pd.DataFrame, ps: float | None, settings: ScoringSettin
             None if in_um else d, None if in_um else a, ps, settings.normal_range,
             min_feret_um=d if in_um else None, area_um2=a if in_um else None)
     return per_type
-
 
 # ---------------------------------------------------------------------- without pixels
 #: Per-fiber calls that need the slide's pixels (fiber type, nuclei): scoring without pixels

@@ -29,6 +29,8 @@ from histo.segment import net as _net
 from histo.segment import scale as _scale
 from histo.segment.netinput import input_stats, network_input
 from histo.segment.postprocess import drop_small, maps_to_labels, upsample_labels
+from histo.errors import HistoInputError
+from histo.segment.targets import fiber_targets
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,6 @@ def model_info(method: str = "model", model=None) -> dict | None:
 
 def precision_for(precision: str, device) -> str:
     """``"auto"`` -> bfloat16 where the hardware runs it fast, else float32."""
-    from histo.errors import HistoInputError
-
     if precision == "auto":
         return "bfloat16" if _net.bf16_supported(device) else "float32"
     if precision not in ("float32", "bfloat16"):
@@ -100,7 +100,6 @@ def min_area_px(config, factor: float) -> float:
     """Smallest object kept, in pixels of a grid ``factor`` canonical px per pixel."""
     canonical_area = np.pi / 4 * config.canonical_diameter_px**2
     return config.min_area_frac * canonical_area / factor**2
-
 
 # ---------------------------------------------------------------------------- maps and labels
 class MapsCache:
@@ -151,7 +150,6 @@ def region_labels(maps: np.ndarray, config, period: int, shape_yx: tuple[int, in
     return maps_to_labels(down, fg_threshold=fg_threshold, seed_threshold=config.seed_threshold,
                           min_area_px=min_area_px(config, factor))
 
-
 # ---------------------------------------------------------------------------- scale search
 def typical_diameter_px(areas_px: np.ndarray, fragment_frac: float = 0.15) -> float:
     """Median equivalent diameter of the objects, ignoring fragments.
@@ -192,8 +190,6 @@ def estimate_scale(net, config, src, stats, device, precision: str = "float32",
     segment with (the last refinement run's factor when it is within :data:`REUSE_RATIO` of
     the estimate, so its maps in ``cache`` can be reused).
     """
-    from histo.segment.targets import fiber_targets
-
     fg_threshold = config.fg_threshold_for(src.is_rgb)
     last = {}
 

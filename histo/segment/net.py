@@ -38,6 +38,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from histo.errors import HistoInputError
+import copy
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,6 @@ class FiberNet(nn.Module):
 
 def fuse_batchnorm(net: FiberNet) -> nn.Module:
     """A copy of ``net`` for inference with every Conv+BatchNorm pair folded into one conv."""
-    import copy
-
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     net = copy.deepcopy(net).eval()
@@ -193,7 +192,6 @@ def fuse_batchnorm(net: FiberNet) -> nn.Module:
             module[0] = fuse_conv_bn_eval(module[0], module[1])
             module[1] = nn.Identity()
     return net
-
 
 # ---------------------------------------------------------------------------- weights on disk
 def models_dir() -> Path:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+import cv2
 
 
 def maps_to_labels(maps: np.ndarray, *, fg_threshold: float = 0.5, seed_threshold: float = 0.5,
@@ -42,8 +44,6 @@ def maps_to_labels(maps: np.ndarray, *, fg_threshold: float = 0.5, seed_threshol
     >>> maps_to_labels(maps)[2].tolist()
     [0, 1, 1, 1, 1, 2, 2, 2, 0]
     """
-    from skimage.segmentation import watershed
-
     fg_p, bd_p, dist = maps[0], maps[1], maps[2]
     mask = fg_p > fg_threshold
     seeds, n = ndi.label((dist > seed_threshold) & mask)
@@ -117,8 +117,6 @@ def upsample_labels(labels: np.ndarray, fg_prob: np.ndarray, shape_yx: tuple[int
     >>> upsample_labels(lab, fg, (2, 8), fg_threshold=0.5)[0].tolist()
     [1, 1, 1, 1, 2, 2, 2, 2]
     """
-    import cv2
-
     labels = np.asarray(labels, dtype=np.int32)
     hc, wc = labels.shape
     h, w = int(shape_yx[0]), int(shape_yx[1])

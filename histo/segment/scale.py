@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from histo.errors import HistoInputError
+from histo.io.pixelsize import check_pixel_size
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,7 @@ DIAMETER_SEARCH_PX = tuple(float(12 * 2 ** (k / 2)) for k in range(11))  # 12 ..
 
 def factor_from_pixel_size(pixel_size_um: float, *, canonical_pixel_size_um: float) -> float:
     """Input-to-canonical factor from the input pixel size in µm."""
-    if not pixel_size_um > 0:
-        raise ValueError(f"pixel_size_um must be > 0, got {pixel_size_um}")
-    return float(pixel_size_um) / float(canonical_pixel_size_um)
+    return check_pixel_size(pixel_size_um) / float(canonical_pixel_size_um)
 
 
 def factor_from_diameter(diameter_px: float, *, canonical_diameter_px: float) -> float:

@@ -27,10 +27,13 @@ from histo.segment import inference as _inf
 from histo.segment import scale as _scale
 from histo.segment import tiling
 from histo.errors import HistoInputError
+from histo.io.pixelsize import check_pixel_size
 from histo.io.stain import Stain
 from histo.segment.imagesource import ImageSource, image_source
 from histo.segment.inference import load_segmenter, model_info  # noqa: F401 (public here)
 from histo.segment.postprocess import maps_to_labels  # noqa: F401 (public here)
+from histo.io.stain import guess_stain
+from histo.segment.classical import segment_classical
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,6 @@ def _segment_model(src: ImageSource, *, pixel_size_um, fiber_diameter_px, model,
             progress(i + 1, len(tiles))
     return out
 
-
 # ---------------------------------------------------------------------------- public entry
 def segment_image(
     image,
@@ -160,8 +162,7 @@ def segment_image(
     src, image_pixel_size = image_source(image, channel)
     if pixel_size_um is None:
         pixel_size_um = image_pixel_size
-    if pixel_size_um is not None and not pixel_size_um > 0:
-        raise HistoInputError(f"pixel_size_um must be > 0, got {pixel_size_um}", path=src.path)
+    pixel_size_um = check_pixel_size(pixel_size_um, path=src.path)
     if out is None:
         out = np.zeros(src.shape_yx, dtype=np.uint32)
     elif tuple(out.shape) != src.shape_yx:
@@ -175,8 +176,6 @@ def segment_image(
 
 
 def _segment_classical(src: ImageSource, *, stain, pixel_size_um, fiber_diameter_px, out, progress):
-    from histo.segment.classical import segment_classical
-
     pixels = src.read(slice(None), slice(None))
     if stain in (None, "auto"):
         stain = _guess_stain(pixels)
@@ -191,6 +190,4 @@ def _segment_classical(src: ImageSource, *, stain, pixel_size_um, fiber_diameter
 
 def _guess_stain(pixels: np.ndarray) -> Stain:
     """A single plane is a fluorescence channel; RGB is guessed from its colours."""
-    from histo.io.stain import guess_stain
-
     return "if" if pixels.ndim == 2 else guess_stain(pixels)

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from histo.io.labels import touches_edge
+from skimage.segmentation import find_boundaries
 
 
 def fiber_targets(labels: np.ndarray) -> np.ndarray:
@@ -31,8 +32,6 @@ def fiber_targets(labels: np.ndarray) -> np.ndarray:
     >>> [round(float(v), 3) for v in (t[0].sum(), t[1][1, 1], t[2][3, 3], t[2][1, 3])]
     [25.0, 1.0, 1.0, 0.333]
     """
-    from skimage.segmentation import find_boundaries
-
     labels = np.asarray(labels)
     fg = labels > 0
     bd = find_boundaries(labels, mode="inner") & fg
@@ -129,4 +128,3 @@ def size_weights(labels: np.ndarray, max_weight: float = 3.0) -> np.ndarray:
     w = np.ones_like(areas)
     w[1:][present] = np.clip(np.sqrt(ref / areas[1:][present]), 1.0, max_weight)
     return w.astype(np.float32)[labels]
-

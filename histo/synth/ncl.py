@@ -24,6 +24,7 @@ from histo.errors import HistoInputError
 from histo.io.labels import touches_edge
 from histo.synth.geometry import Geometry, assign_fiber_types
 from histo.synth.labelops import clean_labels, label_areas
+import tifffile
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,6 @@ def _load(name: str) -> _Source:
                 f"{', '.join(SOURCES)} or use geometry='packing'",
                 path=Path(__file__).resolve().parents[2] / "data" / "real" / "masks",
             )
-        import tifffile
 
         path = folder / name
         try:

@@ -41,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from histo.errors import HistoInputError
+from histo.io.pixelsize import check_pixel_size
 from histo.train.matching import (
     Overlap,
     check_label_image,
@@ -49,6 +50,7 @@ from histo.train.matching import (
     label_overlap,
     match_pairs,
 )
+from histo.measure.morphometry import measure_fibers, size_column
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +220,6 @@ def _fmt(v: float, spec: str) -> str:
     width = spec.split(".")[0]
     return f"{'n/a':>{width}}" if not np.isfinite(v) else format(v, spec)
 
-
 # --------------------------------------------------------------------------------------------
 # validation
 
@@ -231,7 +232,6 @@ def _validate_thresholds(thresholds) -> tuple[float, ...]:
     if not ts or any(not 0 < t <= 1 for t in ts):
         raise HistoInputError(f"thresholds must be numbers in (0, 1], got {thresholds!r}")
     return ts
-
 
 # --------------------------------------------------------------------------------------------
 # public API
@@ -289,8 +289,7 @@ def match_labels(
             "the prediction must be on the reference's pixel grid"
         )
     ts = _validate_thresholds(thresholds)
-    if pixel_size_um is not None and not (np.isfinite(pixel_size_um) and pixel_size_um > 0):
-        raise HistoInputError(f"pixel_size_um must be a positive number, got {pixel_size_um!r}")
+    pixel_size_um = check_pixel_size(pixel_size_um)
     ov = label_overlap(pred, gt)
     n_p, n_g = len(ov.pred_ids), len(ov.gt_ids)
     gt_counted, pred_free_counted = counted_objects(ov, exclude_edge)
@@ -347,8 +346,6 @@ def match_labels(
 
 def _feret_error(ov: Overlap, keep: np.ndarray, pixel_size_um: float | None) -> FeretError:
     """Min Feret of matched pairs, measured by histo.measure.morphometry on the matched objects only."""
-    from histo.measure.morphometry import measure_fibers, size_column
-
     def measured(idx_img: np.ndarray, obj: np.ndarray) -> np.ndarray:
         # keep only the matched objects (fewer to measure), numbered by pair position 1..k
         lut = np.zeros(int(idx_img.max()) + 1 if idx_img.size else 1, np.uint32)

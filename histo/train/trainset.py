@@ -31,6 +31,9 @@ from scipy import ndimage as ndi
 from histo.errors import HistoInputError
 from histo.segment.scale import rescale
 from histo.segment.targets import fiber_targets, median_diameter_px, membrane_labels, size_weights
+from PIL import Image
+from skimage.segmentation import find_boundaries
+import tifffile
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +51,6 @@ class Sample:
 
 
 def _read_pair(image_path: Path, labels_path: Path, channel: int | None):
-    import tifffile
-    from PIL import Image
-
     def read(p):
         if p.suffix.lower() in (".tif", ".tiff"):
             return tifffile.imread(p)
@@ -166,8 +166,6 @@ def render_membrane(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     are dark with faint texture; dark interiors with faint texture; blur, noise, uneven light.
     Train it against ``membrane_labels(labels, ...)`` (the membrane convention).
     """
-    from skimage.segmentation import find_boundaries
-
     h, w = labels.shape
     d = median_diameter_px(labels) if labels.max() else 30.0
     fg = labels > 0
@@ -193,7 +191,6 @@ def membrane_sample(labels: np.ndarray, rng: np.random.Generator, settings) -> S
     d = median_diameter_px(labels) if labels.max() else 30.0
     target = membrane_labels(labels, settings.membrane_gap_frac * d)
     return Sample(render_membrane(labels, rng), targets_for(target, settings), "membrane")
-
 
 # ---------------------------------------------------------------------------- augmentation
 def _augment_colour(x: np.ndarray, rng: np.random.Generator, is_rgb: bool) -> np.ndarray:

@@ -1,4 +1,5 @@
-# histo: `make demo` (set up + score the bundled sample), `make test` (set up + the whole suite).
+# histo: `make demo` (set up + score the bundled sample), `make test` (set up + lint + the whole suite,
+# doctests of histo/ included: see testpaths and addopts in pyproject.toml), `make lint` (ruff only).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -7,8 +8,9 @@ APT_PACKAGES = xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-ran
   libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0 \
   libgl1 libegl1 libfontconfig1 libdbus-1-3 chromium
 DEMO_OUT ?= demo_out
+LINT_PATHS = histo plugins tests benchmarks models
 
-.PHONY: setup apt demo test test-fast bench clean
+.PHONY: setup apt demo lint test test-fast bench clean
 
 # System packages for the headless napari tests (Xvfb) and the report check (Chromium).
 apt:
@@ -34,10 +36,16 @@ demo: setup
 	$(BIN)/histo score histo/sample_data/cn_img02.tif -o $(DEMO_OUT)
 	@echo "demo results in $(DEMO_OUT)/ (open $(DEMO_OUT)/report.html)"
 
+# ruff: pyflakes (F), import order (I) and syntax errors (E9); settings in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+
 test: setup
+	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
+	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m pytest -q -m "not slow and not napari"
 
 bench: setup

@@ -33,6 +33,7 @@ import pandas as pd
 
 from histo.errors import HistoInputError
 from histo.score.summary import build_summary
+from histo.io.image import ImageLike
 from histo.io.stain import STAINS, Stain, check_stain  # noqa: F401  (STAINS re-exported)
 from histo.io.channels import pick_channel
 from histo.io.image import image_checksum
@@ -76,7 +77,7 @@ def slide_id(path: str | Path) -> str:
     return safe or "slide"
 
 
-def resolve_stain(image, stain: Stain | Literal["auto"] | None) -> Stain:
+def resolve_stain(image: ImageLike, stain: Stain | Literal["auto"] | None) -> Stain:
     """The stain to analyse with: the given one, or a guess from the pixels for ``"auto"``."""
     if stain in (None, "auto"):
         from histo.io.stain import guess_stain
@@ -87,7 +88,7 @@ def resolve_stain(image, stain: Stain | Literal["auto"] | None) -> Stain:
     return check_stain(stain, allow_auto=True)
 
 
-def default_channel(image, stain: Stain, channel: int | None) -> int | None:
+def default_channel(image: ImageLike, stain: Stain, channel: int | None) -> int | None:
     """The analysis channel of a multichannel image; brightfield RGB needs none.
 
     A multichannel fluorescence image without ``channel`` is an error that names the fix:
@@ -98,7 +99,7 @@ def default_channel(image, stain: Stain, channel: int | None) -> int | None:
     return pick_channel(image.n_channels, channel, path=image.path)
 
 
-def _slide_info(image, stain: Stain, channel: int | None) -> dict[str, Any]:
+def _slide_info(image: ImageLike, stain: Stain, channel: int | None) -> dict[str, Any]:
     path = image.path
     return {
         "id": slide_id(path) if path is not None else "image",
@@ -114,7 +115,7 @@ def _slide_info(image, stain: Stain, channel: int | None) -> dict[str, Any]:
 
 
 def analyze(
-    image,
+    image: ImageLike,
     labels: np.ndarray,
     *,
     stain: Stain,
@@ -171,7 +172,7 @@ def analyze(
     return SlideResult(labels=labels, fibers=fibers, summary=summary)
 
 
-def write_result(result: SlideResult, image, out_root: str | Path) -> Path:
+def write_result(result: SlideResult, image: ImageLike, out_root: str | Path) -> Path:
     """Write ``out_root/<slide-id>/`` (the output contract) atomically; returns the folder."""
     out_dir = Path(out_root) / slide_id(image.path if image.path is not None else "image")
     write_slide_outputs(
@@ -210,7 +211,7 @@ def measure_file(
 
 
 def segment_and_analyze(
-    image,
+    image: ImageLike,
     *,
     stain: Stain | Literal["auto"] = "auto",
     channel: int | None = None,

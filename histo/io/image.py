@@ -36,6 +36,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -51,6 +52,7 @@ __all__ = [
     "PIXEL_SIZE_RANGE_UM",
     "SUPPORTED_FORMATS",
     "ImageData",
+    "ImageLike",
     "check_file",
     "image_checksum",
     "read_image",
@@ -81,6 +83,33 @@ def image_checksum(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> st
     return digest.hexdigest()
 
 # --------------------------------------------------------------------------- data
+class ImageLike(Protocol):
+    """What histo reads from an image (:class:`ImageData`, from :func:`read_image` or a slide level).
+
+    Functions that take an image are typed with this protocol (``ImageLike | np.ndarray``
+    where a bare array is accepted too), so any object with these attributes can stand in
+    for an :class:`ImageData` (e.g. a viewer layer's pixels with their metadata).
+    """
+
+    @property
+    def pixels(self) -> np.ndarray: ...
+    @property
+    def axes(self) -> str: ...
+    @property
+    def pixel_size_um(self) -> float | None: ...
+    @property
+    def pixel_size_source(self) -> str | None: ...
+    @property
+    def path(self) -> Path | None: ...
+    @property
+    def shape_yx(self) -> tuple[int, int]: ...
+    @property
+    def n_channels(self) -> int: ...
+    @property
+    def is_rgb(self) -> bool: ...
+    def plane(self, channel: int | None = None) -> np.ndarray: ...
+
+
 @dataclass(frozen=True, eq=False)
 class ImageData:
     """Pixels of one image plus what histo needs to know about them.

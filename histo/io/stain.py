@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from histo.errors import HistoInputError
+from histo.io.image import ImageLike
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ _HE_UNMIX = np.linalg.inv(_HE_MATRIX)
 
 
 # ------------------------------------------------------------------ layouts
-def image_layout(pixels, shape_yx: tuple[int, int] | None = None) -> tuple[np.ndarray, str]:
+def image_layout(pixels: ImageLike | np.ndarray, shape_yx: tuple[int, int] | None = None) -> tuple[np.ndarray, str]:
     """Array and axes (``"YX"``, ``"YXS"`` or ``"CYX"``) of pixels or of an ImageData.
 
     An object with ``pixels`` and ``axes`` attributes (``histo.io.image.ImageData``) is trusted.
@@ -300,7 +301,7 @@ def deconvolve_he(rgb: np.ndarray, background=None) -> tuple[np.ndarray, np.ndar
 
 
 # ------------------------------------------------------------------ darkness
-def darkness_signal(pixels, stain: Stain | Literal["auto"], channel: int | None = None) -> np.ndarray:
+def darkness_signal(pixels: ImageLike | np.ndarray, stain: Stain | Literal["auto"], channel: int | None = None) -> np.ndarray:
     """Per-pixel signal whose fiber mean is ``mean_od``: higher = darker (more stain).
 
     - ``"he"``: hematoxylin OD of :func:`deconvolve_he` (basophilia).
@@ -365,7 +366,7 @@ def _normalised(plane: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ guess
-def guess_stain(pixels) -> Stain:
+def guess_stain(pixels: ImageLike | np.ndarray) -> Stain:
     """Guess the stain from colour.
 
     Rules, in order:

@@ -61,6 +61,7 @@ from histo.measure.shape import (
     outline_lengths_batch,
 )
 from histo.io.labels import check_labels
+from histo.io.image import ImageLike
 from histo.io.pixelsize import check_pixel_size
 from histo.io.stain import Stain, check_stain, darkness_signal, guess_stain, image_layout
 
@@ -68,7 +69,7 @@ log = logging.getLogger(__name__)
 
 def measure_fibers(
     labels: np.ndarray,
-    image=None,
+    image: ImageLike | np.ndarray | None = None,
     *,
     pixel_size_um: float | None = None,
     stain: Stain | Literal["auto"] | None = None,
@@ -299,7 +300,8 @@ def _near_tissue_edge(work: np.ndarray, n: int, tissue: np.ndarray, gap_px: int)
     return hit[1:] > 0
 
 
-def _signal(image, shape: tuple[int, int], stain: str | None, channel: int | None):
+def _signal(image: ImageLike | np.ndarray | None, shape: tuple[int, int], stain: str | None,
+            channel: int | None):
     """(darkness signal or None, resolved stain)."""
     if image is None:
         return None, check_stain(stain, allow_auto=True)

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import ndimage
 
 from histo.errors import HistoInputError
+from histo.io.image import ImageLike
 from histo.io.stain import Stain
 from histo.score.grouping import category_join_test, index_edges
 
@@ -155,7 +156,7 @@ def _cut_points(w, mu, var, lo, hi) -> list[float]:
 
 
 # ---------------------------------------------------------------------- per-fiber signals
-def _planes(image: Any) -> tuple[np.ndarray, str]:
+def _planes(image: ImageLike | np.ndarray) -> tuple[np.ndarray, str]:
     pixels = getattr(image, "pixels", image)
     axes = getattr(image, "axes", None)
     pixels = np.asarray(pixels)
@@ -171,7 +172,7 @@ def fiber_means(labels: np.ndarray, plane: np.ndarray, label_ids: np.ndarray) ->
     return np.asarray(ndimage.mean(plane.astype(float), labels=labels, index=label_ids), dtype=float)
 
 
-def _intensity_signal(fibers: pd.DataFrame, labels: np.ndarray, image: Any) -> np.ndarray | None:
+def _intensity_signal(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None) -> np.ndarray | None:
     if "mean_od" in fibers and np.isfinite(fibers["mean_od"].to_numpy(float)).any():
         return fibers["mean_od"].to_numpy(float)
     if image is None:
@@ -189,7 +190,7 @@ def _flag(fibers: pd.DataFrame, column: str) -> np.ndarray:
     return fibers[column].fillna(False).to_numpy(dtype=bool)
 
 
-def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: Any, settings, *, stain: Stain
+def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None, settings, *, stain: Stain
                 ) -> tuple[pd.Series, dict[str, Any]]:
     """A type per fiber (str, or NA where none can be given) and how it was decided.
 
@@ -276,7 +277,7 @@ def otsu_1d(values: np.ndarray) -> float:
     return float(0.5 * (x[i] + x[i + 1]))
 
 
-def _type_by_channels(fibers, labels, image, opts, counted) -> tuple[pd.Series, dict[str, Any]]:
+def _type_by_channels(fibers, labels, image: ImageLike | np.ndarray, opts, counted) -> tuple[pd.Series, dict[str, Any]]:
     types = pd.Series(pd.NA, index=fibers.index, dtype=object, name="fiber_type")
     if image is None:
         return types, {"method": None, "reason": "no image: type channels cannot be read"}

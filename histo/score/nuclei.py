@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import ndimage
 
 from histo.errors import HistoInputError
+from histo.io.image import ImageLike
 from histo.io.stain import Stain
 from skimage.filters import threshold_otsu
 
@@ -140,7 +141,7 @@ def border_ratio(labels: np.ndarray, fiber_label: np.ndarray, fiber_centroid: np
     return out
 
 
-def nuclear_signal(image: Any, stain: Stain, settings) -> tuple[np.ndarray | None, str]:
+def nuclear_signal(image: ImageLike | np.ndarray | None, stain: Stain, settings) -> tuple[np.ndarray | None, str]:
     """The 2-D nuclear signal of a slide and its description, or (None, reason)."""
     opts = settings.nuclei
     if image is None:
@@ -230,7 +231,7 @@ def count_nuclei(fibers: pd.DataFrame, labels: np.ndarray, nuclei_yx: np.ndarray
     return table, host, ratio
 
 
-def central_nuclei(fibers: pd.DataFrame, labels: np.ndarray, image: Any, settings, *,
+def central_nuclei(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None, settings, *,
                    stain: Stain, pixel_size_um: float | None = None
                    ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Detect nuclei and count them per fiber; the slide's % centrally nucleated fibers.

@@ -30,6 +30,7 @@ from histo.score.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-expor
 )
 from histo.errors import HistoInputError
 from histo.io.labels import check_labels
+from histo.io.image import ImageLike
 from histo.io.pixelsize import check_pixel_size
 from histo.io.stain import Stain
 from histo.score.settings import ScoringSettings
@@ -64,7 +65,7 @@ def _validate(fibers: Any, labels: Any) -> tuple[pd.DataFrame, np.ndarray]:
     return fibers, check_labels(labels, floats=False, booleans=False)
 
 
-def resolve_pixel_size(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
+def resolve_pixel_size(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None,
                        settings: ScoringSettings) -> tuple[float | None, str | None]:
     """The pixel size (µm) to score with, and where it came from.
 
@@ -307,7 +308,7 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
     return stats
 
 # ---------------------------------------------------------------------- the whole slide
-def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: Any,
+def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None,
                 settings: ScoringSettings | None = None, *, stain: Stain,
                 edges: np.ndarray | None = None,
                 tissue_area_um2: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -49,6 +49,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import expand_labels, find_boundaries, watershed
 
 from histo.errors import HistoInputError
+from histo.io.image import ImageLike
 from histo.io.stain import Stain
 from histo.segment.interior import (  # noqa: F401  (interior_map re-exported: tests, benchmarks)
     BRIGHTFIELD_STAINS,
@@ -111,7 +112,7 @@ def _remove_small(mask: np.ndarray, max_area: float, *, holes: bool) -> np.ndarr
 # diameter
 
 
-def estimate_fiber_diameter(image, *, stain: Stain, channel: int | None = None) -> float:
+def estimate_fiber_diameter(image: ImageLike | np.ndarray, *, stain: Stain, channel: int | None = None) -> float:
     """Typical fiber diameter in pixels, estimated from the image.
 
     The foreground of the fiber-interior map (see the module docstring) is measured by its
@@ -274,7 +275,7 @@ def _clean(labels: np.ndarray, s: np.ndarray, f: np.ndarray, d: float, grow: flo
 
 
 def segment_classical(
-    image,
+    image: ImageLike | np.ndarray,
     *,
     stain: Stain | Literal["auto"],
     channel: int | None = None,

@@ -12,6 +12,7 @@ import numpy as np
 
 from histo.io.channels import pick_channel
 from histo.errors import HistoInputError
+from histo.io.image import ImageLike
 
 
 class ImageSource:
@@ -37,7 +38,7 @@ class ImageSource:
         return self.read(slice(None, None, step), slice(None, None, step))
 
 
-def image_source(image, channel: int | None) -> tuple[ImageSource, float | None]:
+def image_source(image: ImageLike | np.ndarray, channel: int | None) -> tuple[ImageSource, float | None]:
     """Wrap an ImageData or a raw array-like; return it with its pixel size (if any)."""
     pixel_size = getattr(image, "pixel_size_um", None)
     path = getattr(image, "path", None)

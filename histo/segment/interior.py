@@ -20,6 +20,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from histo.errors import HistoInputError
+from histo.io.image import ImageLike
 from histo.io.stain import (  # noqa: F401  (BRIGHTFIELD_STAINS re-exported: classical)
     BRIGHTFIELD_STAINS,
     FLUORESCENCE_STAINS,
@@ -28,7 +29,7 @@ from histo.io.stain import (  # noqa: F401  (BRIGHTFIELD_STAINS re-exported: cla
 )
 
 
-def _pixels_and_axes(image) -> tuple[np.ndarray, str]:
+def _pixels_and_axes(image: ImageLike | np.ndarray) -> tuple[np.ndarray, str]:
     """(pixels, axes) from an ImageData-like object or a bare array."""
     if hasattr(image, "pixels") and hasattr(image, "axes"):
         return np.asarray(image.pixels), str(image.axes)
@@ -59,7 +60,7 @@ def _optical_density(rgb: np.ndarray) -> np.ndarray:
     return -np.log10(np.maximum(x, 1e-3 * max(float(x.max()), 1.0)))
 
 
-def interior_map(image, *, stain: Stain, channel: int | None = None) -> np.ndarray:
+def interior_map(image: ImageLike | np.ndarray, *, stain: Stain, channel: int | None = None) -> np.ndarray:
     """Fiber-interior map in [0, 1]: high inside fibers, low on borders and background.
 
     Parameters

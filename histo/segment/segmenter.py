@@ -28,6 +28,7 @@ from histo.segment import scale as _scale
 from histo.segment import tiling
 from histo.errors import HistoInputError
 from histo.io.pixelsize import check_pixel_size
+from histo.io.image import ImageLike
 from histo.io.stain import Stain
 from histo.segment.imagesource import ImageSource, image_source
 from histo.segment.inference import load_segmenter, model_info  # noqa: F401 (public here)
@@ -46,7 +47,7 @@ MAX_TILE_INPUT_PX = 4096
 ALIGN_CANONICAL_PX = _inf.ALIGN_CANONICAL_PX
 
 
-def estimate_fiber_diameter(image, *, channel: int | None = None, model=None, device=None,
+def estimate_fiber_diameter(image: ImageLike | np.ndarray, *, channel: int | None = None, model=None, device=None,
                             precision: str = "auto") -> float:
     """Typical fiber diameter in input pixels, estimated with the model (see histo.segment.inference)."""
     src, _ = image_source(image, channel)
@@ -102,7 +103,7 @@ def _segment_model(src: ImageSource, *, pixel_size_um, fiber_diameter_px, model,
 
 # ---------------------------------------------------------------------------- public entry
 def segment_image(
-    image,
+    image: ImageLike | np.ndarray,
     *,
     stain: Stain | Literal["auto"] = "auto",
     channel: int | None = None,

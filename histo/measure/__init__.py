@@ -1,1 +1,23 @@
-"""histo.measure."""
+"""Stage 3, morphometry: instance labels + pixels -> the per-fiber table.
+
+Takes a label image (and optionally the stained image, the pixel size, a tissue mask); gives
+a :class:`pandas.DataFrame` with one row per fiber (centroid, bounding box, area, perimeter,
+Feret diameters, shape, darkness, neighbours, edge flag; sizes in ``_um`` / ``_um2`` when the
+pixel size is known, ``_px`` otherwise) and the fiber neighbour graph (an ``(E, 2)`` array of
+label pairs). Imports :mod:`histo.io` and :mod:`histo.errors` only.
+
+Modules
+-------
+morphometry  ``measure_fibers``, ``robust_z`` (:mod:`histo.measure.morphometry`): the per-fiber table.
+fiber_table  ``table_columns``, ``size_column``, ``empty_table`` (:mod:`histo.measure.fiber_table`):
+             the table's column names and unit suffixes.
+adjacency    ``fiber_adjacency``, ``gap_in_pixels``, ``degree``, ``grow_labels``
+             (:mod:`histo.measure.adjacency`): the fiber neighbour graph.
+feret        ``calipers``, ``convex_hull_xy``, ``caliper_widths``, ``feret_diameters_px``,
+             ``feret_diameters_batch``, ``lattice_area_px``, ``lattice_areas_px``
+             (:mod:`histo.measure.feret`): Feret diameters and convex area by rotating calipers.
+shape        ``outer_contours``, ``perimeter_px``, ``outline_length_px``, ``angularity``,
+             ``corner_turns``, ``main_outline`` and their ``*_batch`` forms
+             (:mod:`histo.measure.shape`): outline, perimeter, angularity.
+_ragged      private: many polygons stored end to end (offsets), for the batch geometry.
+"""

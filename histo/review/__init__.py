@@ -1,1 +1,24 @@
-"""histo.review.state."""
+"""Stage 5, review: a pathologist's corrections to a scored slide, without Qt.
+
+Takes a slide's results (labels, scored per-fiber table, summary) and the reviewer's flags
+(``"excluded"``, ``"confirmed_sad"``, ``"not_sad"``) and label edits; gives the reviewed state
+saved atomically beside the results (``review.json``, ``review/``), the table with the review
+applied, and the slide's figures recomputed after review (through
+:func:`histo.score.summary.build_summary`). :class:`~histo.review.session.ReviewSession` is the
+model behind the napari plugin, which is a thin Qt view over it. Imports :mod:`histo.io`,
+:mod:`histo.measure`, :mod:`histo.score` and :mod:`histo.errors`; :mod:`histo.review.session`
+also writes a new result folder with :mod:`histo.results.writer`.
+
+Modules
+-------
+state      ``Review``, ``load_review``, ``save_review``, ``reviewed_labels``, ``file_sha256``,
+           ``labels_sha256`` (:mod:`histo.review.state`): the reviewed state on disk.
+flags      ``apply_review``, ``strip_review``, ``validate_flags`` (:mod:`histo.review.flags`):
+           flags applied to a per-fiber table.
+recompute  ``changed_labels``, ``recompute_changed`` (:mod:`histo.review.recompute`): re-measure
+           only the fibers an edit changed.
+rescore    ``reviewed_result`` (:mod:`histo.review.rescore`): a saved review applied to a
+           result folder; the figures after review.
+session    ``ReviewSession``, ``session_from_result``, ``rescore_table`` (:mod:`histo.review.session`):
+           the slide under review (flags, edits, rescoring, saving), tested without a display.
+"""

@@ -21,9 +21,9 @@ import pandas as pd
 import tifffile
 from scipy import ndimage as ndi
 
-from histo.results.writer import fibers_geojson, write_labels_pyramid, write_roi_zip
 from histo.io.masks import read_labels
 from histo.io.polygons import label_polygons, polygons_to_labels
+from histo.results.writer import fibers_geojson, write_labels_pyramid, write_roi_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -71,8 +71,8 @@ def score(pred, gt, k):
     reference includes fibers cut by the image border, as the whole-image figure does);
     ``ne``: every object touching any side left out.
     """
-    from histo.train.evaluate import match_labels
     from histo.measure.morphometry import measure_fibers
+    from histo.train.evaluate import match_labels
 
     r = match_labels(pred, gt, min_feret=False)
     a = r.at(0.5)
@@ -125,6 +125,7 @@ def main(argv=None) -> int:
 
     from histo.segment.segmenter import segment_image  # sets OMP_WAIT_POLICY before torch loads
 
+    # isort: split
     import torch
 
     if args.threads:

@@ -111,9 +111,9 @@ def real_images(model, results):
 
 
 def synthetic(model, n_per_stain, results, seed=20261125, size=512):
-    from histo.train.evaluate import match_labels
     from histo.segment.segmenter import segment_image
     from histo.synth import STAINS, generate_section
+    from histo.train.evaluate import match_labels
 
     rng = np.random.default_rng(seed)
     for stain in STAINS:

@@ -141,6 +141,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from histo.segment.segmenter import load_segmenter, model_info  # sets OMP_WAIT_POLICY before torch loads
 
+    # isort: split
     import torch
 
     load_segmenter(args.model)  # load once, outside the timings

@@ -23,8 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from histo.synth import STAINS, generate_section, load_sample, make_geometry, save_sample
-from histo.synth import ncl
+from histo.synth import STAINS, generate_section, load_sample, make_geometry, ncl, save_sample
 from histo.synth.render import render
 
 BUDGET_S = 0.3
@@ -40,8 +39,8 @@ def quality(n: int, shape: tuple[int, int], diameter: float) -> None:
     """Planted fibers and sizes measured by histo.measure.morphometry; stain guessed by histo.io.stain."""
     from collections import Counter
 
-    from histo.measure.morphometry import measure_fibers
     from histo.io.stain import guess_stain
+    from histo.measure.morphometry import measure_fibers
 
     print(f"\nquality: {n} samples per stain, {shape}, requested diameter {diameter} px "
           "(medians over samples; ratios planted / normal fibers of the same image)")

@@ -30,8 +30,8 @@ def _cases(n_synth: int, size: int = 384):
     import tifffile
     from PIL import Image
 
-    from histo.synth import STAINS, generate_section
     from histo.segment.targets import median_diameter_px
+    from histo.synth import STAINS, generate_section
 
     img = tifffile.imread(ROOT / "data" / "real" / "he" / "cn_img01.tif")
     gt = np.asarray(Image.open(ROOT / "data" / "real" / "he" / "cn_img01_labels.png")).astype(np.int32)
@@ -50,10 +50,10 @@ def main(argv=None) -> int:
     parser.add_argument("--n-synth", type=int, default=4, help="synthetic sections per stain")
     args = parser.parse_args(argv)
     from histo.segment import inference as inf
-    from histo.train.evaluate import match_labels
     from histo.segment.imagesource import image_source
     from histo.segment.scale import aligned_factor
     from histo.segment.segmenter import load_segmenter
+    from histo.train.evaluate import match_labels
 
     net, config = load_segmenter(args.model)
     dev = next(net.parameters()).device

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from histo.errors import HistoInputError
 from histo.measure import adjacency
 from histo.measure.adjacency import degree, fiber_adjacency, gap_in_pixels, grow_labels
-from histo.errors import HistoInputError
 
 
 def _pairs(edges) -> set[tuple[int, int]]:

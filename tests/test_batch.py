@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from histo.batch.discovery import assign_slide_ids, find_slides
 from histo.batch.run import cohort_table, run_batch
 from histo.batch.slides import ScoreParams, SlideJob, plan_jobs, process_slide, run_fingerprint
-from histo.batch.discovery import assign_slide_ids, find_slides
 from histo.errors import HistoInputError
 
 

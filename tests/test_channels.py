@@ -2,8 +2,8 @@
 
 import pytest
 
-from histo.io.channels import pick_channel
 from histo.errors import HistoInputError
+from histo.io.channels import pick_channel
 
 
 def test_single_channel_needs_no_name_and_a_named_one_is_checked():

@@ -7,8 +7,8 @@ import pytest
 from scipy.spatial import cKDTree
 from skimage.segmentation import find_boundaries
 
-from histo.segment.classical import estimate_fiber_diameter, interior_map, segment_classical
 from histo.errors import HistoInputError
+from histo.segment.classical import estimate_fiber_diameter, interior_map, segment_classical
 from histo.train.evaluate import match_labels
 
 

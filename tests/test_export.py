@@ -13,13 +13,13 @@ import zarr
 from PIL import Image
 from skimage.draw import disk, polygon
 
-from histo.io.atomic import partial_leftovers
-from histo.score.classes import CLASS_COLORS
 from histo.errors import HistoInputError
-from histo.io.jsonable import to_jsonable
-from histo.results.writer import render_overlay, write_labels_pyramid, write_slide_outputs
+from histo.io.atomic import partial_leftovers
 from histo.io.image import read_image
+from histo.io.jsonable import to_jsonable
 from histo.io.masks import read_labels
+from histo.results.writer import render_overlay, write_labels_pyramid, write_slide_outputs
+from histo.score.classes import CLASS_COLORS
 
 FILES = ["fibers.csv", "fibers.geojson", "fibers.parquet", "labels.tif", "overlay.png", "rois.zip", "summary.json"]
 

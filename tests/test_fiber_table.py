@@ -8,10 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from histo.measure import fiber_table
-
-from histo.measure import morphometry
 from histo.errors import HistoInputError
+from histo.measure import fiber_table, morphometry
 from histo.measure.fiber_table import empty_table, size_column, table_columns
 
 

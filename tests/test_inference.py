@@ -13,7 +13,6 @@ from histo.segment.netinput import network_input
 from histo.segment.targets import median_diameter_px
 
 
-
 def _disk_canonical_maps(n_cells=2, radius=14.0):
     """Ideal canonical maps (3, 64 k, 64 k) of a row of touching disks."""
     side = 64 * n_cells

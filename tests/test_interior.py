@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from histo.segment import classical
 from histo.errors import HistoInputError
+from histo.segment import classical
 from histo.segment.interior import interior_map
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from histo.train import matching
 from histo.errors import HistoInputError
 from histo.io.labels import relabel_consecutive, touches_edge
+from histo.train import matching
 from histo.train.matching import (
     check_label_image,
     counted_objects,

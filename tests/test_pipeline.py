@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import tifffile
 
+from histo.batch.pipeline import analyze, default_channel, measure_file, score_file, slide_id
 from histo.errors import HistoInputError
 from histo.io.image import read_image
-from histo.batch.pipeline import analyze, default_channel, measure_file, score_file, slide_id
 
 CONTRACT = ("labels.tif", "fibers.csv", "fibers.parquet", "summary.json", "fibers.geojson",
             "rois.zip", "overlay.png")

@@ -10,9 +10,9 @@ import pytest
 import tifffile
 
 from histo.errors import HistoInputError
+from histo.review.flags import FLAGS, apply_review, validate_flags
 from histo.review.recompute import changed_labels, recompute_changed
 from histo.review.state import REVIEW_FILE, Review, load_review, reviewed_labels, save_review
-from histo.review.flags import FLAGS, apply_review, validate_flags
 
 
 def _labels() -> np.ndarray:

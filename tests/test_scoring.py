@@ -253,11 +253,10 @@ def test_measured_disks_give_the_hand_computed_figures():
 
 def test_real_regenerating_mouse_muscle(real_data):
     """cn_img01: H&E, no pixel size, many centrally nucleated fibers."""
+    import tifffile
     from PIL import Image
 
     from histo.measure.morphometry import measure_fibers
-
-    import tifffile
 
     rgb = tifffile.imread(real_data / "he" / "cn_img01.tif")
     labels = np.array(Image.open(real_data / "he" / "cn_img01_labels.png")).astype(np.int32)

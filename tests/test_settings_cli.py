@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
+from histo.commands._settings import add_settings_arguments, settings_from_args
 from histo.errors import HistoInputError
 from histo.score.settings import ScoringSettings
-from histo.commands._settings import add_settings_arguments, settings_from_args
 
 
 def parse(argv):

@@ -10,8 +10,7 @@ from skimage.measure import label as cc_label
 from skimage.measure import regionprops
 
 from histo.errors import HistoInputError
-from histo.synth import STAINS, SynthDataset, SynthStream, generate_section, make_dataset
-from histo.synth import ncl
+from histo.synth import STAINS, SynthDataset, SynthStream, generate_section, make_dataset, ncl
 from histo.synth.labelops import clean_labels, keep_largest_component, separate_touching
 from histo.synth.powerdiagram import power_cells, relax
 

@@ -58,9 +58,9 @@ def test_mask_region_resamples_a_low_resolution_mask():
 
 def test_measuring_tile_by_tile_equals_measuring_whole(real_data):
     """Every fiber is measured once, by the tile that owns it, with the same values."""
-    from histo.measure.adjacency import fiber_adjacency
     from histo.io.image import read_image
     from histo.io.masks import read_labels
+    from histo.measure.adjacency import fiber_adjacency
     from histo.measure.morphometry import measure_fibers
 
     image = read_image(real_data / "he" / "cn_img01.tif")
@@ -78,12 +78,12 @@ def test_measuring_tile_by_tile_equals_measuring_whole(real_data):
 
 def test_nuclei_counted_tile_by_tile_equal_the_whole_image(real_data):
     """Central nuclei per fiber on tiles (each fiber on its owning tile) = on the whole image."""
+    from histo.batch.wsi_tiles import nuclei_state, nuclei_summary
     from histo.io.image import read_image
     from histo.io.masks import read_labels
     from histo.measure.morphometry import measure_fibers
     from histo.score.nuclei import central_nuclei
     from histo.score.settings import ScoringSettings
-    from histo.batch.wsi_tiles import nuclei_state, nuclei_summary
 
     image = read_image(real_data / "he" / "cn_img01.tif")
     labels = read_labels(real_data / "he" / "cn_img01_labels.png", shape=image.shape_yx)

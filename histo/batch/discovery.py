@@ -12,8 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from histo.errors import HistoInputError
 from histo.batch.pipeline import slide_id
+from histo.errors import HistoInputError
 
 #: Files scored when found in a folder (``.ome.tif`` is covered by ``.tif``).
 SLIDE_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".scn", ".bif", ".png", ".jpg", ".jpeg")

@@ -8,12 +8,12 @@ scheduler; workers write the slide folders and report tile progress as worker ev
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Callable
 
 from histo.batch.slides import cohort_row, process_slide
 from histo.errors import HistoInputError
-import os
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> lis
         client.close()
         if cluster is not None:
             cluster.close()
+
 
 _PROGRESS_TOPIC = "histo-tiles"
 

@@ -32,19 +32,16 @@ import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
-from histo.score.summary import build_summary
-from histo.io.image import ImageLike
-from histo.io.stain import STAINS, Stain, check_stain  # noqa: F401  (STAINS re-exported)
 from histo.io.channels import pick_channel
-from histo.io.image import image_checksum
-from histo.io.image import read_image
-from histo.io.masks import read_labels
-from histo.io.masks import validate_labels
+from histo.io.image import ImageLike, image_checksum, read_image
+from histo.io.masks import read_labels, validate_labels
+from histo.io.stain import STAINS, Stain, check_stain, guess_stain  # noqa: F401  (STAINS re-exported)
 from histo.measure.adjacency import fiber_adjacency
 from histo.measure.morphometry import measure_fibers
 from histo.results.writer import write_slide_outputs
 from histo.score.scoring import score_slide
 from histo.score.settings import ScoringSettings
+from histo.score.summary import build_summary
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +77,6 @@ def slide_id(path: str | Path) -> str:
 def resolve_stain(image: ImageLike, stain: Stain | Literal["auto"] | None) -> Stain:
     """The stain to analyse with: the given one, or a guess from the pixels for ``"auto"``."""
     if stain in (None, "auto"):
-        from histo.io.stain import guess_stain
-
         guessed = guess_stain(image.pixels)
         log.info("stain guessed as %s for %s", guessed, image.path)
         return guessed
@@ -220,7 +215,7 @@ def segment_and_analyze(
     progress: Callable[[int, int], None] | None = None,
 ) -> SlideResult:
     """Segment an in-memory slide, then measure and score it (no files written)."""
-    from histo.segment.segmenter import model_info as seg_model_info
+    from histo.segment.segmenter import model_info as seg_model_info  # torch loads here, only when segmenting
     from histo.segment.segmenter import segment_image
 
     stain = resolve_stain(image, stain)

@@ -25,6 +25,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -34,11 +37,8 @@ import pandas as pd
 from histo.batch.parallel import Progress, run_dask
 from histo.batch.slides import COHORT_COLUMNS, ScoreParams, plan_jobs, process_slide
 from histo.errors import HistoInputError
-import os
-import shutil
-import socket
-from histo.io.atomic import atomic_write_text
-from histo.io.atomic import partial_leftovers
+from histo.io.atomic import atomic_write_text, partial_leftovers
+from histo.report.html import build_report
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,6 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
         atomic_write_text(results_dir / "cohort.csv", cohort.to_csv(index=False))
         result = BatchResult(cohort, results_dir)
         if write_report:
-            from histo.report.html import build_report
-
             result.report_path = build_report(results_dir, cohort=cohort)
     return result
 

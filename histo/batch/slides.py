@@ -12,20 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from histo.batch.discovery import assign_slide_ids, find_slides
-from histo.errors import HistoError
-import shutil
 from histo.batch import wsi
+from histo.batch.discovery import assign_slide_ids, find_slides
 from histo.batch.pipeline import segment_and_analyze
-from histo.io.atomic import atomic_directory
-from histo.io.atomic import atomic_write_bytes
-from histo.io.image import image_checksum
-from histo.io.image import read_image
+from histo.errors import HistoError
+from histo.io.atomic import atomic_directory, atomic_write_bytes
+from histo.io.image import image_checksum, read_image
 from histo.results.writer import write_slide_outputs
 
 log = logging.getLogger(__name__)
@@ -93,6 +91,7 @@ def plan_jobs(inputs: Iterable[str | Path], results_dir: str | Path) -> list[Sli
     results_dir = Path(results_dir).resolve()
     paths = find_slides(inputs, exclude=[results_dir])
     return [SlideJob(p, sid, results_dir / sid) for p, sid in zip(paths, assign_slide_ids(paths))]
+
 
 # --------------------------------------------------------------------------- one slide
 def read_summary(out_dir: Path) -> dict[str, Any] | None:
@@ -187,6 +186,7 @@ def score_slide_file(job: SlideJob, params: ScoreParams, batch_info: dict[str, A
     write_slide_outputs(job.out_dir, labels=result.labels, fibers=result.fibers,
                         summary=result.summary, image=image, pixel_size_um=image.pixel_size_um)
     return result.summary
+
 
 # --------------------------------------------------------------------------- reviews
 REVIEW_STASH = ".histo-review-stash"

@@ -2,7 +2,7 @@
 
 :func:`score_wsi` scores a slide that is too large to hold in memory:
 
-1. the slide is opened lazily (:func:`histo.io.image.open_slide`);
+1. the slide is opened lazily (:func:`histo.io.slide.open_slide`);
 2. tissue is found on a thumbnail (:func:`detect_tissue`): optical density or fluorescence
    above an automatic threshold, closed, holes filled, specks dropped;
 3. the *analysis level* is the coarsest pyramid level whose pixels are still at least as fine
@@ -23,6 +23,7 @@ few tiles plus the fiber table. Labels live in the slide's *analysis-level* grid
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -32,22 +33,23 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-
-from histo.errors import HistoInputError
-from histo.score.scoring import score_table
-from histo.score.summary import build_summary
 from PIL import Image
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk
-import json
+
 from histo.batch.wsi_tiles import halo_px, measure_tiles, nuclei_state, nuclei_summary, segment_tiles, signal_reference
+from histo.errors import HistoInputError
 from histo.io.atomic import atomic_directory
 from histo.io.channels import pick_channel
 from histo.io.jsonable import to_jsonable
 from histo.io.slide import open_slide
+from histo.io.stain import guess_stain
 from histo.results.writer import fibers_geojson, render_overlay, write_labels_pyramid, write_roi_zip
+from histo.score.evidence import build_evidence
+from histo.score.scoring import score_table
 from histo.score.settings import ScoringSettings
+from histo.score.summary import build_summary
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ def _close(slide) -> None:
     close = getattr(slide, "close", None)
     if callable(close):
         close()
+
 
 # --------------------------------------------------------------------------- pure helpers
 def choose_level(downsamples, pixel_size_um: float | None, target_um: float, *,
@@ -191,6 +194,8 @@ def _labels_store(path: Path, shape_yx, chunk_px: int = 1024):
                            chunks=(chunk_px, chunk_px), dtype="uint32", fill_value=0)
 
 
+
+
 def _plane(thumb: np.ndarray, axes: str, channel: int | None) -> tuple[np.ndarray, str]:
     if axes == "CYX":
         return thumb[channel or 0], "YX"
@@ -236,8 +241,6 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
                               path=path)
     stain = params.stain
     if stain in (None, "auto"):
-        from histo.io.stain import guess_stain
-
         stain = guess_stain(thumb) if slide.axes == "YXS" else "if"
     target = (_model_pixel_size() if params.method == "model" else CLASSICAL_PIXEL_SIZE_UM)
     level = choose_level(slide.level_downsamples, ps0, target)
@@ -255,7 +258,7 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
         labels = _labels_store(scratch / "labels.zarr", shape_yx)
         steps = _Steps(progress)
         if params.method == "model":
-            from histo.segment.segmenter import segment_image
+            from histo.segment.segmenter import segment_image  # torch loads here, only when segmenting
 
             segment_image(source, stain=stain, channel=channel, pixel_size_um=ps, method="model",
                           out=labels, tissue_mask=tissue, progress=steps.part(0),
@@ -277,8 +280,6 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict
                                    path=path)
         part["nuclei"] = nuclei_summary(nuclei, scored)
         if part["nuclei"].get("method"):
-            from histo.score.evidence import build_evidence
-
             part["evidence"] = build_evidence(part, settings)
         slide_info = {
             "id": out_dir.name, "path": str(path), "sha256": (batch_info or {}).get("input_sha256"),

@@ -15,15 +15,14 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage as ndi
 
 from histo.errors import HistoInputError
-from scipy import ndimage as ndi
-from histo.io.stain import deconvolve_he, image_layout, optical_density
-from histo.io.stain import estimate_background, image_layout
+from histo.io.polygons import label_polygons
+from histo.io.stain import deconvolve_he, estimate_background, image_layout, optical_density
 from histo.measure.adjacency import fiber_adjacency
 from histo.measure.morphometry import measure_fibers, robust_z
-from histo.score.nuclei import count_nuclei, detect_nuclei, nuclear_signal
-from histo.score.nuclei import recount_central
+from histo.score.nuclei import count_nuclei, detect_nuclei, nuclear_signal, recount_central
 from histo.segment import tiling
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ def segment_tiles(source, out, *, tissue_mask, pixel_size_um: float | None, stai
     int
         Number of fibers written.
     """
-    from histo.segment.segmenter import segment_image
+    from histo.segment.segmenter import segment_image  # torch loads here, only when segmenting
 
     cyx = len(source.shape) == 3 and source.shape[0] < min(source.shape[1:])
     shape_yx = tuple(int(s) for s in (source.shape[1:] if cyx else source.shape[:2]))
@@ -166,8 +165,6 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
                 table = count_tile_nuclei(table, lab, pixels, stain, nuclei, darkness=signal)
             tables.append(_shift(table, tile.outer[0].start, tile.outer[1].start, pixel_size_um))
             if polygons is not None:
-                from histo.io.polygons import label_polygons
-
                 mine = np.where(np.isin(lab, owned), lab, 0)
                 shift = np.array([tile.outer[1].start, tile.outer[0].start], dtype=float)
                 polygons.update({k: _compact(ring + shift)

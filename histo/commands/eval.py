@@ -53,6 +53,7 @@ def _thresholds(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: thresholds must be in (0, 1]")
     return values
 
+
 _OUTLINE_FORMATS = ("zip", "roi", "json")
 
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from histo.commands._common import add_image_arguments, print_slide_summary
 from histo.batch.pipeline import measure_file
-from histo.commands._settings import add_settings_arguments
-from histo.commands._settings import settings_from_args
+from histo.commands._common import add_image_arguments, print_slide_summary
+from histo.commands._settings import add_settings_arguments, settings_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

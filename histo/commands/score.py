@@ -13,12 +13,11 @@ import logging
 import sys
 from pathlib import Path
 
-from histo.commands._common import STAIN_CHOICES
-from histo.io.pixelsize import check_pixel_size
 from histo.batch.run import ScoreParams, run_batch
-from histo.commands._settings import add_settings_arguments
-from histo.commands._settings import settings_from_args
+from histo.commands._common import STAIN_CHOICES
+from histo.commands._settings import add_settings_arguments, settings_from_args
 from histo.errors import HistoInputError
+from histo.io.pixelsize import check_pixel_size
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _model_info(method: str):
     """``{"name", "version"}`` of the model a method uses (it enters the resume fingerprint)."""
-    from histo.segment.segmenter import model_info
+    from histo.segment.segmenter import model_info  # torch loads here, only when segmenting
 
     return model_info(method)
 

@@ -12,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from histo.commands._common import add_image_arguments, positive_float
 import tifffile
+
 from histo.batch.pipeline import default_channel, resolve_stain, slide_id
+from histo.commands._common import add_image_arguments, positive_float
 from histo.io.atomic import atomic_path
 from histo.io.image import read_image
 
@@ -49,7 +50,7 @@ def _write_labels(path: Path, labels, pixel_size_um) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from histo.segment.segmenter import segment_image
+    from histo.segment.segmenter import segment_image  # torch loads here, only when segmenting
 
     if args.threads:
         import torch

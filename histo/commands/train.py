@@ -44,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from histo.segment.net import models_dir  # first: it sets OMP_WAIT_POLICY before torch loads
 
+    # isort: split
     import torch
+
     from histo.train.loop import TrainSettings, train
 
     if args.threads:

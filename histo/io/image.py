@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import tifffile
+from PIL import Image
 
 from histo.errors import HistoInputError
 from histo.io.files import FOREIGN_HINT, check_file, sniff_format
 from histo.io.pixelsize import PIXEL_SIZE_RANGE_UM, check_pixel_size, pil_pixel_size, tiff_pixel_size
-from PIL import Image
-import tifffile
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ def image_checksum(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> st
         while block := fh.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
 
 # --------------------------------------------------------------------------- data
 class ImageLike(Protocol):
@@ -206,6 +207,7 @@ def validate_channel(channel: int | str | None, image: ImageData) -> int | None:
                               f"pass --channel between 0 and {n - 1}", path=image.path)
     return index
 
+
 # --------------------------------------------------------------------------- layout
 def normalise_axes(arr: np.ndarray, axes: str, path: Path | None = None, *,
                    log: bool = True) -> tuple[np.ndarray, str]:
@@ -292,6 +294,7 @@ def normalise_values(pixels: np.ndarray, axes: str, path: Path | None = None) ->
     logger.info("%s: %s RGB converted to 8-bit (0..%g -> 0..255)", path, pixels.dtype, scale)
     return np.clip(np.rint(pixels.astype(np.float32) * (255.0 / scale)), 0, 255).astype(np.uint8)
 
+
 # --------------------------------------------------------------------------- readers
 def _read_tiff(path: Path) -> tuple[np.ndarray, str, float | None, str | None, tuple[str, ...] | None]:
     with tifffile.TiffFile(path) as tif:
@@ -302,7 +305,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str, float | None, str | None, t
         if nbytes > MAX_IN_MEMORY_BYTES:
             raise HistoInputError(
                 f"is too large to load whole ({nbytes / 1024**3:.1f} GiB at full resolution); "
-                "open it lazily with histo.io.image.open_slide (histo score does this for whole slides)",
+                "open it lazily with histo.io.slide.open_slide (histo score does this for whole slides)",
                 path=path)
         arr = series.asarray(level=0) if series.is_pyramidal else series.asarray()
         axes = series.axes
@@ -317,7 +320,7 @@ def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str, float | None, str 
         im_file = Image.open(path)
     except Image.DecompressionBombError as err:
         raise HistoInputError(f"is too large to load whole ({err}); convert it to a pyramidal TIFF "
-                              "and open it with histo.io.image.open_slide", path=path) from err
+                              "and open it with histo.io.slide.open_slide", path=path) from err
     finally:
         Image.MAX_IMAGE_PIXELS = limit
     with im_file as im:
@@ -372,7 +375,7 @@ def read_image(path: str | os.PathLike, *, pixel_size_um: float | None = None,
     except HistoInputError:
         raise
     except MemoryError as err:
-        raise HistoInputError("does not fit in memory; open it with histo.io.image.open_slide", path=path) from err
+        raise HistoInputError("does not fit in memory; open it with histo.io.slide.open_slide", path=path) from err
     except Exception as err:  # noqa: BLE001 - any decoder failure is the same user problem
         raise HistoInputError(
             f"could not be read as {fmt.upper()} ({type(err).__name__}: {err}); the file is probably "

@@ -30,13 +30,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+import roifile
+from scipy import ndimage as ndi
 
 from histo.errors import HistoInputError
 from histo.io.files import check_file, sniff_format
 from histo.io.labels import check_labels
 from histo.io.polygons import polygons_to_labels
-from scipy import ndimage as ndi
-import roifile
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +155,7 @@ def _check_largest(arr: np.ndarray, path) -> None:
             f"label {label} covers {100 * frac:.0f}% of the image: this looks like a foreground "
             "(tissue) mask, not one label per fiber; give instance labels (e.g. Cellpose masks, an "
             "ImageJ ROI set) or let histo segment the image", path=path)
+
 
 # --------------------------------------------------------------------------- reading
 def read_labels(path: str | os.PathLike, *, shape=None, binary: str = "components",

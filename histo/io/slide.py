@@ -34,17 +34,17 @@ import os
 from pathlib import Path
 
 import numpy as np
+import tifffile
+from skimage.transform import resize
 
 from histo.errors import HistoInputError
 from histo.io.files import check_file, sniff_format
-from histo.io.image import ImageData, normalise_axes, normalise_values, read_image
-from skimage.transform import resize
-import tifffile
+from histo.io.image import ImageData, _bit_depth_max, normalise_axes, normalise_values, read_image
 from histo.io.pixelsize import tiff_pixel_size
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Slide"]
+__all__ = ["Slide", "open_slide"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -152,8 +152,6 @@ class Slide:
         _, axes = normalise_axes(probe, raw_axes, self.path)
         rgb_scale = None
         if axes == "YXS" and dtype != np.uint8:
-            from histo.io.image import _bit_depth_max
-
             _tif, z = _open_level(str(self.path), os.stat(self.path).st_mtime_ns, len(raw_shapes) - 1)
             rgb_scale = float(np.max(z[...])) if dtype.kind == "f" else _bit_depth_max(np.asarray(z[...]))
             rgb_scale = rgb_scale or 1.0

@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from histo.errors import HistoInputError
+from histo.io.channels import pick_channel
 from histo.io.image import ImageLike
 
 log = logging.getLogger(__name__)
@@ -334,8 +335,6 @@ def darkness_signal(pixels: ImageLike | np.ndarray, stain: Stain | Literal["auto
     check_stain(stain)
     _check_finite(arr, "the image")
     if axes == "CYX":
-        from histo.io.channels import pick_channel
-
         plane = arr[pick_channel(arr.shape[0], channel)]
         if stain in BRIGHTFIELD_STAINS:
             return optical_density(plane)

@@ -44,9 +44,13 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from histo.measure.adjacency import degree, fiber_adjacency, gap_in_pixels
 from histo.errors import HistoInputError
+from histo.io.image import ImageLike
+from histo.io.labels import check_labels
+from histo.io.pixelsize import check_pixel_size
+from histo.io.stain import Stain, check_stain, darkness_signal, guess_stain, image_layout
 from histo.measure._ragged import offsets_from_lengths
+from histo.measure.adjacency import degree, fiber_adjacency, gap_in_pixels
 from histo.measure.feret import convex_hull_xy, feret_diameters_batch, lattice_areas_px
 from histo.measure.fiber_table import (  # noqa: F401  (size_column re-exported: its callers)
     empty_table,
@@ -60,10 +64,6 @@ from histo.measure.shape import (
     outer_contours,
     outline_lengths_batch,
 )
-from histo.io.labels import check_labels
-from histo.io.image import ImageLike
-from histo.io.pixelsize import check_pixel_size
-from histo.io.stain import Stain, check_stain, darkness_signal, guess_stain, image_layout
 
 log = logging.getLogger(__name__)
 

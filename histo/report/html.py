@@ -26,6 +26,7 @@ import datetime as _dt
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ import pandas as pd
 
 from histo import __version__
 from histo.errors import HistoInputError
+from histo.io.atomic import atomic_write_text
+from histo.report import plots
+from histo.review.rescore import reviewed_result
+from histo.review.state import load_review
+from histo.score.classes import fiber_class
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +124,6 @@ def load_slide(results_dir: Path, row: dict[str, Any]) -> SlideEntry:
 
 
 def _apply_saved_review(entry: SlideEntry) -> None:
-    from histo.review.state import load_review
-    from histo.review.rescore import reviewed_result
-
     try:
         review = load_review(entry.result_dir)
         if review.is_empty:
@@ -157,8 +160,6 @@ def build_report(results_dir: str | Path, *, cohort: pd.DataFrame | None = None,
     out_path : path, optional
         Where to write; ``results_dir/report.html`` by default. Written atomically.
     """
-    from histo.io.atomic import atomic_write_text
-
     results_dir = Path(results_dir)
     cohort = load_cohort(results_dir) if cohort is None else cohort
     entries = [load_slide(results_dir, row) for row in cohort.to_dict("records")]
@@ -205,8 +206,6 @@ def pretty_unit(unit: str) -> str:
     >>> pretty_unit("um"), pretty_unit("per mm2"), pretty_unit("um2")
     ('µm', 'per mm²', 'µm²')
     """
-    import re
-
     unit = re.sub(r"\bum", "µm", str(unit))
     return re.sub(r"([µm]m)2\b", r"\1²", unit)
 
@@ -283,9 +282,6 @@ def _unit(fibers: pd.DataFrame) -> str:
 
 
 def _slide_view(e: SlideEntry) -> dict[str, Any]:
-    from histo.report import plots
-    from histo.score.classes import fiber_class
-
     fibers = e.fibers if e.fibers is not None else pd.DataFrame()
     unit = _unit(fibers)
     settings = e.summary.get("settings") or {}
@@ -394,8 +390,6 @@ def _settings_view(entries: list[SlideEntry]) -> list[tuple[str, str]]:
 
 
 def _cohort_plot(entries: list[SlideEntry]) -> str | None:
-    from histo.report import plots
-
     if len(entries) < 2:
         return None
     units = {_unit(e.fibers) for e in entries if e.fibers is not None}

@@ -11,9 +11,9 @@ import base64
 import io
 
 import numpy as np
+from PIL import Image
 
 from histo.score.classes import CLASS_COLORS
-from PIL import Image
 
 _PLOT_DPI = 110
 

@@ -1,4 +1,4 @@
-"""Stage 6, results: one slide's output folder, written all or nothing.
+"""Stage 5, results: one slide's output folder, written all or nothing.
 
 Takes the labels, the scored per-fiber table, the summary and optionally the image; gives the
 slide folder ``labels.tif`` (uint32 OME-TIFF pyramid with pixel size), ``fibers.csv``,

@@ -31,16 +31,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from histo.io.atomic import atomic_directory, atomic_path
-from histo.score.classes import CLASS_COLORS, fiber_class
-from histo.errors import HistoInputError
-from histo.io.jsonable import to_jsonable
-from histo.io.polygons import label_polygons
-from PIL import Image
-from scipy import ndimage as ndi
 import roifile
 import tifffile
+from PIL import Image
+from scipy import ndimage as ndi
+
+from histo.errors import HistoInputError
+from histo.io.atomic import atomic_directory, atomic_path
+from histo.io.jsonable import to_jsonable
+from histo.io.polygons import label_polygons
+from histo.score.classes import CLASS_COLORS, fiber_class
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
             del half
     return path
 
+
 # --------------------------------------------------------------------------- outlines
 def _class_table(fibers: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame({"label": fibers["label"].astype(np.int64).to_numpy()}, index=fibers.index)
@@ -209,6 +210,7 @@ def write_roi_zip(path: str | os.PathLike, polygons: dict, fibers: pd.DataFrame 
         roifile.roiwrite(tmp, rois, mode="w")
     return path
 
+
 # --------------------------------------------------------------------------- overlay
 def _stretch(plane: np.ndarray) -> np.ndarray:
     step = max(1, int(np.sqrt(plane.size / 1e6)))
@@ -266,6 +268,7 @@ def render_overlay(labels: np.ndarray, fibers: pd.DataFrame, image=None, *, chan
     colour_idx = colour_of.reindex(lab_edge).fillna(0).to_numpy(np.int64)
     canvas[edge] = palette[colour_idx]
     return canvas
+
 
 # --------------------------------------------------------------------------- slide folder
 def _write_tables(folder: Path, fibers: pd.DataFrame) -> None:

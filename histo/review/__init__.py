@@ -1,4 +1,4 @@
-"""Stage 5, review: a pathologist's corrections to a scored slide, without Qt.
+"""Stage 6, review: a pathologist's corrections to a scored slide, without Qt.
 
 Takes a slide's results (labels, scored per-fiber table, summary) and the reviewer's flags
 (``"excluded"``, ``"confirmed_sad"``, ``"not_sad"``) and label edits; gives the reviewed state
@@ -6,8 +6,8 @@ saved atomically beside the results (``review.json``, ``review/``), the table wi
 applied, and the slide's figures recomputed after review (through
 :func:`histo.score.summary.build_summary`). :class:`~histo.review.session.ReviewSession` is the
 model behind the napari plugin, which is a thin Qt view over it. Imports :mod:`histo.io`,
-:mod:`histo.measure`, :mod:`histo.score` and :mod:`histo.errors`; :mod:`histo.review.session`
-also writes a new result folder with :mod:`histo.results.writer`.
+:mod:`histo.measure`, :mod:`histo.score`, :mod:`histo.results` (the session writes a new result
+folder) and :mod:`histo.errors`.
 
 Modules
 -------

@@ -18,6 +18,9 @@ import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
+from histo.io.stain import darkness_signal, guess_stain, image_layout
+from histo.measure.adjacency import fiber_adjacency, gap_in_pixels
+from histo.measure.morphometry import measure_fibers, robust_z, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +75,6 @@ def _signal_means(image: Any, stain: str | None, channel: int | None, crop_label
     99.5th percentile), so it is computed on the whole image, exactly as the first
     measurement did, and only then cut to the window.
     """
-    from histo.io.stain import darkness_signal, guess_stain, image_layout
-
     nan = np.full(len(wanted), np.nan)
     if image is None:
         return nan
@@ -90,8 +91,6 @@ def _signal_means(image: Any, stain: str | None, channel: int | None, crop_label
 
 
 def _edge_set(labels: np.ndarray, gap_px: int) -> set[tuple[int, int]]:
-    from histo.measure.adjacency import fiber_adjacency
-
     pairs = np.asarray(fiber_adjacency(labels, max_gap_px=gap_px)).reshape(-1, 2)
     return {(int(min(a, b)), int(max(a, b))) for a, b in pairs if a != b}
 
@@ -165,9 +164,6 @@ def recompute_changed(
     >>> after.equals(measure_fibers(edited, pixels, pixel_size_um=0.5, stain="he"))
     True
     """
-    from histo.measure.adjacency import gap_in_pixels
-    from histo.measure.morphometry import measure_fibers, robust_z, table_columns
-
     before = np.asarray(labels_before)
     after = np.asarray(labels_after)
     if before.shape != after.shape:

@@ -57,7 +57,7 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
     derived = set(CLASS_COLUMNS) | set(REVIEW_COLUMNS) | {"atrophy_group", *PIXEL_COLUMNS}
     base = table.drop(columns=[c for c in table.columns if c in derived])
     base["excluded"] = base["label"].map(review.flags).eq("excluded").to_numpy()
-    base["review_flag"] = base["label"].map(review.flags).fillna("").to_numpy(dtype=object)
+    base["review_flag"] = base["label"].map(review.flags).astype(object).fillna("").to_numpy(dtype=object)
     gap = settings.gap_px(ps)
     basis = (summary.get("statistics") or {}).get("area_basis") or {}
     tissue = basis.get("area_um2") if basis.get("source") == "tissue area given" else None

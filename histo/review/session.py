@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from histo.errors import HistoInputError
-from histo.review.recompute import changed_labels
-from histo.review.state import save_review
-from histo.review.flags import FLAGS, apply_review, strip_review
-from histo.errors import HistoError
+from histo.errors import HistoError, HistoInputError
+from histo.io.image import read_image
 from histo.measure.adjacency import fiber_adjacency
 from histo.results.writer import write_slide_outputs
-from histo.review.recompute import recompute_changed
+from histo.review.flags import FLAGS, apply_review, strip_review
+from histo.review.recompute import changed_labels, recompute_changed
+from histo.review.state import save_review
 from histo.score.scoring import score_slide
 from histo.score.settings import ScoringSettings
 
@@ -40,7 +39,7 @@ def rescore_table(fibers: pd.DataFrame, labels: np.ndarray, image: Any, flags: d
     """
     base = strip_review(fibers)
     base["excluded"] = base["label"].isin([k for k, v in flags.items() if v == "excluded"]).to_numpy()
-    base["review_flag"] = base["label"].map(flags).fillna("").to_numpy(dtype=object)
+    base["review_flag"] = base["label"].map(flags).astype(object).fillna("").to_numpy(dtype=object)
     scored, part = score_slide(base, labels, image, settings, stain=stain, edges=edges)
     return apply_review(scored, flags), part
 
@@ -90,8 +89,6 @@ class ReviewSession:
 
     def __post_init__(self) -> None:
         if self.settings is None:
-            from histo.score.settings import ScoringSettings
-
             self.settings = ScoringSettings()
         if self.labels is not None:
             self.labels = np.asarray(self.labels)
@@ -131,8 +128,6 @@ class ReviewSession:
     def edges(self) -> np.ndarray:
         """The fiber adjacency graph of :attr:`labels` (cached until the labels change)."""
         if self._edges is None:
-            from histo.measure.adjacency import fiber_adjacency
-
             self._edges = fiber_adjacency(self.labels, max_gap_px=self.settings.gap_px(self.pixel_size_um))
         return self._edges
 
@@ -296,8 +291,6 @@ def session_from_result(labels: np.ndarray | None, fibers: pd.DataFrame, meta: d
     image = None
     path = meta.get("image_path")
     if path and labels is not None and float(meta.get("analysis_downsample") or 1.0) == 1.0:
-        from histo.io.image import read_image
-
         try:
             image = read_image(path, pixel_size_um=meta.get("pixel_size_um"), channel=meta.get("channel"))
         except HistoError as err:

@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import tifffile
 
 from histo import __version__
-from histo.io.atomic import atomic_path, atomic_write_text
 from histo.errors import HistoInputError
+from histo.io.atomic import atomic_path, atomic_write_text
 from histo.review.flags import FLAGS, strip_review, validate_flags
-import tifffile
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from skimage.filters import threshold_otsu
 
 from histo.errors import HistoInputError
 from histo.io.image import ImageLike
-from histo.io.stain import Stain
-from skimage.filters import threshold_otsu
+from histo.io.stain import Stain, deconvolve_he
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,6 @@ def nuclear_signal(image: ImageLike | np.ndarray | None, stain: Stain, settings)
                                   path=getattr(image, "path", None))
         return pixels[opts.channel].astype(float), f"channel {opts.channel} (DAPI)"
     if stain == "he" and axes == "YXS":
-        from histo.io.stain import deconvolve_he
-
         return _hematoxylin(deconvolve_he(pixels[..., :3])), "hematoxylin OD (H&E deconvolution)"
     if stain == "if":
         return None, "no nuclear channel given (nuclei.channel, e.g. --nuclei-channel 0)"
@@ -308,3 +306,4 @@ def recount_central(info: dict[str, Any], fibers: pd.DataFrame, counted: np.ndar
     extra = {} if n_central is None else {"n_central_nuclei": int(n_central[counted].sum())}
     return {**info, **extra, "n_counted": n, "n_centrally_nucleated": int(cn.sum()),
             "pct_centrally_nucleated": 100.0 * cn.sum() / n if n else None}
+

@@ -20,7 +20,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import ConvexHull, QhullError
 
+from histo.errors import HistoInputError
+from histo.io.image import ImageLike
+from histo.io.labels import check_labels
+from histo.io.pixelsize import check_pixel_size
+from histo.io.stain import Stain
+from histo.measure.adjacency import fiber_adjacency
+from histo.measure.morphometry import size_column
+from histo.score import evidence, fibertypes, grouping, nuclei
 from histo.score.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-exported: tests, callers)
     atrophy_factor,
     describe_sizes,
@@ -28,24 +37,14 @@ from histo.score.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-expor
     size_figures,
     variability_coefficient,
 )
-from histo.errors import HistoInputError
-from histo.io.labels import check_labels
-from histo.io.image import ImageLike
-from histo.io.pixelsize import check_pixel_size
-from histo.io.stain import Stain
 from histo.score.settings import ScoringSettings
-from scipy.spatial import ConvexHull, QhullError
-from histo.measure.morphometry import size_column
-from histo.score import evidence
-from histo.score import fibertypes
-from histo.score import grouping
-from histo.score import nuclei
 
 log = logging.getLogger(__name__)
 
 #: Boolean columns added by :func:`classify_fibers`.
 CLASS_COLUMNS = ("counted", "is_small", "is_angular", "is_dark", "is_sad", "is_atrophic",
                  "is_hypertrophic")
+
 
 # ---------------------------------------------------------------------- inputs
 def _size_column(fibers: pd.DataFrame, name: str) -> str | None:
@@ -96,6 +95,7 @@ def _min_feret(fibers: pd.DataFrame, pixel_size_um: float | None) -> tuple[np.nd
     if col.endswith("_um"):
         return d, d
     return d, (d * pixel_size_um if pixel_size_um is not None else None)
+
 
 # ---------------------------------------------------------------------- classes
 def reviewed_sad(auto: np.ndarray, flags: np.ndarray) -> np.ndarray:
@@ -199,6 +199,7 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
     if d_um is None:
         info["notes"].append("no pixel size: is_atrophic / is_hypertrophic are all False")
     return out, info
+
 
 # ---------------------------------------------------------------------- slide statistics
 def _hull_area_px(mask: np.ndarray) -> float:
@@ -307,6 +308,7 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
     stats["classes"] = classes
     return stats
 
+
 # ---------------------------------------------------------------------- the whole slide
 def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None,
                 settings: ScoringSettings | None = None, *, stain: Stain,
@@ -355,8 +357,6 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.
     edges_source = "given"
     gap_px = None
     if edges is None:
-        from histo.measure.adjacency import fiber_adjacency
-
         gap_px = settings.gap_px(ps)
         edges = fiber_adjacency(labels, max_gap_px=gap_px)
         edges_source = f"fiber_adjacency(max_gap_px={gap_px})"
@@ -403,6 +403,7 @@ def _per_type_sizes(out: pd.DataFrame, ps: float | None, settings: ScoringSettin
             None if in_um else d, None if in_um else a, ps, settings.normal_range,
             min_feret_um=d if in_um else None, area_um2=a if in_um else None)
     return per_type
+
 
 # ---------------------------------------------------------------------- without pixels
 #: Per-fiber calls that need the slide's pixels (fiber type, nuclei): scoring without pixels

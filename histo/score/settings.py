@@ -23,12 +23,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
+
 from histo.errors import HistoInputError
+from histo.io.stain import STAINS, Stain
 from histo.measure.adjacency import gap_in_pixels
 
 #: Normal range of the lesser (minimum Feret) diameter of adult muscle fibers, in µm
@@ -38,7 +40,6 @@ NORMAL_RANGES_UM: dict[str, tuple[float, float]] = {"male": (40.0, 80.0), "femal
 SEXES = ("male", "female")
 SMALL_RULES = ("auto", "absolute", "relative", "either", "both")
 GROUP_ON = ("small", "atrophic", "sad")
-STAINS = ("he", "nadh", "sdh", "atpase", "esterase", "if", "psr")
 
 
 def _fail(message: str) -> None:
@@ -200,7 +201,7 @@ class ScoringSettings:
     """A fiber is angular when its ``angularity`` (histo.measure.morphometry) is >= this."""
     dark_min_z: float = 2.0
     """A fiber is dark when its ``darkness`` (robust z of mean OD against the slide) >= this."""
-    dark_stains: tuple[str, ...] = ("he", "nadh", "sdh", "esterase")
+    dark_stains: tuple[Stain, ...] = ("he", "nadh", "sdh", "esterase")
     """Stains on which darkness means atrophy; elsewhere (ATPase: type, IF, PSR) no fiber is
     dark and so none is SAD."""
     group_on: Literal["small", "atrophic", "sad"] = "small"

@@ -50,7 +50,7 @@ from skimage.segmentation import expand_labels, find_boundaries, watershed
 
 from histo.errors import HistoInputError
 from histo.io.image import ImageLike
-from histo.io.stain import Stain
+from histo.io.stain import Stain, guess_stain
 from histo.segment.interior import (  # noqa: F401  (interior_map re-exported: tests, benchmarks)
     BRIGHTFIELD_STAINS,
     FLUORESCENCE_STAINS,
@@ -317,8 +317,6 @@ def segment_classical(
     16
     """
     if stain == "auto":
-        from histo.io.stain import guess_stain
-
         stain = guess_stain(image)
         logger.info("classical segmentation: stain guessed as %s", stain)
     f = interior_map(image, stain=stain, channel=channel)

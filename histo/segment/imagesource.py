@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from histo.io.channels import pick_channel
 from histo.errors import HistoInputError
+from histo.io.channels import pick_channel
 from histo.io.image import ImageLike
 
 

@@ -24,12 +24,13 @@ from functools import lru_cache
 
 import numpy as np
 
+from histo import __version__
+from histo.errors import HistoInputError
 from histo.io.labels import touches_edge
 from histo.segment import net as _net
 from histo.segment import scale as _scale
 from histo.segment.netinput import input_stats, network_input
 from histo.segment.postprocess import drop_small, maps_to_labels, upsample_labels
-from histo.errors import HistoInputError
 from histo.segment.targets import fiber_targets
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,6 @@ def load_segmenter(model=None, device: str | None = None):
 def model_info(method: str = "model", model=None) -> dict | None:
     """``{"name", "version", "method"}`` of the segmenter, recorded in every result's summary."""
     if method == "classical":
-        from histo import __version__
-
         return {"name": "classical", "version": __version__, "method": "classical"}
     _, config = load_segmenter(model)
     return {"name": config.name, "version": config.version, "method": "model"}
@@ -100,6 +99,7 @@ def min_area_px(config, factor: float) -> float:
     """Smallest object kept, in pixels of a grid ``factor`` canonical px per pixel."""
     canonical_area = np.pi / 4 * config.canonical_diameter_px**2
     return config.min_area_frac * canonical_area / factor**2
+
 
 # ---------------------------------------------------------------------------- maps and labels
 class MapsCache:
@@ -149,6 +149,7 @@ def region_labels(maps: np.ndarray, config, period: int, shape_yx: tuple[int, in
     down = np.stack([_scale.rescale(np.ascontiguousarray(m), full)[:h, :w] for m in maps])
     return maps_to_labels(down, fg_threshold=fg_threshold, seed_threshold=config.seed_threshold,
                           min_area_px=min_area_px(config, factor))
+
 
 # ---------------------------------------------------------------------------- scale search
 def typical_diameter_px(areas_px: np.ndarray, fragment_frac: float = 0.15) -> float:

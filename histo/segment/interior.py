@@ -20,6 +20,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from histo.errors import HistoInputError
+from histo.io.channels import pick_channel
 from histo.io.image import ImageLike
 from histo.io.stain import (  # noqa: F401  (BRIGHTFIELD_STAINS re-exported: classical)
     BRIGHTFIELD_STAINS,
@@ -80,8 +81,6 @@ def interior_map(image: ImageLike | np.ndarray, *, stain: Stain, channel: int | 
     pixels, axes = _pixels_and_axes(image)
     if stain in FLUORESCENCE_STAINS:
         if axes == "CYX":
-            from histo.io.channels import pick_channel
-
             plane = pixels[pick_channel(pixels.shape[0], channel)]
         elif axes == "YXS":
             plane = pixels[..., channel] if channel is not None else pixels.max(axis=-1)

@@ -32,13 +32,14 @@ from pathlib import Path
 # before the first `import torch` of the process. A value set by the user is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import copy
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from histo.errors import HistoInputError
-import copy
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,7 @@ def fuse_batchnorm(net: FiberNet) -> nn.Module:
             module[0] = fuse_conv_bn_eval(module[0], module[1])
             module[1] = nn.Identity()
     return net
+
 
 # ---------------------------------------------------------------------------- weights on disk
 def models_dir() -> Path:

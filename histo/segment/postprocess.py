@@ -12,10 +12,10 @@ voted on, so the cost is a few passes over the output.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
-import cv2
 
 
 def maps_to_labels(maps: np.ndarray, *, fg_threshold: float = 0.5, seed_threshold: float = 0.5,

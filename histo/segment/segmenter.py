@@ -23,18 +23,17 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from histo.errors import HistoInputError
+from histo.io.image import ImageLike
+from histo.io.pixelsize import check_pixel_size
+from histo.io.stain import Stain, guess_stain
 from histo.segment import inference as _inf
 from histo.segment import scale as _scale
 from histo.segment import tiling
-from histo.errors import HistoInputError
-from histo.io.pixelsize import check_pixel_size
-from histo.io.image import ImageLike
-from histo.io.stain import Stain
+from histo.segment.classical import segment_classical
 from histo.segment.imagesource import ImageSource, image_source
 from histo.segment.inference import load_segmenter, model_info  # noqa: F401 (public here)
 from histo.segment.postprocess import maps_to_labels  # noqa: F401 (public here)
-from histo.io.stain import guess_stain
-from histo.segment.classical import segment_classical
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,7 @@ def _segment_model(src: ImageSource, *, pixel_size_um, fiber_diameter_px, model,
         if progress is not None:
             progress(i + 1, len(tiles))
     return out
+
 
 # ---------------------------------------------------------------------------- public entry
 def segment_image(

@@ -17,9 +17,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.segmentation import find_boundaries
 
 from histo.io.labels import touches_edge
-from skimage.segmentation import find_boundaries
 
 
 def fiber_targets(labels: np.ndarray) -> np.ndarray:
@@ -128,3 +128,4 @@ def size_weights(labels: np.ndarray, max_weight: float = 3.0) -> np.ndarray:
     w = np.ones_like(areas)
     w[1:][present] = np.clip(np.sqrt(ref / areas[1:][present]), 1.0, max_weight)
     return w.astype(np.float32)[labels]
+

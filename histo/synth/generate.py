@@ -9,6 +9,7 @@ import numpy as np
 
 from histo.errors import HistoInputError
 from histo.io.stain import STAINS, Stain, check_stain  # noqa: F401  (STAINS re-exported: histo.synth)
+from histo.segment.targets import membrane_labels
 from histo.synth import ncl
 from histo.synth.geometry import Geometry, generate_packing
 from histo.synth.interstitium import carve_interstitium
@@ -183,8 +184,6 @@ def generate_section(
     image, rinfo = render(geom, stain, gen, diameter_px=float(fiber_diameter_px), interstitium=extra)
     labels = geom.labels
     if stain == "if":  # the membrane-stain reference convention: neighbours meet mid-membrane
-        from histo.segment.targets import membrane_labels
-
         labels = membrane_labels(labels, IF_GAP_FRACTION * float(fiber_diameter_px))
     info = {
         "stain": stain,

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import tifffile
 
 from histo.errors import HistoInputError
 from histo.io.labels import touches_edge
 from histo.synth.geometry import Geometry, assign_fiber_types
 from histo.synth.labelops import clean_labels, label_areas
-import tifffile
 
 logger = logging.getLogger(__name__)
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from histo.errors import HistoInputError
 from histo.io.pixelsize import check_pixel_size
+from histo.measure.morphometry import measure_fibers, size_column
 from histo.train.matching import (
     Overlap,
     check_label_image,
@@ -50,7 +51,6 @@ from histo.train.matching import (
     label_overlap,
     match_pairs,
 )
-from histo.measure.morphometry import measure_fibers, size_column
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,7 @@ def _fmt(v: float, spec: str) -> str:
     width = spec.split(".")[0]
     return f"{'n/a':>{width}}" if not np.isfinite(v) else format(v, spec)
 
+
 # --------------------------------------------------------------------------------------------
 # validation
 
@@ -232,6 +233,7 @@ def _validate_thresholds(thresholds) -> tuple[float, ...]:
     if not ts or any(not 0 < t <= 1 for t in ts):
         raise HistoInputError(f"thresholds must be numbers in (0, 1], got {thresholds!r}")
     return ts
+
 
 # --------------------------------------------------------------------------------------------
 # public API

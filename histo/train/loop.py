@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from histo.segment import net as _net  # noqa: I001 (first: it sets OMP_WAIT_POLICY before torch loads)
+
+from histo.segment import net as _net  # first: it sets OMP_WAIT_POLICY before torch loads
+
+# isort: split
 import torch
 import torch.nn.functional as F
 

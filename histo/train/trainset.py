@@ -24,16 +24,20 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from histo.segment import net as _net  # noqa: F401, I001 (first: it sets OMP_WAIT_POLICY before torch loads)
+
+from histo.segment import net as _net  # noqa: F401 (first: it sets OMP_WAIT_POLICY before torch loads)
+
+# isort: split
+import tifffile
 import torch
+from PIL import Image
 from scipy import ndimage as ndi
+from skimage.segmentation import find_boundaries
 
 from histo.errors import HistoInputError
 from histo.segment.scale import rescale
 from histo.segment.targets import fiber_targets, median_diameter_px, membrane_labels, size_weights
-from PIL import Image
-from skimage.segmentation import find_boundaries
-import tifffile
+from histo.synth import generate_section
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +138,6 @@ def prepare_real(image_path, labels_path, settings) -> list[Sample]:
 
 def synth_sample(rng: np.random.Generator, settings) -> Sample:
     """One synthetic section from histo.synth, random stain and fiber size."""
-    from histo.synth import generate_section
-
     stain = str(rng.choice(settings.stains))
     lo, hi = settings.diameter_range_px
     d = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
@@ -191,6 +193,7 @@ def membrane_sample(labels: np.ndarray, rng: np.random.Generator, settings) -> S
     d = median_diameter_px(labels) if labels.max() else 30.0
     target = membrane_labels(labels, settings.membrane_gap_frac * d)
     return Sample(render_membrane(labels, rng), targets_for(target, settings), "membrane")
+
 
 # ---------------------------------------------------------------------------- augmentation
 def _augment_colour(x: np.ndarray, rng: np.random.Generator, is_rgb: bool) -> np.ndarray:

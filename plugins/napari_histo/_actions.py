@@ -16,9 +16,9 @@ from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import QShortcut
 
 from histo.errors import HistoError
+from histo.review.session import ReviewSession, rescore_table
 from napari_histo import _dialogs
 from napari_histo._layers import METADATA_KEY
-from histo.review.session import ReviewSession, rescore_table
 from napari_histo._ui import FLAG_ACTIONS
 from napari_histo._worker import start_job
 

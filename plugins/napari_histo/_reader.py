@@ -2,7 +2,7 @@
 
 * A slide file (TIFF / OME-TIFF / SVS / NDPI / PNG / JPEG) becomes an image layer in
   micrometres when the pixel size is known; pyramidal slides become multiscale layers
-  (lazy dask levels of :func:`histo.io.image.open_slide`); multichannel images one layer per
+  (lazy dask levels of :func:`histo.io.slide.open_slide`); multichannel images one layer per
   channel.
 * A result folder ``RESULTS/<slide-id>/`` (``summary.json`` + ``labels.tif``) becomes the
   slide's image layer(s) (when the slide file is still where it was scored) and a labels
@@ -116,8 +116,8 @@ def _read_labels(path: Path):
 
 def read_result_folder(path) -> list[tuple[Any, dict, str]]:
     """Layer data for ``RESULTS/<slide-id>/`` (see the module docstring)."""
-    from histo.review.state import load_review
     from histo.review.flags import apply_review
+    from histo.review.state import load_review
 
     result_dir = _one(path)
     summary = json.loads((result_dir / "summary.json").read_text(encoding="utf-8"))

@@ -14,9 +14,9 @@ from napari.layers import Image
 
 from histo.errors import HistoError
 from histo.review.flags import apply_review
+from histo.review.session import ReviewSession
 from napari_histo._images import image_from_layer, layer_channel, layer_n_channels, layer_pixel_size_um
 from napari_histo._layers import METADATA_KEY
-from histo.review.session import ReviewSession
 from napari_histo._worker import Cancelled, analyse_image, start_job
 
 

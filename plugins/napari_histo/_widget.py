@@ -21,12 +21,12 @@ from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QWidget
 
 from histo.errors import HistoError
+from histo.review.session import ReviewSession, session_from_result
 from napari_histo import _dialogs
 from napari_histo._actions import ReviewActions
 from napari_histo._layers import METADATA_KEY, base_level, class_colormap, histo_metadata, layer_features
 from napari_histo._run import RunController
 from napari_histo._selection import SelectionSync
-from histo.review.session import ReviewSession, session_from_result
 from napari_histo._table_model import FiberTableModel
 from napari_histo._ui import build_ui
 

@@ -108,8 +108,8 @@ def _pyramid_slide(path, pixels: np.ndarray) -> None:
 
 
 def test_whole_slide_result_opens_multiscale_and_reviews_with_flags(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    from histo.io.image import read_image
     from histo.batch.pipeline import measure_file
+    from histo.io.image import read_image
     from histo.review.state import load_review
     from histo.sample_data import demo_image_path, demo_labels_path
     from napari_histo import _reader

@@ -196,6 +196,7 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     import json
 
     import pandas as pd
+
     from histo.review.rescore import reviewed_result
 
     stored = json.loads((result_dir / "summary.json").read_text())
@@ -242,10 +243,9 @@ def test_review_workflow(make_napari_viewer, qtbot, tmp_path, monkeypatch):
 
 def test_worker_errors_cancel_and_close_guard(make_napari_viewer, qtbot, monkeypatch):
     import histo.batch.pipeline
-    from napari_histo import _worker
-
     from histo.io.image import read_image
     from histo.sample_data import demo_image_path
+    from napari_histo import _worker
 
     original = histo.batch.pipeline.segment_and_analyze
     viewer = make_napari_viewer(show=True)

@@ -27,6 +27,9 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 #: public name -> module that defines it
 _PUBLIC = {
     "ImageData": "histo.io.image",
+    "ImageLike": "histo.io.image",
+    "Stain": "histo.io.stain",
+    "STAINS": "histo.io.stain",
     "read_image": "histo.io.image",
     "open_slide": "histo.io.slide",
     "read_labels": "histo.io.masks",
@@ -43,6 +46,11 @@ _PUBLIC = {
     "measure_file": "histo.batch.pipeline",
     "score_file": "histo.batch.pipeline",
     "SlideResult": "histo.batch.pipeline",
+    "ScoreParams": "histo.batch.slides",
+    "run_batch": "histo.batch.run",
+    "load_review": "histo.review.state",
+    "save_review": "histo.review.state",
+    "build_report": "histo.report.html",
 }
 
 __all__ = ["HistoError", "HistoInputError", "__version__", *_PUBLIC]

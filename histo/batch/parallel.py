@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any, Callable
 
-from histo.batch.slides import cohort_row, process_slide
+from histo.batch.slides import ScoreParams, cohort_row, process_slide
 from histo.errors import HistoInputError
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = "20s"
 
 
-def run_dask(jobs, params, force, slide_fn, progress, workers, scheduler) -> list[dict]:
+def run_dask(jobs, params: ScoreParams, force, slide_fn, progress, workers, scheduler) -> list[dict]:
     """One task per slide on a local cluster or a remote scheduler; rows in job order."""
     import dask
     from distributed import Client, LocalCluster, as_completed
@@ -105,7 +105,7 @@ def _thread_env(workers: int) -> dict[str, Any]:
     return env
 
 
-def _dask_task(job, params, force: bool, slide_fn) -> dict[str, Any]:
+def _dask_task(job, params: ScoreParams, force: bool, slide_fn) -> dict[str, Any]:
     """Runs on a worker: score one slide, report tile progress as worker events."""
     import dask
     from distributed import get_worker

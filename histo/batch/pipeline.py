@@ -114,7 +114,7 @@ def analyze(
     labels: np.ndarray,
     *,
     stain: Stain,
-    settings=None,
+    settings: ScoringSettings | None = None,
     channel: int | None = None,
     tissue_mask: np.ndarray | None = None,
     model_info: dict[str, Any] | None = None,
@@ -189,7 +189,7 @@ def measure_file(
     pixel_size_um: float | None = None,
     stain: Stain | Literal["auto"] = "auto",
     channel: int | None = None,
-    settings=None,
+    settings: ScoringSettings | None = None,
 ) -> tuple[Path, SlideResult]:
     """Measure an image with an existing mask and write ``out_root/<slide-id>/``.
 
@@ -211,7 +211,7 @@ def segment_and_analyze(
     stain: Stain | Literal["auto"] = "auto",
     channel: int | None = None,
     method: str = "model",
-    settings=None,
+    settings: ScoringSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SlideResult:
     """Segment an in-memory slide, then measure and score it (no files written)."""
@@ -249,7 +249,7 @@ def score_file(
     stain: Stain | Literal["auto"] = "auto",
     channel: int | None = None,
     method: str = "model",
-    settings=None,
+    settings: ScoringSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, SlideResult]:
     """Segment, measure and score one image file and write ``out_root/<slide-id>/``."""

@@ -29,7 +29,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ from histo.score.evidence import build_evidence
 from histo.score.scoring import score_table
 from histo.score.settings import ScoringSettings
 from histo.score.summary import build_summary
+
+if TYPE_CHECKING:
+    from histo.batch.slides import ScoreParams  # slides runs score_wsi: a runtime import would be a cycle
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +205,7 @@ def _plane(thumb: np.ndarray, axes: str, channel: int | None) -> tuple[np.ndarra
     return thumb, axes
 
 
-def score_wsi(path: str | Path, out_dir: str | Path, *, params, batch_info: dict | None = None,
+def score_wsi(path: str | Path, out_dir: str | Path, *, params: ScoreParams, batch_info: dict | None = None,
               progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Segment, measure and score a whole-slide image into ``out_dir`` (written atomically).
 
@@ -314,7 +317,7 @@ def _model_pixel_size() -> float:
     return float(load_segmenter()[1].canonical_pixel_size_um)
 
 
-def _model_info(params) -> dict | None:
+def _model_info(params: ScoreParams) -> dict | None:
     if params.model is not None:
         return params.model
     from histo.segment.segmenter import model_info

@@ -23,6 +23,7 @@ from histo.io.stain import deconvolve_he, estimate_background, image_layout, opt
 from histo.measure.adjacency import fiber_adjacency
 from histo.measure.morphometry import measure_fibers, robust_z
 from histo.score.nuclei import count_nuclei, detect_nuclei, nuclear_signal, recount_central
+from histo.score.settings import ScoringSettings
 from histo.segment import tiling
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
     return fibers, all_edges
 
 
-def nuclei_state(settings, pixel_size_um: float | None) -> dict:
+def nuclei_state(settings: ScoringSettings, pixel_size_um: float | None) -> dict:
     """The ``nuclei`` argument of :func:`measure_tiles` (``reason`` set when not counted)."""
     if not settings.nuclei.enabled:
         return {"method": None, "reason": "nuclei disabled in the settings"}

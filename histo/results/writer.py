@@ -38,6 +38,7 @@ from scipy import ndimage as ndi
 
 from histo.errors import HistoInputError
 from histo.io.atomic import atomic_directory, atomic_path
+from histo.io.image import ImageLike
 from histo.io.jsonable import to_jsonable
 from histo.io.polygons import label_polygons
 from histo.score.classes import CLASS_COLORS, fiber_class
@@ -220,7 +221,7 @@ def _stretch(plane: np.ndarray) -> np.ndarray:
     return np.clip((plane.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
 
 
-def _display_rgb(image, channel: int | None) -> np.ndarray | None:
+def _display_rgb(image: ImageLike | np.ndarray | None, channel: int | None) -> np.ndarray | None:
     if image is None:
         return None
     pixels, axes = (image.pixels, image.axes) if hasattr(image, "axes") else (np.asarray(image), None)
@@ -239,7 +240,7 @@ def _display_rgb(image, channel: int | None) -> np.ndarray | None:
     return np.dstack([grey, grey, grey])
 
 
-def render_overlay(labels: np.ndarray, fibers: pd.DataFrame, image=None, *, channel: int | None = None,
+def render_overlay(labels: np.ndarray, fibers: pd.DataFrame, image: ImageLike | np.ndarray | None = None, *, channel: int | None = None,
                    max_px: int = OVERLAY_MAX_PX) -> np.ndarray:
     """RGB uint8 thumbnail of ``image`` with fiber outlines coloured by display class.
 
@@ -284,7 +285,7 @@ def _write_tables(folder: Path, fibers: pd.DataFrame) -> None:
 
 
 def write_slide_outputs(out_dir: str | os.PathLike, *, labels: np.ndarray, fibers: pd.DataFrame,
-                        summary: Mapping, image=None, pixel_size_um: float | None = None) -> Path:
+                        summary: Mapping, image: ImageLike | np.ndarray | None = None, pixel_size_um: float | None = None) -> Path:
     """Write one slide's results folder atomically (see the module docstring).
 
     Parameters

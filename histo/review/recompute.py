@@ -12,12 +12,12 @@ No Qt, no napari.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
+from histo.io.image import ImageLike
 from histo.io.stain import darkness_signal, guess_stain, image_layout
 from histo.measure.adjacency import fiber_adjacency, gap_in_pixels
 from histo.measure.morphometry import measure_fibers, robust_z, table_columns
@@ -67,7 +67,7 @@ def _union(a: list[int] | None, b: list[int] | None) -> list[int] | None:
     return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
 
 
-def _signal_means(image: Any, stain: str | None, channel: int | None, crop_labels: np.ndarray,
+def _signal_means(image: ImageLike | np.ndarray | None, stain: str | None, channel: int | None, crop_labels: np.ndarray,
                   ys: slice, xs: slice, wanted: np.ndarray) -> np.ndarray:
     """``mean_od`` of the ``wanted`` labels of a crop, from the darkness signal of the *whole* image.
 
@@ -99,7 +99,7 @@ def recompute_changed(
     labels_before: np.ndarray,
     labels_after: np.ndarray,
     fibers: pd.DataFrame,
-    image: Any,
+    image: ImageLike | np.ndarray | None,
     *,
     pixel_size_um: float | None = None,
     stain: str | None = None,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from histo.errors import HistoError, HistoInputError
-from histo.io.image import read_image
+from histo.io.image import ImageLike, read_image
 from histo.measure.adjacency import fiber_adjacency
 from histo.results.writer import write_slide_outputs
 from histo.review.flags import FLAGS, apply_review, strip_review
@@ -30,8 +30,8 @@ from histo.score.settings import ScoringSettings
 log = logging.getLogger(__name__)
 
 
-def rescore_table(fibers: pd.DataFrame, labels: np.ndarray, image: Any, flags: dict[int, str], *,
-                  settings, stain: str, edges: np.ndarray | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def rescore_table(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None, flags: dict[int, str], *,
+                  settings: ScoringSettings, stain: str, edges: np.ndarray | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score a measured table again with a review: exclusions honoured, SAD calls overridden.
 
     Pure: runs in a worker thread on a snapshot. Returns the reviewed table and the scoring

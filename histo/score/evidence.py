@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from histo.score.settings import ScoringSettings
+
 #: Words the evidence text must never contain (they would read as a diagnosis).
 FORBIDDEN_WORDS = ("neurogenic", "myopathic", "myopathy", "neuropathy", "denervat",
                    "reinnervat", "diagnos", "dystroph", "disease")
@@ -53,7 +55,7 @@ def figure(name: str, value: Any, unit: str | None, normal_range: list | None,
     return out
 
 
-def build_evidence(summary: dict[str, Any], settings) -> dict[str, Any]:
+def build_evidence(summary: dict[str, Any], settings: ScoringSettings) -> dict[str, Any]:
     """``{"figures": [...], "text": str}`` from the other parts of a slide summary.
 
     Parameters
@@ -124,7 +126,7 @@ def _grouped(jc: dict[str, Any], alpha: float) -> str | None:
     return f"{'grouped' if p < alpha else 'not grouped'} beyond chance (p = {format_p(p)})"
 
 
-def _text(stats, grouping, types, nuclei, settings) -> str:
+def _text(stats, grouping, types, nuclei, settings: ScoringSettings) -> str:
     parts: list[str] = []
     n = stats["n_counted"]
     parts.append(f"{n} fibers counted")

@@ -35,6 +35,7 @@ from histo.errors import HistoInputError
 from histo.io.image import ImageLike
 from histo.io.stain import Stain
 from histo.score.grouping import category_join_test, index_edges
+from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def _flag(fibers: pd.DataFrame, column: str) -> np.ndarray:
     return fibers[column].fillna(False).to_numpy(dtype=bool)
 
 
-def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None, settings, *, stain: Stain
+def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None, settings: ScoringSettings, *, stain: Stain
                 ) -> tuple[pd.Series, dict[str, Any]]:
     """A type per fiber (str, or NA where none can be given) and how it was decided.
 
@@ -346,7 +347,7 @@ def enclosed_fibers(edges: np.ndarray, fibers: pd.DataFrame, *, min_neighbors: i
     return eligible & ~differs, eligible
 
 
-def type_statistics(fibers: pd.DataFrame, edges: np.ndarray, settings) -> dict[str, Any]:
+def type_statistics(fibers: pd.DataFrame, edges: np.ndarray, settings: ScoringSettings) -> dict[str, Any]:
     """Proportions, enclosed fibers (observed and expected) and the type-grouping test."""
     opts = settings.fiber_types
     counted = fibers["counted"].to_numpy(dtype=bool)

@@ -33,6 +33,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from histo.errors import HistoInputError
+from histo.score.settings import ScoringSettings
 
 #: Upper bound on the elements of one block of permutations (memory stays ~tens of MB).
 _BLOCK_ELEMENTS = 4_000_000
@@ -326,7 +327,7 @@ def category_join_test(edges: np.ndarray, nodes: np.ndarray, categories: np.ndar
     return {"total": total, "per_class": per_class}
 
 
-def atrophy_groups(fibers, edges: np.ndarray, settings, *, pixel_size_known: bool
+def atrophy_groups(fibers, edges: np.ndarray, settings: ScoringSettings, *, pixel_size_known: bool
                    ) -> tuple[np.ndarray, dict[str, Any]]:
     """Grouped atrophy of a classified fiber table (:func:`histo.score.scoring.classify_fibers`).
 

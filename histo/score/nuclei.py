@@ -27,6 +27,7 @@ from skimage.filters import threshold_otsu
 from histo.errors import HistoInputError
 from histo.io.image import ImageLike
 from histo.io.stain import Stain, deconvolve_he
+from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def border_ratio(labels: np.ndarray, fiber_label: np.ndarray, fiber_centroid: np
     return out
 
 
-def nuclear_signal(image: ImageLike | np.ndarray | None, stain: Stain, settings) -> tuple[np.ndarray | None, str]:
+def nuclear_signal(image: ImageLike | np.ndarray | None, stain: Stain, settings: ScoringSettings) -> tuple[np.ndarray | None, str]:
     """The 2-D nuclear signal of a slide and its description, or (None, reason)."""
     opts = settings.nuclei
     if image is None:
@@ -229,7 +230,7 @@ def count_nuclei(fibers: pd.DataFrame, labels: np.ndarray, nuclei_yx: np.ndarray
     return table, host, ratio
 
 
-def central_nuclei(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None, settings, *,
+def central_nuclei(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.ndarray | None, settings: ScoringSettings, *,
                    stain: Stain, pixel_size_um: float | None = None
                    ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Detect nuclei and count them per fiber; the slide's % centrally nucleated fibers.

@@ -420,7 +420,7 @@ class _PixelSize:
 
 
 def score_table(fibers: pd.DataFrame, shape_yx, *, pixel_size_um: float | None, stain: str,
-                settings, edges: np.ndarray, tissue_area_um2: float | None = None,
+                settings: ScoringSettings, edges: np.ndarray, tissue_area_um2: float | None = None,
                 labels: np.ndarray | None = None, path=None) -> tuple[pd.DataFrame, dict]:
     """Score a fiber table without the slide's pixels (whole slides, reviewed tables).
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -38,6 +39,9 @@ from histo.errors import HistoInputError
 from histo.segment.scale import rescale
 from histo.segment.targets import fiber_targets, median_diameter_px, membrane_labels, size_weights
 from histo.synth import generate_section
+
+if TYPE_CHECKING:
+    from histo.train.loop import TrainSettings  # loop imports this module
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,7 @@ def _read_pair(image_path: Path, labels_path: Path, channel: int | None):
     return img, lab
 
 
-def targets_for(labels: np.ndarray, settings) -> np.ndarray:
+def targets_for(labels: np.ndarray, settings: TrainSettings) -> np.ndarray:
     """float16 targets of a label image: the three maps, plus size weights when the settings ask."""
     t = fiber_targets(labels)
     max_w = getattr(settings, "small_weight_max", 1.0)
@@ -113,7 +117,7 @@ def find_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def prepare_real(image_path, labels_path, settings) -> list[Sample]:
+def prepare_real(image_path, labels_path, settings: TrainSettings) -> list[Sample]:
     """One real image + labels at ``settings.real_scales`` fiber sizes across the range.
 
     A single-channel image is fluorescence and its labels are taken as they are (a membrane-
@@ -136,7 +140,7 @@ def prepare_real(image_path, labels_path, settings) -> list[Sample]:
     return out
 
 
-def synth_sample(rng: np.random.Generator, settings) -> Sample:
+def synth_sample(rng: np.random.Generator, settings: TrainSettings) -> Sample:
     """One synthetic section from histo.synth, random stain and fiber size."""
     stain = str(rng.choice(settings.stains))
     lo, hi = settings.diameter_range_px
@@ -188,7 +192,7 @@ def render_membrane(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _percentile_scaled(img).astype(np.float32)
 
 
-def membrane_sample(labels: np.ndarray, rng: np.random.Generator, settings) -> Sample:
+def membrane_sample(labels: np.ndarray, rng: np.random.Generator, settings: TrainSettings) -> Sample:
     """A membrane rendering of ``labels`` with membrane-convention targets."""
     d = median_diameter_px(labels) if labels.max() else 30.0
     target = membrane_labels(labels, settings.membrane_gap_frac * d)

@@ -3,23 +3,23 @@
 ``run_batch`` turns a list of files and folders into one result folder per slide plus
 ``cohort.csv`` (one row per slide, error rows included) and ``report.html``:
 
-* **discovery** (:func:`find_slides`) recurses into folders, keeps image and whole-slide
+* **discovery** (:func:`histo.batch.discovery.find_slides`) recurses into folders, keeps image and whole-slide
   files, skips label files (``*_labels.*``, ``*_cp_masks.*``, ...) and result folders;
-* **slide ids** (:func:`assign_slide_ids`) are the file stems, disambiguated by their folders
+* **slide ids** (:func:`histo.batch.discovery.assign_slide_ids`) are the file stems, disambiguated by their folders
   when two inputs share a stem, so two slides never write into the same folder;
 * **resume**: every ``summary.json`` carries a *fingerprint* of the input checksum, the
-  analysis options, the scoring settings and the model version (:func:`run_fingerprint`); a
+  analysis options, the scoring settings and the model version (:func:`histo.batch.slides.run_fingerprint`); a
   rerun skips slides whose fingerprint is unchanged and whose folder is complete, and redoes
   the others (``force=True`` redoes all). Slide folders are written atomically by
   :func:`histo.results.writer.write_slide_outputs`, the cohort files by :mod:`histo.io.atomic`, so a run
   killed at any moment leaves only complete folders and a rerun finishes the job;
-* **failure isolation**: :func:`process_slide` never raises; a corrupt, truncated, empty or
+* **failure isolation**: :func:`histo.batch.slides.process_slide` never raises; a corrupt, truncated, empty or
   unsupported slide becomes an error row with the reason, and a worker process that dies
   becomes an error row too;
 * **parallel**: one task per slide, run in this process (``workers=None``), on a local Dask
   cluster of ``workers`` processes, or on an existing ``distributed`` scheduler
-  (``scheduler="tcp://host:8786"``; workers must see the same paths). Workers write the slide
-  folders; only this process writes ``cohort.csv`` and the report.
+  (``scheduler="tcp://host:8786"``; workers must see the same paths; :mod:`histo.batch.parallel`).
+  Workers write the slide folders; only this process writes ``cohort.csv`` and the report.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from histo.errors import HistoInputError
+from histo.io.image import ImageData, read_image
 from napari_histo._layers import base_level, histo_metadata
 
 
@@ -54,8 +55,6 @@ def image_from_layer(layer, *, pixel_size_um: float | None, channel: int | None)
     HistoInputError
         For a multiscale layer without a source file, or data that is not 2-D, RGB or (C, Y, X).
     """
-    from histo.io.image import ImageData, read_image
-
     meta = histo_metadata(layer) or {}
     path = meta.get("image_path") or getattr(getattr(layer, "source", None), "path", None)
     if meta.get("image_path") and Path(path).is_file():

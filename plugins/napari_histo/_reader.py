@@ -19,7 +19,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import tifffile
 
+from histo.io.image import read_image
+from histo.io.slide import open_slide
+from histo.review.flags import apply_review
+from histo.review.state import load_review
 from napari_histo._layers import METADATA_KEY, class_colormap, labels_pyramid, layer_features
 
 log = logging.getLogger(__name__)
@@ -55,9 +60,6 @@ def _one(path) -> Path:
 
 def read_slide(path, *, name: str | None = None) -> list[tuple[Any, dict, str]]:
     """Layer data for a slide file (see the module docstring)."""
-    from histo.io.image import read_image
-    from histo.io.slide import open_slide
-
     path = _one(path)
     slide = open_slide(path)
     ps = slide.pixel_size_um
@@ -102,13 +104,9 @@ def _read_fibers(result_dir: Path) -> pd.DataFrame:
 
 def _read_labels(path: Path):
     """Result labels: an array, or a list of lazy levels for a pyramidal labels file."""
-    import tifffile
-
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         if len(series.levels) > 1 and np.prod(series.shape) > MULTISCALE_MIN_PIXELS:
-            from histo.io.slide import open_slide
-
             slide = open_slide(path)
             return [slide.to_dask(level) for level in range(slide.level_count)]
         return np.asarray(series.asarray()).astype(np.uint32, copy=False)
@@ -116,9 +114,6 @@ def _read_labels(path: Path):
 
 def read_result_folder(path) -> list[tuple[Any, dict, str]]:
     """Layer data for ``RESULTS/<slide-id>/`` (see the module docstring)."""
-    from histo.review.flags import apply_review
-    from histo.review.state import load_review
-
     result_dir = _one(path)
     summary = json.loads((result_dir / "summary.json").read_text(encoding="utf-8"))
     slide_info = summary.get("slide") or {}

@@ -15,6 +15,7 @@ from napari.layers import Image
 from histo.errors import HistoError
 from histo.review.flags import apply_review
 from histo.review.session import ReviewSession
+from histo.score.settings import ScoringSettings
 from napari_histo._images import image_from_layer, layer_channel, layer_n_channels, layer_pixel_size_um
 from napari_histo._layers import METADATA_KEY
 from napari_histo._worker import Cancelled, analyse_image, start_job
@@ -77,7 +78,6 @@ class RunController:
             return
         if not self.widget.confirm_discard("running the analysis again"):
             return
-        from histo.score.settings import ScoringSettings
 
         channel = self.ui.channel_spin.value()
         channel = None if channel < 0 else channel

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from qtpy.QtCore import QObject, QTimer, Signal
 
+from histo.batch import pipeline
 from histo.errors import HistoError
 
 log = logging.getLogger(__name__)
@@ -149,14 +150,12 @@ def analyse_image(image, *, stain: str, channel: int | None, method: str, settin
     -------
     histo.batch.pipeline.SlideResult
     """
-    from histo.batch.pipeline import segment_and_analyze
-
     report(0, 1, "segmenting")
 
     def progress(done: int, total: int) -> None:
         report(done, total, "segmenting" if done < total else "measuring and scoring")
 
-    result = segment_and_analyze(image, stain=stain, channel=channel, method=method,
+    result = pipeline.segment_and_analyze(image, stain=stain, channel=channel, method=method,
                                  settings=settings, progress=progress)
     report(1, 1, "done")
     return result

@@ -7,7 +7,7 @@ labels in the folder, without the original image: fiber types and nuclei need pi
 their per-fiber calls are kept from the first scoring and only their slide figures are
 recounted over the fibers still counted (:func:`histo.score.scoring.score_table`, the
 pixel-free scoring the whole-slide path uses too). The summary is rebuilt by
-:func:`histo.score.summary.build_summary`, like every other path's.
+:func:`histo.score.summary.rebuild_summary`, like every other path's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from histo.io.jsonable import to_jsonable
 from histo.measure.adjacency import fiber_adjacency
 from histo.review.flags import REVIEW_COLUMNS, apply_review
 from histo.review.state import reviewed_labels
@@ -26,7 +25,7 @@ from histo.score.evidence import build_evidence
 from histo.score.nuclei import recount_central
 from histo.score.scoring import CLASS_COLUMNS, PIXEL_COLUMNS, score_table
 from histo.score.settings import ScoringSettings
-from histo.score.summary import build_summary
+from histo.score.summary import rebuild_summary
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +71,6 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
     part["fiber_types"] = summary.get("fiber_types") or {}
     part["nuclei"] = recount_central(summary.get("nuclei") or {}, out, counted)
     part["evidence"] = build_evidence(part, settings)
-    rebuilt = build_summary(slide, part, n_fibers=len(out), model=summary.get("model"),
-                            warnings=summary.get("warnings") or (), software=summary.get("software"))
-    kept = {key: value for key, value in summary.items() if key not in rebuilt}  # e.g. "batch"
-    return out, {**rebuilt, **to_jsonable(kept)}, []
+    return out, rebuild_summary(summary, part, n_fibers=len(out)), []
 
 

@@ -26,6 +26,7 @@ from histo.review.recompute import changed_labels, recompute_changed
 from histo.review.state import save_review
 from histo.score.scoring import score_slide
 from histo.score.settings import ScoringSettings
+from histo.score.summary import rebuild_summary
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class ReviewSession:
         if flags_used != self.flags or (version is not None and version != self.version):
             return False
         self.fibers = fibers
-        self.summary = {**self.summary, **part, "n_fibers": int(len(fibers))}
+        self.summary = rebuild_summary(self.summary, part, n_fibers=len(fibers))
         return True
 
     def rescore(self) -> None:
@@ -232,7 +233,7 @@ class ReviewSession:
         self._edges = result["edges"]
         self.flags = result["flags"]
         self.fibers = result["fibers"]
-        self.summary = {**self.summary, **result["part"], "n_fibers": int(len(self.fibers))}
+        self.summary = rebuild_summary(self.summary, result["part"], n_fibers=len(self.fibers))
         if len(result["changed"]):
             self.edited = True
             self.dirty = True

@@ -8,7 +8,8 @@ keys, their order and the warnings a reader sees are the same whichever way a sl
 The summary is ``{"slide", "software", "model", "n_fibers", <scoring part>, "warnings"}``
 (the scoring part is what :func:`histo.score.scoring.score_slide` returns: ``settings``,
 ``statistics``, ``grouping``, ``fiber_types``, ``nuclei``, ``evidence``), plus keys a caller
-adds after (``batch``: the resume fingerprint).
+adds after (``batch``: the resume fingerprint). :func:`rebuild_summary` scores an existing
+summary again (a review, in a result folder or in the napari session).
 
 Examples
 --------
@@ -78,3 +79,24 @@ def build_summary(slide: Mapping[str, Any], scored: Mapping[str, Any], *, n_fibe
         "warnings": list(dict.fromkeys([*pixel_size_warnings(slide), *warnings])),
     }
     return to_jsonable(summary)
+
+
+def rebuild_summary(previous: Mapping[str, Any], scored: Mapping[str, Any], *,
+                    n_fibers: int) -> dict[str, Any]:
+    """``previous`` with a new scoring part: slide, model, software and warnings are kept, and
+    so are keys the builder does not make (``batch``).
+
+    Examples
+    --------
+    >>> old = build_summary({"id": "s1", "pixel_size_um": 0.5}, {"statistics": {"n_counted": 9}},
+    ...                     n_fibers=9, model=None)
+    >>> old["batch"] = {"fingerprint": "f"}
+    >>> new = rebuild_summary(old, {"statistics": {"n_counted": 8}}, n_fibers=9)
+    >>> new["statistics"], new["batch"], new["slide"]["id"]
+    ({'n_counted': 8}, {'fingerprint': 'f'}, 's1')
+    """
+    rebuilt = build_summary(previous.get("slide") or {}, scored, n_fibers=n_fibers,
+                            model=previous.get("model"), warnings=previous.get("warnings") or (),
+                            software=previous.get("software"))
+    kept = {key: value for key, value in previous.items() if key not in rebuilt}
+    return {**rebuilt, **to_jsonable(kept)}

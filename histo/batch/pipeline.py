@@ -35,7 +35,7 @@ from histo.errors import HistoInputError
 from histo.io.channels import pick_channel
 from histo.io.image import ImageLike, image_checksum, read_image
 from histo.io.masks import read_labels, validate_labels
-from histo.io.stain import STAINS, Stain, check_stain, guess_stain  # noqa: F401  (STAINS re-exported)
+from histo.io.stain import Stain, check_stain, guess_stain
 from histo.measure.adjacency import fiber_adjacency
 from histo.measure.morphometry import measure_fibers
 from histo.results.writer import write_slide_outputs

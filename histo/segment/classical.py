@@ -50,12 +50,8 @@ from skimage.segmentation import expand_labels, find_boundaries, watershed
 
 from histo.errors import HistoInputError
 from histo.io.image import ImageLike
-from histo.io.stain import Stain, guess_stain
-from histo.segment.interior import (  # noqa: F401  (interior_map re-exported: tests, benchmarks)
-    BRIGHTFIELD_STAINS,
-    FLUORESCENCE_STAINS,
-    interior_map,
-)
+from histo.io.stain import FLUORESCENCE_STAINS, Stain, guess_stain
+from histo.segment.interior import interior_map  # noqa: F401  (re-exported: step 1 of this baseline)
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,7 @@ from skimage.filters import threshold_otsu
 from histo.errors import HistoInputError
 from histo.io.channels import pick_channel
 from histo.io.image import ImageLike
-from histo.io.stain import (  # noqa: F401  (BRIGHTFIELD_STAINS re-exported: classical)
-    BRIGHTFIELD_STAINS,
-    FLUORESCENCE_STAINS,
-    Stain,
-    check_stain,
-)
+from histo.io.stain import FLUORESCENCE_STAINS, Stain, check_stain
 
 
 def _pixels_and_axes(image: ImageLike | np.ndarray) -> tuple[np.ndarray, str]:

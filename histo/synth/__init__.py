@@ -14,8 +14,9 @@ See ``docs/synth.md`` for how the geometry and the stains are made.
 
 from __future__ import annotations
 
+from histo.io.stain import STAINS
 from histo.synth.dataset import SynthDataset, SynthStream, load_sample, make_dataset, save_sample
-from histo.synth.generate import GEOMETRIES, STAINS, SynthSample, generate_section, make_geometry
+from histo.synth.generate import GEOMETRIES, SynthSample, generate_section, make_geometry
 
 __all__ = [
     "GEOMETRIES",

@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from histo.errors import HistoInputError
-from histo.synth.generate import STAINS, SynthSample, generate_section
+from histo.io.stain import STAINS
+from histo.synth.generate import SynthSample, generate_section
 
 logger = logging.getLogger(__name__)
 

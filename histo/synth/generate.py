@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from histo.errors import HistoInputError
-from histo.io.stain import STAINS, Stain, check_stain  # noqa: F401  (STAINS re-exported: histo.synth)
+from histo.io.stain import Stain, check_stain
 from histo.segment.targets import membrane_labels
 from histo.synth import ncl
 from histo.synth.geometry import Geometry, generate_packing

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from histo.io.stain import STAINS
 from histo.synth import ncl
-from histo.synth.generate import STAINS, generate_section
+from histo.synth.generate import generate_section
 
 logger = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ def test_validate_flags_normalises_keys_and_rejects_bad_input():
 def test_review_counts_and_empty():
     assert Review().is_empty
     r = Review(flags={1: "excluded", 2: "excluded", 5: "confirmed_sad"})
-    assert r.counts() == {"excluded": 2, "confirmed_sad": 1, "not_sad": 0}
+    assert r.counts() == {"excluded": 2, "confirmed_sad": 1, "not_sad": 0, "restored": 0}
     assert set(r.counts()) == set(FLAGS)
 
 
@@ -110,7 +110,7 @@ def test_flags_only_round_trip(result_dir):
     assert loaded.flags == {2: "not_sad", 4: "excluded"}
     assert not (result_dir / "review").exists()
     doc = json.loads((result_dir / REVIEW_FILE).read_text())
-    assert doc["counts"] == {"excluded": 1, "confirmed_sad": 0, "not_sad": 1}
+    assert doc["counts"] == {"excluded": 1, "confirmed_sad": 0, "not_sad": 1, "restored": 0}
 
 
 def test_edited_labels_round_trip_and_stale_files_removed(result_dir):

@@ -119,6 +119,8 @@ def analyze(
     tissue_mask: np.ndarray | None = None,
     model_info: dict[str, Any] | None = None,
     excluded: pd.Series | None = None,
+    objects: pd.DataFrame | None = None,
+    segmentation: dict[str, Any] | None = None,
 ) -> SlideResult:
     """Measure and score one slide whose fibers are already segmented.
 
@@ -140,6 +142,11 @@ def analyze(
         ``{"name", "version"}`` of the segmentation model, recorded in the summary.
     excluded : Series of bool indexed by label, optional
         Fibers a reviewer excluded; they are measured but not counted.
+    objects : DataFrame, optional
+        The segmenter's per-object evidence (``label``, ``fiber_score``, ``rejected``;
+        :class:`histo.segment.segmenter.Segmentation`); rejected objects are listed, not counted.
+    segmentation : dict, optional
+        ``Segmentation.info()``: scale check, tissue area, rejected count (summary and QC).
 
     Returns
     -------
@@ -161,10 +168,29 @@ def analyze(
     )
     if excluded is not None:
         fibers["excluded"] = fibers["label"].map(excluded).fillna(False).astype(bool)
+    if objects is not None and "fiber_score" in objects:
+        fibers = add_fiber_scores(fibers, objects)
     fibers, scored = score_slide(fibers, labels, image, settings, stain=stain, edges=edges)
     summary = build_summary(_slide_info(image, stain, channel), scored, n_fibers=len(fibers),
-                            model=model_info)
+                            model=model_info, segmentation=segmentation, fibers=fibers)
     return SlideResult(labels=labels, fibers=fibers, summary=summary)
+
+
+def add_fiber_scores(fibers: pd.DataFrame, objects: pd.DataFrame) -> pd.DataFrame:
+    """``fiber_score`` and ``rejected`` of the segmenter's objects joined onto the fiber table by label.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"label": [1, 2]})
+    >>> o = pd.DataFrame({"label": [2, 1], "fiber_score": [0.1, 0.9], "rejected": [True, False]})
+    >>> add_fiber_scores(f, o)[["fiber_score", "rejected"]].values.tolist()
+    [[0.9, False], [0.1, True]]
+    """
+    by_label = objects.set_index("label")
+    out = fibers.copy()
+    out["fiber_score"] = out["label"].map(by_label["fiber_score"]).astype(float)
+    out["rejected"] = out["label"].map(by_label["rejected"]).fillna(False).astype(bool)
+    return out
 
 
 def write_result(result: SlideResult, image: ImageLike, out_root: str | Path) -> Path:
@@ -213,10 +239,15 @@ def segment_and_analyze(
     method: str = "model",
     settings: ScoringSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    fiber_diameter_px: float | None = None,
 ) -> SlideResult:
-    """Segment an in-memory slide, then measure and score it (no files written)."""
+    """Segment an in-memory slide, then measure and score it (no files written).
+
+    Objects the fiber score rejects are kept in the table (``rejected``), not counted; the
+    segmentation's scale check and tissue area go to ``summary["segmentation"]`` and its QC.
+    """
     from histo.segment.segmenter import model_info as seg_model_info  # torch loads here, only when segmenting
-    from histo.segment.segmenter import segment_image
+    from histo.segment.segmenter import segment
 
     stain = resolve_stain(image, stain)
     channel = default_channel(image, stain, channel)
@@ -227,18 +258,20 @@ def segment_and_analyze(
         + (", or try --method classical" if method == "model" else "")
     )
     try:
-        labels = segment_image(
+        seg = segment(
             image, stain=stain, channel=channel, pixel_size_um=image.pixel_size_um,
-            method=method, progress=progress,
+            method=method, progress=progress, fiber_diameter_px=fiber_diameter_px,
         )
     except HistoInputError as err:
         if err.path is not None:
             raise
         raise HistoInputError(f"{err.reason} {hint}", path=image.path) from err
+    labels = np.asarray(seg.labels)
     if not np.any(labels):
         raise HistoInputError(f"no fibers found {hint}", path=image.path)
     info = seg_model_info(method)
-    return analyze(image, labels, stain=stain, settings=settings, channel=channel, model_info=info)
+    return analyze(image, labels, stain=stain, settings=settings, channel=channel, model_info=info,
+                   objects=seg.objects, segmentation=seg.info())
 
 
 def score_file(
@@ -251,10 +284,12 @@ def score_file(
     method: str = "model",
     settings: ScoringSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    fiber_diameter_px: float | None = None,
 ) -> tuple[Path, SlideResult]:
     """Segment, measure and score one image file and write ``out_root/<slide-id>/``."""
     image = read_image(image_path, pixel_size_um=pixel_size_um, channel=channel)
     result = segment_and_analyze(
-        image, stain=stain, channel=channel, method=method, settings=settings, progress=progress
+        image, stain=stain, channel=channel, method=method, settings=settings, progress=progress,
+        fiber_diameter_px=fiber_diameter_px,
     )
     return write_result(result, image, out_root), result

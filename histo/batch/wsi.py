@@ -34,9 +34,6 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 from PIL import Image
-from scipy import ndimage as ndi
-from skimage.filters import threshold_otsu
-from skimage.morphology import disk
 
 from histo.batch.wsi_tiles import halo_px, measure_tiles, nuclei_state, nuclei_summary, segment_tiles, signal_reference
 from histo.errors import HistoInputError
@@ -50,6 +47,7 @@ from histo.score.evidence import build_evidence
 from histo.score.scoring import score_table
 from histo.score.settings import ScoringSettings
 from histo.score.summary import build_summary
+from histo.segment.tissue import detect_tissue  # noqa: F401 (public here too)
 
 if TYPE_CHECKING:
     from histo.batch.slides import ScoreParams  # slides runs score_wsi: a runtime import would be a cycle
@@ -122,66 +120,6 @@ def choose_level(downsamples, pixel_size_um: float | None, target_um: float, *,
         if pixel_size_um * float(ds) <= target_um * tolerance:
             best = i if float(ds) >= float(downsamples[best]) else best
     return best
-
-
-def detect_tissue(thumbnail: np.ndarray, *, axes: str | None = None,
-                  min_object_frac: float = 0.0005) -> np.ndarray:
-    """Tissue mask of a low-resolution image.
-
-    Brightfield (RGB): tissue absorbs light, so its optical density
-    ``-log10(I / 255)`` summed over channels is above an Otsu threshold (capped at 0.15, so
-    a slide covered by tissue is not split into its light and dark parts). Fluorescence
-    (grey or one channel): tissue is brighter than the dark background (Otsu on log intensity).
-    The mask is closed, its holes filled, and objects smaller than ``min_object_frac`` of the
-    image dropped.
-
-    Parameters
-    ----------
-    thumbnail : (y, x, 3|4) or (y, x) array
-    axes : {"YXS", "YX"}, optional
-        Inferred from the shape when omitted.
-
-    Returns
-    -------
-    (y, x) bool array
-
-    Examples
-    --------
-    >>> img = np.full((64, 64, 3), 245, np.uint8); img[16:48, 10:50] = (200, 90, 140)
-    >>> m = detect_tissue(img); bool(m[30, 30]), bool(m[2, 2])
-    (True, False)
-    """
-    img = np.asarray(thumbnail)
-    axes = axes or ("YXS" if img.ndim == 3 else "YX")
-    if axes == "YXS":
-        rgb = img[..., :3].astype(np.float32)
-        top = 255.0 if img.dtype == np.uint8 else max(float(rgb.max()), 1.0)
-        score = -np.log10(np.clip((rgb + 1.0) / (top + 1.0), 1e-4, 1.0)).sum(axis=-1)
-        score = ndi.uniform_filter(score, 3)
-        thr = _otsu(score, threshold_otsu)
-        mask = score > min(max(thr, 0.03), 0.15)
-    elif axes == "YX":
-        score = ndi.uniform_filter(np.log1p(img.astype(np.float32)), 3)
-        mask = score > _otsu(score, threshold_otsu)
-    else:
-        raise HistoInputError(f"thumbnail axes must be YXS or YX, got {axes}")
-    radius = max(1, int(round(max(mask.shape) / 400)))
-    mask = ndi.binary_closing(mask, structure=disk(radius), border_value=0)
-    mask = ndi.binary_fill_holes(mask)
-    lab, n = ndi.label(mask)
-    if n == 0:
-        return mask
-    sizes = np.bincount(lab.ravel())
-    keep = sizes >= max(1, min_object_frac * mask.size)
-    keep[0] = False
-    return keep[lab]
-
-
-def _otsu(score: np.ndarray, threshold_otsu) -> float:
-    finite = score[np.isfinite(score)]
-    if finite.size == 0 or float(finite.min()) == float(finite.max()):
-        return float("inf")
-    return float(threshold_otsu(finite))
 
 
 def scratch_dir(out_dir: Path) -> Path:

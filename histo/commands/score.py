@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from histo.batch.run import ScoreParams, run_batch
-from histo.commands._common import STAIN_CHOICES
+from histo.commands._common import STAIN_CHOICES, positive_float
 from histo.commands._settings import add_settings_arguments, settings_from_args
 from histo.errors import HistoInputError
 from histo.io.pixelsize import check_pixel_size
@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fluorescence: the channel showing the fiber membrane (0-based)")
     parser.add_argument("--pixel-size", type=float, default=None, metavar="UM",
                         help="pixel size in micrometres, overriding the files' metadata")
+    parser.add_argument("--fiber-diameter", type=positive_float, default=None, metavar="PX",
+                        help="typical fiber diameter in pixels: segment at this size (sizes in µm "
+                             "still use the pixel size); default: from the pixel size, checked "
+                             "against the image, or estimated from the image")
     parser.add_argument("--method", choices=("model", "classical"), default="model",
                         help="segmentation: the shipped network (default) or the classical "
                              "baseline")
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     check_pixel_size(args.pixel_size, name="--pixel-size", in_range=True)
     params = ScoreParams(stain=args.stain, channel=args.channel, pixel_size_um=args.pixel_size,
                          method=args.method, settings=settings_from_args(args),
-                         model=_model_info(args.method))
+                         model=_model_info(args.method), fiber_diameter_px=args.fiber_diameter)
     result = run_batch(args.inputs, args.output, params=params, workers=args.workers,
                        scheduler=args.scheduler, force=args.force,
                        show_progress=not args.no_progress)

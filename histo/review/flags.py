@@ -1,7 +1,8 @@
 """A review applied to a per-fiber table: the reviewer's flags and what they change.
 
 A pathologist may flag a fiber ``"excluded"`` (measured but not counted), ``"confirmed_sad"``
-or ``"not_sad"`` (overriding the classifier's small-dark-angular call). :func:`apply_review`
+or ``"not_sad"`` (overriding the classifier's small-dark-angular call), or ``"restored"`` (an
+object the fiber score rejected as not a fiber is a fiber after all: it is counted). :func:`apply_review`
 turns flags into the ``excluded``, ``counted`` and ``is_sad`` columns every figure honours
 (the override rule is :func:`histo.score.scoring.reviewed_sad`), and
 :func:`strip_review` undoes it. How a review is stored is :mod:`histo.review.state`.
@@ -12,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
 from histo.score.scoring import reviewed_sad
 
 #: Flags a reviewer can set on a fiber.
-FLAGS: tuple[str, ...] = ("excluded", "confirmed_sad", "not_sad")
+FLAGS: tuple[str, ...] = ("excluded", "confirmed_sad", "not_sad", "restored")
 
 #: Columns :func:`apply_review` derives; they are never stored with a reviewed table.
 REVIEW_COLUMNS: tuple[str, ...] = ("review_flag", "excluded", "is_sad_auto")
@@ -61,7 +63,8 @@ def apply_review(fibers: pd.DataFrame, review) -> pd.DataFrame:
     * ``is_sad_auto``: the classifier's SAD call (kept from the first application);
     * ``is_sad``: ``True`` when ``"confirmed_sad"``, ``False`` when ``"not_sad"``, else the
       classifier's call (only when the table has ``is_sad``);
-    * ``counted``: not edge and not excluded (only when the table has ``counted``).
+    * ``counted``: not edge, not excluded and not rejected by the fiber score unless flagged
+      ``"restored"`` (only when the table has ``counted``).
 
     Applying twice gives the same table as applying once.
 
@@ -92,8 +95,18 @@ def apply_review(fibers: pd.DataFrame, review) -> pd.DataFrame:
         out["is_sad"] = reviewed_sad(auto.to_numpy(), flag.to_numpy())
     if "counted" in out:
         edge = out["is_edge"].fillna(False).astype(bool) if "is_edge" in out else False
-        out["counted"] = (~(edge | out["excluded"])).to_numpy()
+        out["counted"] = (~(edge | out["excluded"] | _rejected(out, flag))).to_numpy()
     return out
+
+
+def _rejected(fibers: pd.DataFrame, flag=None) -> np.ndarray:
+    """The objects the fiber score rejected that no reviewer restored."""
+    if "rejected" not in fibers:
+        return np.zeros(len(fibers), bool)
+    rej = fibers["rejected"].fillna(False).astype(bool).to_numpy()
+    if flag is None:
+        return rej
+    return rej & (np.asarray(flag, dtype=object) != "restored")
 
 
 def strip_review(fibers: pd.DataFrame) -> pd.DataFrame:
@@ -106,5 +119,5 @@ def strip_review(fibers: pd.DataFrame) -> pd.DataFrame:
     if "is_sad_auto" in out and "is_sad" in out:
         out["is_sad"] = out["is_sad_auto"].fillna(False).astype(bool).to_numpy()
     if "excluded" in out and "counted" in out and "is_edge" in out:
-        out["counted"] = (~out["is_edge"].fillna(False).astype(bool)).to_numpy()
+        out["counted"] = (~out["is_edge"].fillna(False).astype(bool)).to_numpy() & ~_rejected(out)
     return out.drop(columns=[c for c in REVIEW_COLUMNS if c in out])

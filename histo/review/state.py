@@ -76,7 +76,7 @@ class Review:
     --------
     >>> r = Review(flags={3: "excluded", 7: "not_sad"})
     >>> r.counts()
-    {'excluded': 1, 'confirmed_sad': 0, 'not_sad': 1}
+    {'excluded': 1, 'confirmed_sad': 0, 'not_sad': 1, 'restored': 0}
     >>> r.is_empty
     False
     """

@@ -110,6 +110,20 @@ def reviewed_sad(auto: np.ndarray, flags: np.ndarray) -> np.ndarray:
     return (np.asarray(auto, dtype=bool) | (flags == "confirmed_sad")) & (flags != "not_sad")
 
 
+def not_fiber(fibers: pd.DataFrame) -> np.ndarray:
+    """Objects the fiber score rejected (column ``rejected``) that no reviewer ``"restored"``.
+
+    Examples
+    --------
+    >>> not_fiber(pd.DataFrame({"rejected": [True, True, False], "review_flag": ["", "restored", ""]})).tolist()
+    [True, False, False]
+    """
+    rej = _bool(fibers, "rejected")
+    if "review_flag" in fibers:
+        rej = rej & (fibers["review_flag"].fillna("").to_numpy(dtype=object) != "restored")
+    return np.asarray(rej, bool)
+
+
 def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: Stain,
                     pixel_size_um: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Add ``counted`` and the class flags; return the table and the thresholds used.
@@ -133,7 +147,7 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
         A copy with the :data:`CLASS_COLUMNS` added, and ``{"small_rule_used", ...}``.
     """
     out = fibers.copy()
-    counted = ~_bool(out, "is_edge") & ~_bool(out, "excluded")
+    counted = ~_bool(out, "is_edge") & ~_bool(out, "excluded") & ~not_fiber(out)
     d, d_um = _min_feret(out, pixel_size_um)
     lo, hi = settings.normal_range
     info: dict[str, Any] = {"normal_range_um": [lo, hi], "notes": []}
@@ -232,7 +246,7 @@ def area_basis(fibers: pd.DataFrame, labels: np.ndarray, pixel_size_um: float | 
         if {"bbox_y0_px", "bbox_x0_px", "bbox_y1_px", "bbox_x1_px"} <= set(fibers.columns):
             cut = ((fibers["bbox_y0_px"] <= 0) | (fibers["bbox_x0_px"] <= 0)
                    | (fibers["bbox_y1_px"] >= h) | (fibers["bbox_x1_px"] >= w)).to_numpy()
-        kept = ~_bool(fibers, "excluded")
+        kept = ~_bool(fibers, "excluded") & ~not_fiber(fibers)
         n = float(np.count_nonzero(kept & ~cut) + 0.5 * np.count_nonzero(kept & cut))
         return {"source": "tissue area given", "area_um2": float(tissue_area_um2),
                 "area_px": None, "n_fibers": n}
@@ -258,10 +272,11 @@ def fiber_counts(fibers: pd.DataFrame) -> dict[str, int]:
     1
     """
     counted = (_bool(fibers, "counted") if "counted" in fibers
-               else ~(_bool(fibers, "is_edge") | _bool(fibers, "excluded")))
+               else ~(_bool(fibers, "is_edge") | _bool(fibers, "excluded") | not_fiber(fibers)))
     out = {"n_fibers": int(len(fibers)), "n_counted": int(counted.sum()),
            "n_edge": int(_bool(fibers, "is_edge").sum()),
-           "n_excluded": int(_bool(fibers, "excluded").sum())}
+           "n_excluded": int(_bool(fibers, "excluded").sum()),
+           "n_rejected": int(not_fiber(fibers).sum())}
     for name in ("small", "angular", "dark", "sad"):
         out[f"n_{name}"] = int((_bool(fibers, f"is_{name}") & counted).sum())
     return out
@@ -291,7 +306,7 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
     counts = fiber_counts(fibers)
     n_counted = counts["n_counted"]
     stats: dict[str, Any] = {
-        **{k: counts[k] for k in ("n_fibers", "n_counted", "n_edge", "n_excluded")},
+        **{k: counts[k] for k in ("n_fibers", "n_counted", "n_edge", "n_excluded", "n_rejected")},
         "area_basis": basis,
         "density_per_mm2": (basis["n_fibers"] / area_mm2) if area_mm2 else None,
         **sizes,

@@ -80,6 +80,9 @@ class NetConfig:
         Low / high percentiles of the input normalisation.
     in_channels : int
         3 (image only) or 4 (image + modality channel, see :func:`histo.segment.netinput.network_input`).
+    fiber_score : dict or None
+        Weights and threshold of the per-object fiber score (:mod:`histo.segment.evidence`),
+        calibrated on validation data; None: every object is taken as a fiber.
     extra : dict
         Free-form training record (data, steps, metrics), kept in the JSON.
     """
@@ -95,6 +98,7 @@ class NetConfig:
     min_area_frac: float = 0.02
     percentiles: tuple[float, float] = (1.0, 99.5)
     in_channels: int = 3
+    fiber_score: dict | None = None
     extra: dict = field(default_factory=dict)
 
     @property

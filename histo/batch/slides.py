@@ -30,9 +30,12 @@ log = logging.getLogger(__name__)
 
 #: Files every complete slide folder holds (see ``histo.results.writer.write_slide_outputs``).
 REQUIRED_OUTPUTS = ("summary.json", "fibers.csv", "labels.tif")
-#: Cohort table columns that always come first (statistics follow, flattened).
-COHORT_COLUMNS = ("slide_id", "path", "status", "error", "note", "n_fibers", "stain",
-                  "pixel_size_um", "seconds")
+#: Cohort table columns that always come first (statistics follow, flattened). ``qc_status``
+#: is the segmentation verdict (ok / warn / fail, :mod:`histo.score.qc`) and ``qc_reasons`` its
+#: reasons joined by "; "; both are empty for a slide that failed (``status`` error) or whose
+#: summary predates the QC, since there is no verdict to give.
+COHORT_COLUMNS = ("slide_id", "path", "status", "error", "note", "qc_status", "qc_reasons",
+                  "n_fibers", "stain", "pixel_size_um", "seconds")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class ScoreParams:
     method: str = "model"
     settings: Any = None
     model: dict[str, Any] | None = field(default=None, hash=False)
+    fiber_diameter_px: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form, the part of the fingerprint that is not the input."""
@@ -66,8 +70,11 @@ class ScoreParams:
             settings = settings.to_dict()
         elif is_dataclass(settings):
             settings = asdict(settings)
-        return {"stain": self.stain, "channel": self.channel, "pixel_size_um": self.pixel_size_um,
-                "method": self.method, "settings": settings, "model": self.model}
+        out = {"stain": self.stain, "channel": self.channel, "pixel_size_um": self.pixel_size_um,
+               "method": self.method, "settings": settings, "model": self.model}
+        if self.fiber_diameter_px is not None:  # only when given: earlier fingerprints stay valid
+            out["fiber_diameter_px"] = self.fiber_diameter_px
+        return out
 
 
 def run_fingerprint(input_sha256: str, params: ScoreParams) -> str:
@@ -116,12 +123,15 @@ def cohort_row(job: SlideJob, summary: dict[str, Any] | None, *, status: str,
                error: str = "", note: str = "", seconds: float = 0.0) -> dict[str, Any]:
     """One ``cohort.csv`` row: identity, status and the slide's statistics, flattened."""
     row: dict[str, Any] = {"slide_id": job.slide_id, "path": str(job.path), "status": status,
-                           "error": error, "note": note, "n_fibers": None, "stain": None,
+                           "error": error, "note": note, "qc_status": "", "qc_reasons": "",
+                           "n_fibers": None, "stain": None,
                            "pixel_size_um": None, "seconds": round(seconds, 2)}
     if summary:
         slide = summary.get("slide", {})
+        qc = summary.get("qc") or {}
         row.update(n_fibers=summary.get("n_fibers"), stain=slide.get("stain"),
-                   pixel_size_um=slide.get("pixel_size_um"))
+                   pixel_size_um=slide.get("pixel_size_um"), qc_status=qc.get("status") or "",
+                   qc_reasons="; ".join(str(r) for r in qc.get("reasons") or []))
         for key, value in (summary.get("statistics") or {}).items():
             if isinstance(value, (int, float, str, bool)) or value is None:
                 row.setdefault(key, value)
@@ -180,7 +190,7 @@ def score_slide_file(job: SlideJob, params: ScoreParams, batch_info: dict[str, A
     image = read_image(job.path, pixel_size_um=params.pixel_size_um, channel=params.channel)
     result = segment_and_analyze(image, stain=params.stain, channel=params.channel,
                                  method=params.method, settings=params.settings,
-                                 progress=progress)
+                                 progress=progress, fiber_diameter_px=params.fiber_diameter_px)
     result.summary["slide"]["id"] = job.slide_id
     result.summary["batch"] = batch_info
     write_slide_outputs(job.out_dir, labels=result.labels, fibers=result.fibers,

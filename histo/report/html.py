@@ -271,10 +271,20 @@ def _cohort_row(e: SlideEntry, figure_names: list[dict[str, str]]) -> dict[str, 
     if e.fibers is not None and "counted" in e.fibers:
         counted = int(e.fibers["counted"].fillna(False).astype(bool).sum())
     slide = e.summary.get("slide", {}) if e.summary else {}
+    qc = _qc_view(e.summary)
     return {"id": e.slide_id, "ok": e.ok, "status": e.status, "error": e.error,
             "stain": slide.get("stain") or "", "n_fibers": e.summary.get("n_fibers", ""),
             "counted": counted, "cells": cells, "reviewed": e.review is not None,
-            "n_outside": sum(c["outside"] for c in cells)}
+            "n_outside": sum(c["outside"] for c in cells), "qc": qc}
+
+
+def _qc_view(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The slide's segmentation QC for the page: status and reasons (None before QC existed)."""
+    qc = (summary or {}).get("qc")
+    if not isinstance(qc, dict) or qc.get("status") not in ("ok", "warn", "fail"):
+        return None
+    reasons = [str(r) for r in qc.get("reasons") or []]
+    return {"status": qc["status"], "reasons": reasons, "title": "; ".join(reasons)}
 
 
 def _unit(fibers: pd.DataFrame) -> str:
@@ -312,6 +322,7 @@ def _slide_view(e: SlideEntry) -> dict[str, Any]:
         "figures": [{**f, "range": _range_text(f.get("normal_range")),
                      "value_text": format_number(f.get("value"))} for f in _figures(e.summary)],
         "evidence_text": evidence.get("text", ""),
+        "qc": _qc_view(e.summary),
         "sections": _sections(e.summary),
         "warnings": list(e.summary.get("warnings") or []),
         "hist": hist, "scatter": scatter, "overlay": overlay,

@@ -3,6 +3,8 @@
 It reports evidence, never a diagnosis: figures, their normal ranges and whether they are
 outside, and whether small fibers or fiber types are grouped beyond chance. Words that name a
 disease process (neurogenic, myopathic, ...) never appear; the pathologist draws conclusions.
+When the slide's segmentation QC (``summary["qc"]``, :mod:`histo.score.qc`) is not ``ok``, the
+text begins with :data:`QC_PREFIX` and the QC reasons, so nobody reads the figures without them.
 
 Examples
 --------
@@ -10,6 +12,8 @@ Examples
 '0.003'
 >>> format_p(0.25)
 '0.25'
+>>> qc_preamble({"status": "warn", "reasons": ["N = 35 counted fibers"]})
+'segmentation needs review: N = 35 counted fibers. '
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ from histo.score.settings import ScoringSettings
 #: Words the evidence text must never contain (they would read as a diagnosis).
 FORBIDDEN_WORDS = ("neurogenic", "myopathic", "myopathy", "neuropathy", "denervat",
                    "reinnervat", "diagnos", "dystroph", "disease")
+
+
+#: How the evidence text begins when the segmentation QC is not ok.
+QC_PREFIX = "segmentation needs review: "
+
+
+def qc_preamble(qc: dict[str, Any] | None) -> str:
+    """``QC_PREFIX`` + the QC reasons, or "" when the QC is ok or absent."""
+    if not qc or qc.get("status", "ok") == "ok":
+        return ""
+    reasons = "; ".join(str(r) for r in qc.get("reasons") or []) or f"QC {qc['status']}"
+    return f"{QC_PREFIX}{reasons}. "
 
 
 def format_p(p: float) -> str:
@@ -62,7 +78,8 @@ def build_evidence(summary: dict[str, Any], settings: ScoringSettings) -> dict[s
     ----------
     summary : dict
         With ``statistics``, ``grouping``, ``fiber_types`` and ``nuclei`` as made by
-        :func:`histo.score.scoring.score_slide`.
+        :func:`histo.score.scoring.score_slide`; a ``qc`` entry (:mod:`histo.score.qc`) that is
+        not ok puts :func:`qc_preamble` at the head of the text.
     settings : histo.score.settings.ScoringSettings
     """
     stats = summary["statistics"]
@@ -115,7 +132,7 @@ def build_evidence(summary: dict[str, Any], settings: ScoringSettings) -> dict[s
     if nuclei.get("pct_centrally_nucleated") is not None:
         figs.append(figure("centrally nucleated fibers", nuclei["pct_centrally_nucleated"], "%",
                            [None, settings.central_nuclei_normal_max_pct]))
-    text = _text(stats, grouping, types, nuclei, settings)
+    text = qc_preamble(summary.get("qc")) + _text(stats, grouping, types, nuclei, settings)
     return {"figures": figs, "text": text}
 
 

@@ -5,7 +5,8 @@ of :func:`histo.score.scoring.score_slide` after every flag or edit. The first l
 counted, excluded, SAD, ...) are counted from the table, so a confirmed or rejected SAD call
 shows at once; the figures below (AF, HF, VC, class fractions, grouping join-count p-values
 and the rest of ``summary["evidence"]``, each with its normal range, out-of-range ones in
-red) come from the summary, which is recomputed after each exclusion or edit.
+red) come from the summary, which is recomputed after each exclusion or edit. A line at the
+top gives the segmentation QC (``summary["qc"]``: ok / warn / fail and its reasons).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from histo.score.scoring import fiber_counts as slide_counts
 
 OUTSIDE_COLOR = "#ff6060"
+#: Colour of the segmentation QC line by status.
+QC_COLORS = {"ok": "#60c060", "warn": "#ffb030", "fail": OUTSIDE_COLOR}
 
 
 def fiber_counts(fibers: pd.DataFrame) -> dict[str, Any]:
@@ -85,11 +88,30 @@ def _range(rng: Any) -> str:
     return html.escape(str(rng))
 
 
+def qc_html(summary: dict[str, Any] | None) -> str:
+    """The segmentation QC line: status in its colour, then the reasons ("" without a QC).
+
+    Examples
+    --------
+    >>> qc_html({"qc": {"status": "warn", "reasons": ["N = 35 counted fibers"]}})
+    "segmentation QC <b style='color:#ffb030'>warn</b>: N = 35 counted fibers"
+    """
+    qc = (summary or {}).get("qc")
+    if not isinstance(qc, dict) or not qc.get("status"):
+        return ""
+    status = str(qc["status"])
+    color = QC_COLORS.get(status, OUTSIDE_COLOR)
+    reasons = "; ".join(html.escape(str(r)) for r in qc.get("reasons") or [])
+    return (f"segmentation QC <b style='color:{color}'>{html.escape(status)}</b>"
+            + (f": {reasons}" if reasons else ""))
+
+
 def summary_html(fibers: pd.DataFrame, summary: dict[str, Any] | None) -> str:
     """The panel's rich text (pure function of the table and the summary)."""
     summary = summary or {}
     c = fiber_counts(fibers)
-    rows = [
+    qc_line = qc_html(summary)
+    rows = [*([qc_line] if qc_line else []),
         f"<b>{c['n_fibers']}</b> fibers, <b>{c['n_counted']}</b> counted "
         f"({c['n_edge']} at an edge, {c['n_excluded']} excluded)",
         f"SAD (reviewed) <b>{c['n_sad']}</b> ({_fmt(c['pct_sad'])} %) · small {c['n_small']} ({_fmt(c['pct_small'])} %) · "

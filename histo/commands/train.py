@@ -2,7 +2,8 @@
 
 The shipped model is reproduced with the command written in its model card
 (``models/<name>.md``); by default it trains on the real pairs in ``--data`` folders plus
-synthetic sections of every stain, and writes ``<output>.safetensors`` + ``<output>.json``.
+synthetic sections of every stain (and on ``--partial`` image + annotation pairs when given),
+and writes ``<output>.safetensors`` + ``<output>.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainSettings()
     parser.add_argument("--data", type=Path, action="append", default=[], metavar="DIR",
                         help="folder of X.tif + X_labels.png pairs, or one such image (repeatable)")
+    parser.add_argument("--partial", nargs=2, action="append", default=[], metavar=("IMAGE", "ANNOTATION"),
+                        help="a brightfield image and its partial annotation (GeoJSON of hand-drawn 'fiber' "
+                             "and 'no_fiber' polygons, e.g. data/real/annotations/<stem>.geojson; "
+                             "unannotated pixels are ignored by the loss; repeatable)")
+    parser.add_argument("--partial-fraction", type=float, default=d.partial_fraction,
+                        help=f"share of batch samples drawn from --partial images (default {d.partial_fraction})")
     parser.add_argument("--no-synth", action="store_true", help="train on the --data folders only")
     parser.add_argument("-o", "--output", type=Path, default=None, metavar="PATH",
                         help="model path without suffix (default: models/<name>)")
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         name=args.name, steps=args.steps, batch_size=args.batch_size, crop_px=args.crop,
         lr=args.lr, seed=args.seed, channel=args.channel, synth_pool=args.synth_pool,
         real_fraction=args.real_fraction, init_from=args.init_from,
+        partial=tuple((str(img), str(ann)) for img, ann in args.partial),
+        partial_fraction=args.partial_fraction,
     )
     out = args.output or models_dir() / args.name
     t0 = time.perf_counter()

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from histo.errors import HistoInputError
 from histo.segment.targets import fiber_targets, median_diameter_px, membrane_labels  # noqa: F401 (public here too)
+from histo.train.partial import prepare_partial
 from histo.train.trainset import (  # noqa: F401 (public here too)
     IMAGE_SUFFIXES,
     Sample,
@@ -85,6 +86,13 @@ class TrainSettings:
     fg_threshold: float = 0.6
     fg_threshold_fluorescence: float = 0.6
     seed_threshold: float = 0.3
+    # partial annotations (histo.train.partial): (image, GeoJSON) pairs of hand-drawn "fiber" and
+    # "no_fiber" polygons; their "train" polygons are learned, unannotated pixels carry loss weight 0
+    partial: tuple[tuple[str, str], ...] = ()
+    # share of batch samples drawn from the partial annotations (when there are any)
+    partial_fraction: float = 0.15
+    # fiber sizes each partially annotated image is prepared at (memory: tiles x scales)
+    partial_scales: int = 4
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -102,11 +110,12 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------- the loop
 class _Pool:
-    """Where training samples come from: real, synthetic (refreshed), membrane renderings."""
+    """Where training samples come from: real, partial annotations, synthetic (refreshed), membrane renderings."""
 
     def __init__(self, settings: TrainSettings, real: list[Sample], rng: np.random.Generator,
-                 use_synth: bool, progress=None):
+                 use_synth: bool, progress=None, partial: list[Sample] | None = None):
         self.settings, self.real, self.rng = settings, real, rng
+        self.partial: list[Sample] = list(partial or [])
         self.synth: list[Sample] = []
         self.use_synth = use_synth
         if use_synth:
@@ -123,6 +132,10 @@ class _Pool:
 
     def draw(self) -> Sample:
         s, r = self.settings, self.rng.random()
+        if self.partial:  # the first partial_fraction of [0, 1) draws a partial sample
+            if r < s.partial_fraction or not (self.real or self.synth):
+                return self.partial[int(self.rng.integers(len(self.partial)))]
+            r -= s.partial_fraction
         if self.real and (r < s.real_fraction or not self.synth):
             return self.real[int(self.rng.integers(len(self.real)))]
         if self.geometries and r < s.real_fraction + s.membrane_fraction:
@@ -176,7 +189,8 @@ def train(
         Model path without suffix, e.g. ``models/fibernet_v2``. Checkpoints are written
         beside it as ``<out_path>.ckpt.*`` every ``settings.checkpoint_every`` steps.
     data_dirs : sequence of folders
-        Folders of real ``X.ext`` + ``X_labels.ext`` pairs.
+        Folders of real ``X.ext`` + ``X_labels.ext`` pairs. Partially annotated images are
+        ``settings.partial`` (:mod:`histo.train.partial`).
     use_synth : bool
         Draw synthetic sections from :mod:`histo.synth`.
     resume : bool
@@ -199,13 +213,15 @@ def train(
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     pairs = [p for d in data_dirs for p in find_pairs(d)]
-    if not pairs and not use_synth:
-        raise HistoInputError("no training data: give --data folders with image + _labels pairs or use synthetic data")
+    if not pairs and not use_synth and not settings.partial:
+        raise HistoInputError("no training data: give --data folders with image + _labels pairs, "
+                              "--partial annotations or use synthetic data")
     real = [s for img, lab in pairs for s in prepare_real(img, lab, settings)]
+    partial = [s for img, ann in settings.partial for s in prepare_partial(img, ann, settings)]
     t0 = time.perf_counter()
-    pool = _Pool(settings, real, rng, use_synth, progress)
-    log.info("data: %d real pairs (%d scaled samples), %d synthetic; %.0f s", len(pairs), len(real),
-             len(pool.synth), time.perf_counter() - t0)
+    pool = _Pool(settings, real, rng, use_synth, progress, partial)
+    log.info("data: %d real pairs (%d scaled samples), %d partial annotations (%d tiles), %d synthetic; %.0f s",
+             len(pairs), len(real), len(settings.partial), len(partial), len(pool.synth), time.perf_counter() - t0)
     net = _net.FiberNet(settings.channels, settings.in_channels)
     if settings.init_from:
         base, base_config = _net.load_model(settings.init_from, device="cpu")
@@ -234,7 +250,8 @@ def train(
         seed_threshold=settings.seed_threshold,
         in_channels=settings.in_channels,
     )
-    data_record = {"real": [str(p[0]) for p in pairs], "synthetic": use_synth}
+    data_record = {"real": [str(p[0]) for p in pairs], "synthetic": use_synth,
+                   "partial": [[str(img), str(ann)] for img, ann in settings.partial]}
     net.train()
     t_start, running = time.perf_counter(), None
     for step in range(start, settings.steps):
@@ -270,4 +287,5 @@ def train(
 
 def _settings_dict(settings: TrainSettings) -> dict:
     d = asdict(settings)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+    return {k: [list(e) if isinstance(e, tuple) else e for e in v] if isinstance(v, tuple) else v
+            for k, v in d.items()}

@@ -222,9 +222,12 @@ def make_batch(samples: list[Sample], rng: np.random.Generator, crop: int, in_ch
     """(x, y) tensors of a batch: random crops, rot90/flips, photometric augmentation.
 
     ``x`` is (B, in_channels, crop, crop) (the fourth channel: 1 for fluorescence samples),
-    ``y`` the (B, 3 or 4, crop, crop) targets (loss weights last when present).
+    ``y`` the (B, 3 or 4, crop, crop) targets (loss weights last when present; when only some
+    samples carry weights, the others get weight 1). A partially annotated sample
+    (``kind="partial"``, weight 0 where nothing was drawn) is cropped around an annotated pixel.
     """
     xs, ys = [], []
+    n_targets = max(s.targets.shape[0] for s in samples) if samples else 3
     for s in samples:
         img = s.image
         is_rgb = img.ndim == 3
@@ -238,9 +241,20 @@ def make_batch(samples: list[Sample], rng: np.random.Generator, crop: int, in_ch
             x = cv2.copyMakeBorder(x, 0, py, 0, px, cv2.BORDER_REFLECT)
             t = np.stack([cv2.copyMakeBorder(c.astype(np.float32), 0, py, 0, px, cv2.BORDER_REFLECT) for c in t])
             h, w = x.shape[:2]
-        y0, x0 = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
+        if s.kind == "partial" and t.shape[0] > 3:
+            yy, xx = np.nonzero(t[3] > 0)
+        else:
+            yy = xx = ()
+        if len(yy):  # centre the crop on a random annotated pixel (clipped to the image)
+            i = int(rng.integers(len(yy)))
+            y0 = int(np.clip(yy[i] - crop // 2, 0, h - crop))
+            x0 = int(np.clip(xx[i] - crop // 2, 0, w - crop))
+        else:
+            y0, x0 = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
         x = x[y0:y0 + crop, x0:x0 + crop]
         t = t[:, y0:y0 + crop, x0:x0 + crop].astype(np.float32)
+        if t.shape[0] < n_targets:
+            t = np.concatenate([t, np.ones((n_targets - t.shape[0],) + t.shape[1:], np.float32)])
         k = int(rng.integers(4))
         x, t = np.rot90(x, k, (0, 1)), np.rot90(t, k, (1, 2))
         if rng.random() < 0.5:

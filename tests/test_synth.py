@@ -339,3 +339,137 @@ def test_if_truth_follows_the_membrane_convention():
     touching = (s.labels[:, 1:] > 0) & (s.labels[:, :-1] > 0) & (s.labels[:, 1:] != s.labels[:, :-1])
     assert touching.sum() > 100  # neighbours meet mid-membrane
     assert (s.labels > 0).sum() > (geom.labels > 0).sum()  # the endomysium went to the fibers
+
+
+# ---------------------------------------------------------------- non-fiber tissue (brightfield)
+
+BRIGHTFIELD = [s for s in STAINS if s != "if"]
+
+
+def test_carve_brightfield_draws_dense_unlabelled_nuclei_and_keeps_planted_fibers():
+    from histo.synth.bf_interstitium import COMPONENTS, carve_brightfield
+    from histo.synth.geometry import generate_packing
+
+    d = 30.0
+    geom = generate_packing((256, 256), d, np.random.default_rng(3), planted_groups=3, tissue_edge=False)
+    out, nf, info = carve_brightfield(geom, d, np.random.default_rng(4), inflammation=0.25)
+    assert set(nf.maps) == set(COMPONENTS)
+    assert info["fibers_replaced"] > 0 and info["infiltrate_nuclei"] > 100
+    assert_exact_labels(out.labels)
+    assert set(out.fiber_types) == set(range(1, int(out.labels.max()) + 1))
+    assert int(out.labels.max()) < int(geom.labels.max())  # the infiltrate replaced fibers
+    # planted fibers: all kept, pixel for pixel
+    assert len(out.planted) == len(geom.planted) > 0
+    before = sorted(int((geom.labels == p).sum()) for p in geom.planted)
+    after = sorted(int((out.labels == p).sum()) for p in out.planted)
+    assert before == after
+    assert not ((out.labels > 0) & (geom.labels == 0)).any()  # fibers never grow
+    for m in nf.maps.values():  # nothing drawn on a fiber
+        assert m.dtype == np.float32 and not m[out.labels > 0].any()
+    # dense nuclei (about 0.1-0.2 d across) packed in unlabelled tissue
+    nuc = nf.maps["nuc"] > 0.5
+    win = int(d)
+    dense = [nuc[y:y + win, x:x + win].mean() for y in range(0, 256 - win, win // 2) for x in range(0, 256 - win, win // 2)
+             if (out.labels[y:y + win, x:x + win] == 0).all()]
+    assert max(dense) > 0.2
+    n_nuc = int(cc_label(nuc, connectivity=1).max())
+    assert n_nuc > 50
+
+
+@pytest.mark.parametrize("stain", BRIGHTFIELD)
+def test_brightfield_infiltrate_is_unlabelled_stained_tissue(stain):
+    kw = dict(stain=stain, fiber_diameter_px=30, rng=11, geometry="packing", tissue_edge=False, planted_groups=3,
+              regenerating=False)
+    s = generate_section((256, 256), inflammation=0.25, **kw)
+    plain = generate_section((256, 256), interstitium=False, **kw)
+    assert_exact_labels(s.labels)
+    info = s.info["nonfiber"]
+    assert info["inflammation"] == 0.25 and info["infiltrate_nuclei"] > 100
+    assert "nonfiber" not in plain.info
+    assert s.labels.max() < plain.labels.max()  # fibers replaced by the infiltrate
+    # planted fibers are never covered: same number, same sizes
+    assert len(s.planted) == len(plain.planted) > 0
+    assert sorted(np.bincount(s.labels.ravel())[s.planted]) == sorted(np.bincount(plain.labels.ravel())[plain.planted])
+    # the replacing tissue is stained (cells), not empty glass
+    od = -np.log((s.image.astype(float) + 1) / 256).sum(-1)
+    new = (s.labels == 0) & (plain.labels > 0) & s.tissue
+    assert new.sum() > 0.05 * new.size
+    glass = -np.log((plain.image.astype(float) + 1) / 256).sum(-1)[~plain.tissue] if (~plain.tissue).any() else None
+    assert glass is None or od[new].mean() > glass.mean()
+    assert od[new].mean() > 0.15
+    if stain == "he":  # dark purple-blue nuclei: blue above red, dark
+        img = s.image.astype(float)
+        purple = (img[..., 2] > img[..., 0] + 10) & (img.mean(-1) < 140)
+        assert purple[new].mean() > 0.1
+        normal = (s.labels > 0) & ~np.isin(s.labels, s.planted)  # planted fibers are basophilic
+        assert purple[new].mean() > 3 * purple[normal].mean()
+
+
+def test_brightfield_sections_have_random_non_fiber_tissue_by_default():
+    amounts = []
+    for seed in range(12):
+        s = generate_section((128, 128), stain="he", fiber_diameter_px=20, rng=seed, geometry="packing")
+        assert_exact_labels(s.labels)
+        amounts.append(s.info["nonfiber"]["inflammation"])
+        assert {"low_mag", "overlays"} <= set(s.info)
+    amounts = np.array(amounts)
+    assert (amounts == 0).any() and (amounts > 0).any()
+
+
+def test_tint_is_a_colour_cast_and_nothing_else():
+    kw = dict(stain="he", fiber_diameter_px=30, rng=5, geometry="packing", seams=False, stitch_fill=False,
+              annotations=False)
+    plain = generate_section((192, 192), tint=False, **kw)
+    brown = generate_section((192, 192), tint="brown", **kw)
+    assert np.array_equal(plain.labels, brown.labels)
+    assert brown.info["overlays"]["tint"]["kind"] == "brown" and "tint" not in plain.info["overlays"]
+    p, b = plain.image.astype(float).mean((0, 1)), brown.image.astype(float).mean((0, 1))
+    assert abs(b[0] - p[0]) < 3  # red kept
+    assert b[2] < 0.85 * p[2] and b[1] < p[1]  # blue lost most, green some
+    with pytest.raises(HistoInputError):
+        generate_section((64, 64), tint="purple")
+
+
+def test_seams_are_steps_on_a_grid():
+    kw = dict(stain="nadh", fiber_diameter_px=24, rng=6, geometry="packing", tint=False, stitch_fill=False,
+              annotations=False)
+    plain = generate_section((256, 256), seams=False, **kw)
+    seams = generate_section((256, 256), seams=True, **kw)
+    assert np.array_equal(plain.labels, seams.labels)
+    tile = seams.info["overlays"]["seams"]["tile_px"]
+    ratio = (seams.image.astype(float) + 1).sum(-1) / (plain.image.astype(float) + 1).sum(-1)
+    off_y, off_x = seams.info["overlays"]["seams"]["offset_px"]
+    ty = ((np.arange(256) + off_y) // tile).astype(int)
+    tx = ((np.arange(256) + off_x) // tile).astype(int)
+    tiles = ty[:, None] * 1000 + tx[None, :]
+    ids = np.unique(tiles)
+    assert len(ids) >= 2
+    medians = np.array([np.median(ratio[tiles == t]) for t in ids])
+    spread = np.array([np.percentile(ratio[tiles == t], 75) - np.percentile(ratio[tiles == t], 25) for t in ids])
+    assert medians.max() - medians.min() > 0.02  # brightness steps between tiles
+    assert spread.max() < 0.03  # constant within a tile
+
+
+def test_stitch_fill_and_annotations_are_unlabelled_flat_paint():
+    s = generate_section((256, 256), stain="psr", fiber_diameter_px=30, rng=2, geometry="packing", planted_groups=3,
+                         stitch_fill=True, annotations=True)
+    plain = generate_section((256, 256), stain="psr", fiber_diameter_px=30, rng=2, geometry="packing",
+                             planted_groups=3, stitch_fill=False, annotations=False)
+    ov = s.info["overlays"]
+    assert "stitch_fill" in ov and "scale_bar" in ov["annotations"]["items"]
+    value = ov["stitch_fill"]["value"]
+    fill = (s.image == value).all(-1) & ~s.tissue
+    assert fill.mean() > 0.5 * ov["stitch_fill"]["fraction"]
+    assert not s.labels[fill].any()
+    assert_exact_labels(s.labels)
+    assert len(s.planted) == len(plain.planted)
+    ink = (s.image == ov["annotations"]["value"]).all(-1) & s.tissue
+    assert ink.sum() > 20 and not s.labels[ink].any()
+
+
+def test_low_mag_packs_tightly_with_a_faint_endomysium():
+    s = generate_section((192, 192), stain="he", fiber_diameter_px=14, rng=3, geometry="packing", low_mag=True)
+    assert s.info["low_mag"] and s.info["endomysium_px"] <= 1.6
+    assert "faint_endomysium" in s.info["render"]
+    assert_exact_labels(s.labels)
+    assert s.labels.max() > 50

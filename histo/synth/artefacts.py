@@ -67,7 +67,9 @@ def _fold(scene: Scene, rng, mult):
     sd += smooth_noise((h, w), scene.diameter_px * 3, rng) * scene.diameter_px * 0.5
     width = scene.diameter_px * rng.uniform(0.15, 0.8)
     band = np.clip(1.0 - np.abs(sd) / width, 0.0, 1.0) ** 0.3
-    mult *= 1.0 + rng.uniform(0.5, 1.0) * band
+    # the doubled layer, darker still along the two creases where the section bends over
+    crease = np.exp(-(((np.abs(sd) - width) / max(1.0, 0.04 * scene.diameter_px)) ** 2))
+    mult *= 1.0 + rng.uniform(0.5, 1.0) * band + rng.uniform(0.3, 0.8) * crease
     return float(width)
 
 

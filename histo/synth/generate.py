@@ -11,8 +11,10 @@ from histo.errors import HistoInputError
 from histo.io.stain import Stain, check_stain
 from histo.segment.targets import membrane_labels
 from histo.synth import ncl
+from histo.synth.bf_interstitium import carve_brightfield
 from histo.synth.geometry import Geometry, generate_packing
 from histo.synth.interstitium import carve_interstitium
+from histo.synth.overlays import TINTS, apply_overlays, plan_overlays
 from histo.synth.render import render
 
 logger = logging.getLogger(__name__)
@@ -22,7 +24,10 @@ logger = logging.getLogger(__name__)
 IF_GAP_FRACTION = 0.16
 GEOMETRIES = ("auto", "packing", "ncl")
 _PACKING_OPTIONS = ("size_cv", "endomysium_px", "fascicles", "tissue_edge", "gap_fraction", "planted_groups")
-_OPTIONS = frozenset(_PACKING_OPTIONS + ("geometry", "ncl_fraction", "source", "regenerating", "interstitium"))
+_BF_OPTIONS = ("inflammation", "low_mag", "tint", "seams", "stitch_fill", "annotations")
+_OPTIONS = frozenset(
+    _PACKING_OPTIONS + _BF_OPTIONS + ("geometry", "ncl_fraction", "source", "regenerating", "interstitium")
+)
 
 
 @dataclass
@@ -93,6 +98,12 @@ def _validate(shape, stain, fiber_diameter_px, options) -> tuple[int, int]:
     geometry = options.get("geometry", "auto")
     if geometry not in GEOMETRIES:
         raise HistoInputError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
+    tint = options.get("tint")
+    if tint is not None and not isinstance(tint, bool) and tint not in TINTS:
+        raise HistoInputError(f"tint must be None, a bool or one of {sorted(TINTS)}, got {tint!r}")
+    infl = options.get("inflammation")
+    if infl is not None and not (0.0 <= float(infl) <= 1.0):
+        raise HistoInputError(f"inflammation must be a fraction of the tissue in 0-1, got {infl!r}")
     return h, w
 
 
@@ -150,8 +161,22 @@ def generate_section(
         :func:`histo.synth.geometry.generate_packing`); ``regenerating``: regenerating /
         inflamed muscle (scattered fibers, basophilic fibers with central nuclei, a cellular
         interstitium; by default one H&E sample in eight); ``interstitium``: unlabelled
-        capillaries, vessels, nerve bundles and debris (:mod:`histo.synth.interstitium`;
-        default True for ``"if"``, the only stain that renders them).
+        non-fiber tissue, default True: on ``"if"`` capillaries, vessels, nerve bundles and
+        debris (:mod:`histo.synth.interstitium`); on brightfield stains interstitial and
+        inflammatory cell infiltrates (also replacing fibers), capillaries with red cells,
+        arterioles, nerve twigs, connective-tissue wedges at fiber corners, loose or dense
+        perimysium, fat cells, fibrosis and empty glass, in each stain's colours
+        (:mod:`histo.synth.bf_interstitium`, :mod:`histo.synth.bf_render`).
+        Brightfield only: ``inflammation``: fraction 0-1 of the tissue replaced by
+        infiltrate (default random: none in 55 % of sections, 2-8 % in a third, 10-25 % in the
+        rest); ``low_mag``: low-power look, tight packing (endomysium 1-1.6 px unless
+        ``endomysium_px`` is given) and a faint endomysium (default False); ``tint``: a strong
+        colour cast, True / ``"brown"`` / ``"orange"`` / ``"yellow"`` (default: 15 % of H&E,
+        5 % of the others); ``seams``: brightness / colour steps on a grid of stitched tiles
+        (default 10 %); ``stitch_fill``: a black or white rectangle along an edge or in a
+        corner (default 8 %); ``annotations``: scale bar and text (default 10 %) (see
+        :mod:`histo.synth.overlays`). All of them stay label 0; planted fibers are never
+        covered. ``info`` records every choice (``"nonfiber"``, ``"overlays"``, ``"low_mag"``).
 
     Returns
     -------
@@ -172,16 +197,38 @@ def generate_section(
     """
     h, w = _validate(shape, stain, fiber_diameter_px, options)
     gen = _as_rng(rng)
+    # separate streams for the overlays, so toggling one leaves the section itself unchanged
     options = dict(options)
+    d = float(fiber_diameter_px)
+    bright = stain != "if"
+    if bright:
+        plan_rng, look_rng = (np.random.default_rng(s) for s in gen.integers(0, 2**63, 2))
+    low_mag = bool(options.get("low_mag", False)) and bright
+    if low_mag:
+        options.setdefault("endomysium_px", float(look_rng.uniform(1.0, 1.6)))
     if options.get("regenerating") is None:
         options["regenerating"] = stain == "he" and gen.random() < 1 / 8
-    geom = make_geometry((h, w), float(fiber_diameter_px), gen, **options)
+    geom = make_geometry((h, w), d, gen, **options)
     geom.info["regenerating"] = bool(options["regenerating"])
     extra = None
-    if stain == "if" and options.get("interstitium", True):
-        geom, extra, counts = carve_interstitium(geom, float(fiber_diameter_px), gen)
-        geom.info["interstitium"] = counts
-    image, rinfo = render(geom, stain, gen, diameter_px=float(fiber_diameter_px), interstitium=extra)
+    if options.get("interstitium", True):
+        if bright:
+            geom, extra, counts = carve_brightfield(geom, d, gen, inflammation=options.get("inflammation"),
+                                                    low_mag=low_mag)
+            geom.info["nonfiber"] = counts
+        else:
+            geom, extra, counts = carve_interstitium(geom, d, gen)
+            geom.info["interstitium"] = counts
+    plan = {}
+    if bright:
+        geom, plan, oinfo = plan_overlays(geom, d, plan_rng, stitch_fill=options.get("stitch_fill"),
+                                          annotations=options.get("annotations"))
+        geom.info["low_mag"] = low_mag
+    image, rinfo = render(geom, stain, gen, diameter_px=d, interstitium=extra, low_mag=low_mag)
+    if bright:
+        image, pinfo = apply_overlays(image, plan, look_rng, seams=options.get("seams"), tint=options.get("tint"),
+                                      stain=stain)
+        geom.info["overlays"] = {**oinfo, **pinfo}
     labels = geom.labels
     if stain == "if":  # the membrane-stain reference convention: neighbours meet mid-membrane
         labels = membrane_labels(labels, IF_GAP_FRACTION * float(fiber_diameter_px))

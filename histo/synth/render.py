@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from histo.synth.artefacts import finish_brightfield, tissue_artefacts
+from histo.synth.bf_render import faint_endomysium, nonfiber_dyes
 from histo.synth.fluorescence import render_if
 from histo.synth.geometry import Geometry
 from histo.synth.scene import Scene, make_scene
@@ -37,21 +38,30 @@ def render_scene(scene: Scene, stain: str, rng: np.random.Generator) -> tuple[np
     if stain == "if":
         return render_if(scene, rng)
     dyes, info = BRIGHTFIELD[stain](scene, rng)
+    nonfiber = scene.cache.get("nonfiber")
+    if nonfiber is not None:
+        dyes, ninfo = nonfiber_dyes(stain, scene, nonfiber, dyes, rng)
+        info = {**info, **ninfo}
     mult, ainfo = tissue_artefacts(scene, rng)
     white = _white(rng)
     img = compose_brightfield(dyes, white, mult)
+    if scene.cache.get("low_mag"):
+        img, info["faint_endomysium"] = faint_endomysium(img, scene, rng)
     out, finfo = finish_brightfield(img, rng)
     return out, {**info, **ainfo, **finfo, "white_rgb": [float(v) for v in white]}
 
 
 def render(geom: Geometry, stain: str, rng: np.random.Generator, *, diameter_px: float,
-           interstitium: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+           interstitium=None, low_mag: bool = False) -> tuple[np.ndarray, dict]:
     """Render ``geom`` in ``stain`` (one of :data:`histo.synth.STAINS`).
 
-    ``interstitium``: unlabelled structures in membrane units (membrane IF only, see
-    :mod:`histo.synth.interstitium`).
+    ``interstitium``: unlabelled structures, in membrane units for membrane IF (a float32
+    array, see :mod:`histo.synth.interstitium`) or a
+    :class:`histo.synth.bf_interstitium.NonFiber` for brightfield stains. ``low_mag``: the
+    endomysium blends into the fibers (brightfield).
     """
     scene = make_scene(geom, diameter_px)
     if interstitium is not None:
-        scene.cache["interstitium"] = interstitium
+        scene.cache["nonfiber" if stain != "if" else "interstitium"] = interstitium
+    scene.cache["low_mag"] = bool(low_mag)
     return render_scene(scene, stain, rng)

@@ -38,10 +38,17 @@ KEEP_FIBERS = 0.99
 KEEP_PLANTED = 0.98
 
 
-def _objects(img, model, **kw):
+DIAMETER_RATIOS: dict[str, list[float]] = {"synthetic": [], "real": []}
+
+
+def _objects(img, model, ref_diameter_px=None, kind="synthetic", **kw):
+    """Segment at the known size; record reference diameter / typical diameter of the true fibers found."""
     from histo.segment.segmenter import segment
 
     seg = segment(img, model=model, check_scale=False, **kw)
+    seg.objects.attrs["kind"] = kind
+    if ref_diameter_px:
+        seg.objects.attrs["ref_d"] = ref_diameter_px
     return np.asarray(seg.labels), seg.objects
 
 
@@ -71,19 +78,27 @@ def collect(model, n_synth: int):
 
     rows = []  # (source, features..., y, planted)
 
+    from histo.segment.inference import typical_diameter_px
+
     def add(source, objects, y, planted):
+        ref_d = objects.attrs.get("ref_d")
+        fib = objects["area_px"].to_numpy()[np.asarray(y, bool)] if len(y) else np.zeros(0)
+        if ref_d and fib.size >= 3:
+            DIAMETER_RATIOS["synthetic" if source.startswith("synth") else "real"].append(
+                ref_d / typical_diameter_px(fib))
         for (_, o), yy, pp in zip(objects.iterrows(), y, planted):
             rows.append((source, *[float(o[k]) for k in FEATURES], float(o["fiber_score"]), yy, pp))
 
     for source, img, gt, d, planted in synthetic_cases(n_synth):
-        lab, obj = _objects(img, model, fiber_diameter_px=d)
+        lab, obj = _objects(img, model, ref_diameter_px=median_diameter_px(gt.astype(np.int32)), fiber_diameter_px=d)
         m = _truth_full(lab, gt)
         y = [1 if int(l) in m else 0 for l in obj["label"]]
         p = [1 if m.get(int(l)) in planted else 0 for l in obj["label"]]
         add(source, obj, y, p)
     img = tifffile.imread(REAL / "he" / "cn_img01.tif")
     gt = np.asarray(Image.open(REAL / "he" / "cn_img01_labels.png")).astype(np.int64)
-    lab, obj = _objects(img, model, fiber_diameter_px=median_diameter_px(gt))
+    lab, obj = _objects(img, model, ref_diameter_px=median_diameter_px(gt.astype(np.int32)),
+                        fiber_diameter_px=median_diameter_px(gt))
     m = _truth_full(lab, gt)
     add("real-cn_img01", obj, [1 if int(l) in m else 0 for l in obj["label"]], [0] * len(obj))
     for source, img, fib, nofib in partial_cases():
@@ -162,6 +177,11 @@ def main(argv=None) -> int:
         if keep[y == 1].mean() >= KEEP_FIBERS and (not planted.any() or keep[planted].mean() >= KEEP_PLANTED):
             best = float(t)
     w["threshold"] = round(best, 3)
+    # real and synthetic weigh the same in the diameter convention
+    med = [float(np.median(v)) for v in DIAMETER_RATIOS.values() if v]
+    w["diameter_ratio"] = round(float(np.exp(np.mean(np.log(med)))), 4) if med else 1.0
+    print(f"diameter ratio (reference / typical diameter of the fibers found): "
+          f"{ {k: round(float(np.median(v)), 3) for k, v in DIAMETER_RATIOS.items() if v} } -> {w['diameter_ratio']}")
     keep = score >= best
     print(f"{len(y)} objects ({int(y.sum())} fibers), {len(set(src))} sources; weights:")
     for k, c in zip(FEATURES, w["coef"]):

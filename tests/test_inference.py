@@ -51,6 +51,7 @@ def test_scale_search_finds_the_fibers_and_its_maps_are_reused(real_data, monkey
     from histo.segment import net as _net
     from histo.segment.imagesource import image_source
     from histo.segment.segmenter import load_segmenter, segment_image
+    from histo.segment.tissue import tissue_mask
 
     img = tifffile.imread(real_data / "he" / "cn_img02.tif")
     ref = median_diameter_px(np.asarray(Image.open(real_data / "he" / "cn_img02_labels.png")).astype(np.int32))
@@ -61,9 +62,14 @@ def test_scale_search_finds_the_fibers_and_its_maps_are_reused(real_data, monkey
     src, _ = image_source(img, None)
     stats = inference.image_stats(src, config.percentiles)
     cache = inference.MapsCache()
-    d, factor = inference.estimate_scale(net, config, src, stats, next(net.parameters()).device, cache=cache)
+    mask, _ = tissue_mask(img)
+    d, factor = inference.estimate_scale(net, config, src, stats, next(net.parameters()).device, cache=cache,
+                                         tissue_mask=mask)
     assert d == pytest.approx(ref, rel=0.12)
     n_search = len(calls)
-    assert n_search <= len(inference.COARSE_DIAMETERS_PX) + 2
+    # cheap: small crops (several places in the tissue when one crop does not cover the image)
+    searched_px = sum(c[1] * c[2] for c in calls)
+    assert n_search <= inference.ESTIMATE_PATCHES * len(inference.COARSE_DIAMETERS_PX) + 2
+    assert searched_px < 0.5e6
     labels = segment_image(img)  # the whole image fits the last search crop: no extra network run
     assert len(calls) == 2 * n_search and labels.max() > 30

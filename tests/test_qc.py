@@ -69,8 +69,8 @@ def test_typical_area_ignores_fragments():
 
 @pytest.mark.parametrize("n_tiny, status", [(10, "ok"), (20, "warn"), (150, "fail")])
 def test_tiny_object_fraction(n_tiny, status):
-    # 300 fibers of 2000 px² plus n_tiny of 400 px² (0.2x typical, but above 50 px²)
-    out = segmentation_qc(table(GOOD + [400.0] * n_tiny), pixel_size_um=None)
+    # 300 fibers of 2000 px² plus n_tiny of 150 px² (0.075x typical, but above 50 px²)
+    out = segmentation_qc(table(GOOD + [150.0] * n_tiny), pixel_size_um=None)
     frac = n_tiny / (300 + n_tiny)
     assert out["measures"]["typical_area_px"] == 2000.0
     assert out["measures"]["tiny_fraction"] == pytest.approx(frac)
@@ -78,7 +78,7 @@ def test_tiny_object_fraction(n_tiny, status):
     assert out["checks"]["fragments"] == "ok"
     if status != "ok":
         pct = {20: "6.2", 150: "33"}[n_tiny]
-        assert out["reasons"][0].startswith(f"{pct} % of counted objects are under 0.3× the "
+        assert out["reasons"][0].startswith(f"{pct} % of counted objects are under 0.1× the "
                                             "typical fiber area of 2000 px²")
 
 
@@ -217,7 +217,7 @@ def test_status_is_the_worst_check_and_reasons_worst_first():
 
 def test_thresholds_are_named_constants():
     assert (qcmod.MIN_FIBERS_WARN, qcmod.MIN_FIBERS_FAIL) == (200, 20)
-    assert (qcmod.TINY_WARN, qcmod.TINY_FAIL, qcmod.TINY_AREA_FRACTION) == (0.05, 0.25, 0.3)
+    assert (qcmod.TINY_WARN, qcmod.TINY_FAIL, qcmod.TINY_AREA_FRACTION) == (0.05, 0.25, 0.1)
     assert (qcmod.FRAGMENT_WARN, qcmod.FRAGMENT_FAIL, qcmod.FRAGMENT_AREA_PX) == (0.02, 0.10, 50)
     assert (qcmod.REJECTED_WARN, qcmod.REJECTED_FAIL) == (0.30, 0.60)
     assert (qcmod.COVERAGE_WARN, qcmod.COVERAGE_FAIL) == (0.25, 0.08)

@@ -61,6 +61,7 @@ class ScoreParams:
     method: str = "model"
     settings: Any = None
     model: dict[str, Any] | None = field(default=None, hash=False)
+    fiber_diameter_px: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form, the part of the fingerprint that is not the input."""
@@ -69,8 +70,11 @@ class ScoreParams:
             settings = settings.to_dict()
         elif is_dataclass(settings):
             settings = asdict(settings)
-        return {"stain": self.stain, "channel": self.channel, "pixel_size_um": self.pixel_size_um,
-                "method": self.method, "settings": settings, "model": self.model}
+        out = {"stain": self.stain, "channel": self.channel, "pixel_size_um": self.pixel_size_um,
+               "method": self.method, "settings": settings, "model": self.model}
+        if self.fiber_diameter_px is not None:  # only when given: earlier fingerprints stay valid
+            out["fiber_diameter_px"] = self.fiber_diameter_px
+        return out
 
 
 def run_fingerprint(input_sha256: str, params: ScoreParams) -> str:
@@ -186,7 +190,7 @@ def score_slide_file(job: SlideJob, params: ScoreParams, batch_info: dict[str, A
     image = read_image(job.path, pixel_size_um=params.pixel_size_um, channel=params.channel)
     result = segment_and_analyze(image, stain=params.stain, channel=params.channel,
                                  method=params.method, settings=params.settings,
-                                 progress=progress)
+                                 progress=progress, fiber_diameter_px=params.fiber_diameter_px)
     result.summary["slide"]["id"] = job.slide_id
     result.summary["batch"] = batch_info
     write_slide_outputs(job.out_dir, labels=result.labels, fibers=result.fibers,

@@ -23,6 +23,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from histo import __version__
 from histo.errors import HistoInputError
@@ -40,6 +41,8 @@ ALIGN_CANONICAL_PX = 64
 #: Side of the central crop for the coarse scale candidates and for the refinement, canonical px.
 ESTIMATE_COARSE_CROP_PX = 192
 ESTIMATE_CROP_PX = 320
+#: Crops at this many places in the tissue when one crop does not cover the image.
+ESTIMATE_PATCHES = 4
 #: Coarse diameter candidates (input px), a factor 2 apart.
 COARSE_DIAMETERS_PX = (12.0, 24.0, 48.0, 96.0, 192.0, 384.0)
 #: An estimated scale this close (ratio) to the last refinement run reuses that run's scale.
@@ -173,19 +176,55 @@ def typical_diameter_px(areas_px: np.ndarray, fragment_frac: float = 0.15) -> fl
     return float(np.sqrt(4 * np.median(keep) / np.pi))
 
 
-def _aligned_crop(shape_yx, size_px: int, period: int) -> tuple[slice, slice]:
-    """Central crop of about ``size_px`` whose start is a multiple of ``period``."""
+def _aligned_crop(shape_yx, size_px: int, period: int, centre=None) -> tuple[slice, slice]:
+    """A crop of about ``size_px`` (central, or around ``centre``) whose start is a multiple of ``period``."""
     out = []
-    for n in shape_yx[:2]:
+    for i, n in enumerate(shape_yx[:2]):
         s = min(n, size_px)
-        start = ((n - s) // 2) // period * period
+        c = n // 2 if centre is None else int(centre[i])
+        start = min(max(0, c - s // 2), n - s) // period * period
         out.append(slice(start, min(n, start + s)))
     return tuple(out)
 
 
+def sample_centres(tissue_mask: np.ndarray | None, shape_yx, k: int = ESTIMATE_PATCHES) -> list[tuple[int, int]]:
+    """Up to ``k`` spread-out points deep inside the tissue (input px), for the scale search.
+
+    One crop in the middle of a section can fall on an inflamed area or a tear; crops at several
+    places spread the risk. Points are the deepest tissue point of each cell of a coarse grid,
+    the ``k`` deepest cells kept.
+
+    Examples
+    --------
+    >>> m = np.zeros((40, 40), bool); m[:, :20] = True
+    >>> pts = sample_centres(m, (400, 400), k=2); len(pts), all(x < 200 for _, x in pts)
+    (2, True)
+    """
+    h, w = shape_yx[:2]
+    if tissue_mask is None or not np.asarray(tissue_mask).any():
+        return [(h // 2, w // 2)]
+    m = np.asarray(tissue_mask, bool)
+    depth = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
+    mh, mw = m.shape
+    g = 3
+    best = []
+    for i in range(g):
+        for j in range(g):
+            cell = depth[i * mh // g:(i + 1) * mh // g, j * mw // g:(j + 1) * mw // g]
+            if cell.size and cell.max() > 0:
+                y, x = np.unravel_index(int(np.argmax(cell)), cell.shape)
+                best.append((float(cell.max()), i * mh // g + y, j * mw // g + x))
+    best.sort(reverse=True)
+    return [(int((y + 0.5) * h / mh), int((x + 0.5) * w / mw)) for _, y, x in best[:k]]
+
+
 def estimate_scale(net, config, src, stats, device, precision: str = "float32",
-                   cache: MapsCache | None = None) -> tuple[float, float]:
+                   cache: MapsCache | None = None, tissue_mask: np.ndarray | None = None) -> tuple[float, float]:
     """Estimate the typical fiber diameter (input px) with the network.
+
+    Each run covers the whole image when it fits the crop (``ESTIMATE_*_CROP_PX`` canonical px
+    a side), else :data:`ESTIMATE_PATCHES` crops of half that side at spread-out places in the
+    tissue (:func:`sample_centres`), pooled: an inflamed or torn middle does not decide alone.
 
     Returns ``(diameter_px, factor)``: the estimate and the input-to-canonical factor to
     segment with (the last refinement run's factor when it is within :data:`REUSE_RATIO` of
@@ -193,26 +232,43 @@ def estimate_scale(net, config, src, stats, device, precision: str = "float32",
     """
     fg_threshold = config.fg_threshold_for(src.is_rgb)
     last = {}
+    centres = sample_centres(tissue_mask, src.shape_yx)
 
-    def measure(factor: float, crop_px: int):
-        factor, period = _scale.aligned_factor(factor, ALIGN_CANONICAL_PX)
-        ys, xs = _aligned_crop(src.shape_yx, int(np.ceil(crop_px / factor)), period)
+    def one(factor, period, ys, xs):
         maps = canonical_maps(net, config, src, ys, xs, period, stats, device, precision, cache)
         h, w = ys.stop - ys.start, xs.stop - xs.start
         hc, wc = max(1, int(round(h * factor))), max(1, int(round(w * factor)))
         maps = maps[:, :hc, :wc]  # the region itself, not its padding
         labels = maps_to_labels(maps, fg_threshold=fg_threshold, seed_threshold=config.seed_threshold,
                                 min_area_px=min_area_px(config, 1.0))
-        last["factor"] = factor
-        if labels.max() < 3:
-            return None
+        if labels.max() == 0:
+            return np.zeros(0), None
         areas = np.bincount(labels.ravel())[1:]
         inner = ~touches_edge(labels, areas.size)[1:]
-        use = areas[inner] if inner.sum() >= 3 else areas
         fg = maps[0] > fg_threshold
         # self-consistency: predicted distance map vs the distance map of the instances found
         error = float(np.abs(fiber_targets(labels)[2] - maps[2])[fg].mean())
-        return typical_diameter_px(use), error
+        return (areas[inner] if inner.sum() >= 3 else areas), error
+
+    def measure(factor: float, crop_px: int):
+        factor, period = _scale.aligned_factor(factor, ALIGN_CANONICAL_PX)
+        side = int(np.ceil(crop_px / factor))
+        h, w = src.shape_yx
+        if (h <= side and w <= side) or len(centres) == 1:
+            regions = [_aligned_crop(src.shape_yx, side, period)]
+        else:
+            regions = [_aligned_crop(src.shape_yx, side // 2, period, c) for c in centres]
+        last["factor"] = factor
+        areas, errors = [], []
+        for ys, xs in regions:
+            a, e = one(factor, period, ys, xs)
+            if e is not None:
+                areas.append(a)
+                errors.append(e)
+        pooled = np.concatenate(areas) if areas else np.zeros(0)
+        if pooled.size < 3:
+            return None
+        return typical_diameter_px(pooled), float(np.mean(errors))
 
     d = _scale.estimate_diameter(lambda f: measure(f, ESTIMATE_COARSE_CROP_PX),
                                  canonical_diameter_px=config.canonical_diameter_px,

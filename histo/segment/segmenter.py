@@ -58,7 +58,9 @@ def estimate_fiber_diameter(image: ImageLike | np.ndarray, *, channel: int | Non
     net, config = load_segmenter(model, device)
     dev = next(net.parameters()).device
     stats = _inf.image_stats(src, config.percentiles)
-    return _inf.estimate_scale(net, config, src, stats, dev, _inf.precision_for(precision, dev))[0]
+    mask, _ = _tissue.tissue_mask(src.strided(max(1, int(np.ceil(max(src.shape_yx) / _tissue.MASK_MAX_SIDE)))))
+    return _inf.estimate_scale(net, config, src, stats, dev, _inf.precision_for(precision, dev),
+                               tissue_mask=mask)[0]
 
 
 def _tissue_tile_empty(tissue_mask, tile: tiling.Tile, shape_yx) -> bool:
@@ -113,6 +115,8 @@ class Segmentation:
 SCALE_DISAGREE_RATIO = 1.5
 #: A run whose typical fiber is this far (ratio) from the canonical size is re-run at the image's scale.
 RERUN_RATIO = 1.5
+#: After a re-run, one more run when the fibers found still differ from its scale by more than this.
+REFINE_RATIO = 1.12
 
 
 def scale_record(*, source: str, factor: float, canonical_diameter_px: float, pixel_size_um: float | None,
@@ -193,12 +197,19 @@ def _score_objects(table: dict, config) -> pd.DataFrame:
     return df
 
 
-def _accepted_diameter_px(objects: pd.DataFrame) -> float | None:
+def _accepted_diameter_px(objects: pd.DataFrame, config=None) -> float | None:
+    """Typical fiber diameter the accepted objects imply, in the canonical convention.
+
+    The model's outlines are a little tighter or looser than the diameter it was trained to see
+    as canonical; ``fiber_score["diameter_ratio"]`` (calibrated on validation data with the
+    score) converts the objects' typical equivalent diameter to it.
+    """
     keep = objects.loc[~objects["rejected"], "area_px"].to_numpy()
     if keep.size < 3:
         return None
     d = _inf.typical_diameter_px(keep)
-    return float(d) if np.isfinite(d) else None
+    ratio = float(((getattr(config, "fiber_score", None) or {}).get("diameter_ratio", 1.0)))
+    return float(d * ratio) if np.isfinite(d) else None
 
 
 def _segment_model(src: ImageSource, *, pixel_size_um, fiber_diameter_px, model, out, progress,
@@ -215,37 +226,43 @@ def _segment_model(src: ImageSource, *, pixel_size_um, fiber_diameter_px, model,
     elif pixel_size_um is not None:
         source = "pixel_size"
         factor = _scale.factor_from_pixel_size(pixel_size_um, canonical_pixel_size_um=canon_um)
-    else:
-        source = "estimated"
-        _, factor = _inf.estimate_scale(net, config, src, stats, dev, precision, cache)
     auto_mask = None
     if tissue_mask is None:
         auto_mask, _ = _tissue.tissue_mask(src.strided(max(1, int(np.ceil(max(src.shape_yx) / _tissue.MASK_MAX_SIDE)))))
         tissue_mask = auto_mask
+    if fiber_diameter_px is None and pixel_size_um is None:
+        source = "estimated"
+        _, factor = _inf.estimate_scale(net, config, src, stats, dev, precision, cache,
+                                        tissue_mask=np.asarray(tissue_mask))
     run = dict(out=out, progress=progress, tissue_mask=tissue_mask, tile_px=tile_px, cache=cache, collect=True)
     out, table, factor = _run_tiles(src, net, config, factor, stats, dev, precision, **run)
     objects = _score_objects(table, config)
-    image_d = _accepted_diameter_px(objects)
+    image_d = _accepted_diameter_px(objects, config)
     used, warning = "metadata" if source == "pixel_size" else "image", None
-    if check_scale and image_d is not None and source != "fiber_diameter":
+    for attempt in range(2 if check_scale and source != "fiber_diameter" else 0):
+        if image_d is None:
+            break
         segmented_d = canon_d / factor
         off = image_d / segmented_d
-        if off > RERUN_RATIO or off < 1 / RERUN_RATIO:
+        limit = RERUN_RATIO if attempt == 0 else REFINE_RATIO
+        if limit ** -1 <= off <= limit:
+            break
+        if attempt == 0:
             what = (f"the pixel size ({pixel_size_um:g} µm/px) implies fibers of {segmented_d:.0f} px"
                     if source == "pixel_size" else f"the first estimate was {segmented_d:.0f} px")
             warning = (f"{what} but the fibers found measure ~{image_d:.0f} px ({off:.2f}x): segmented again "
                        "at the image's scale" + ("; sizes in µm still use the pixel size — check it"
                                                   if source == "pixel_size" else ""))
             log.warning("%s: %s", src.path or "image", warning)
-            if isinstance(out, np.ndarray):
-                out[...] = 0
-            else:
-                out[:] = 0
-            run["cache"] = None
-            out, table, factor = _run_tiles(src, net, config, canon_d / image_d, stats, dev, precision, **run)
-            objects = _score_objects(table, config)
-            image_d = _accepted_diameter_px(objects) or image_d
-            used = "image"
+        if isinstance(out, np.ndarray):
+            out[...] = 0
+        else:
+            out[:] = 0
+        run["cache"] = None
+        out, table, factor = _run_tiles(src, net, config, canon_d / image_d, stats, dev, precision, **run)
+        objects = _score_objects(table, config)
+        image_d = _accepted_diameter_px(objects, config) or image_d
+        used = "image"
     if source == "pixel_size" and warning is None and image_d is not None:
         meta_d = canon_d * canon_um / pixel_size_um
         if not 1 / SCALE_DISAGREE_RATIO <= image_d / meta_d <= SCALE_DISAGREE_RATIO:

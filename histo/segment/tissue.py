@@ -98,8 +98,9 @@ def detect_tissue(thumbnail: np.ndarray, *, axes: str | None = None,
         mask = (score > min(max(thr, 0.03), 0.15)) & ~fill
     elif axes == "YX":
         plane = img.astype(np.float32)
-        fill = (plane <= 0) | (plane >= float(plane.max()) if plane.max() > 0 else plane <= 0)
-        fill = ndi.binary_opening(fill, structure=np.ones((3, 3), bool)) if fill.any() else fill
+        top = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else np.inf
+        fill = (plane <= 0) | (plane >= top)  # stitching fill: exactly zero or saturated
+        fill = ndi.binary_opening(fill, structure=np.ones((5, 5), bool)) if fill.any() else fill
         score = ndi.uniform_filter(np.log1p(np.clip(plane, 0, None)), 3)
         mask = score > _otsu(score)
         # fiber interiors are as dark as glass on a membrane stain: only wide dark areas far
@@ -147,7 +148,7 @@ def tissue_mask(pixels: np.ndarray, *, max_side: int = MASK_MAX_SIDE) -> tuple[n
         src = img if img.dtype in (np.uint8, np.uint16, np.float32) else img.astype(np.float32)
         small = cv2.resize(src[..., :3] if src.ndim == 3 else src, size, interpolation=cv2.INTER_AREA)
     axes = "YXS" if small.ndim == 3 else "YX"
-    return detect_tissue(small, axes=axes, dark_reach_frac=1 / 12 if axes == "YX" else 0.0), factor
+    return detect_tissue(small, axes=axes, dark_reach_frac=1 / 8 if axes == "YX" else 0.0), factor
 
 
 def objects_outside(labels: np.ndarray, mask: np.ndarray, *, fraction: float = OUTSIDE_FRACTION) -> np.ndarray:

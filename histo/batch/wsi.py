@@ -229,7 +229,11 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params: ScoreParams, bat
             "stain": stain, "channel": channel, "whole_slide": True, "analysis_level": level,
             "analysis_downsample": ds, "analysis_shape": list(shape_yx), "level0_pixel_size_um": ps0,
             "tissue_fraction": float(tissue.mean()), "tissue_area_um2": tissue_um2}
-        summary = build_summary(slide_info, part, n_fibers=len(scored), model=_model_info(params))
+        segmentation = {"scale": {"source": "pixel_size" if ps else "estimated", "pixel_size_um": ps,
+                                  "checked": False},
+                        "tissue_area_px": int(round(float(tissue.mean()) * shape_yx[0] * shape_yx[1]))}
+        summary = build_summary(slide_info, part, n_fibers=len(scored), model=_model_info(params),
+                                segmentation=segmentation, fibers=scored)
         if batch_info is not None:
             summary["batch"] = batch_info
         write_wsi_outputs(out_dir, labels=labels, fibers=scored, summary=summary,

@@ -102,8 +102,10 @@ def segment_tiles(source, out, *, tissue_mask, pixel_size_um: float | None, stai
         if tissue_mask is None or mask_region(tissue_mask, shape_yx, *tile.outer).any():
             region = source[(slice(None), *tile.outer)] if cyx else source[tile.outer]
             pixels = np.asarray(region)
+            # one scale for the whole slide: no per-tile scale check (objects the fiber score
+            # rejects are dropped here; whole slides do not list them)
             labels = segment_image(pixels, stain=stain, channel=channel if cyx else None,
-                                   pixel_size_um=pixel_size_um, method=method)
+                                   pixel_size_um=pixel_size_um, method=method, check_scale=False)
             owned = tiling.owned_labels(labels, tile, shape_yx)
             offset = tiling.write_owned(out, labels, tile, owned, offset)
         if progress is not None:

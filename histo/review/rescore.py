@@ -71,6 +71,6 @@ def reviewed_result(result_dir: str | Path, summary: dict[str, Any], fibers: pd.
     part["fiber_types"] = summary.get("fiber_types") or {}
     part["nuclei"] = recount_central(summary.get("nuclei") or {}, out, counted)
     part["evidence"] = build_evidence(part, settings)
-    return out, rebuild_summary(summary, part, n_fibers=len(out)), []
+    return out, rebuild_summary(summary, part, n_fibers=len(out), fibers=out), []
 
 

@@ -182,7 +182,7 @@ class ReviewSession:
         if flags_used != self.flags or (version is not None and version != self.version):
             return False
         self.fibers = fibers
-        self.summary = rebuild_summary(self.summary, part, n_fibers=len(fibers))
+        self.summary = rebuild_summary(self.summary, part, n_fibers=len(fibers), fibers=fibers)
         return True
 
     def rescore(self) -> None:

@@ -1,8 +1,10 @@
 """Fiber classes shown to the user (overlay, napari colours, report) and their colours.
 
 One place decides the display class of a fiber from the boolean columns the scoring adds
-(``is_sad``, ``is_small``, ``is_dark``, ``is_angular``, ``excluded``); missing columns count
-as False, so a table from ``measure_fibers`` alone is all ``"normal"``.
+(``is_sad``, ``is_small``, ``is_dark``, ``is_angular``, ``excluded``, and ``rejected``: objects
+the fiber score says are not fibers, shown as ``"not_fiber"`` unless a reviewer flagged them
+``"restored"``); missing columns count as False, so a table from ``measure_fibers`` alone is all
+``"normal"``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 #: Display classes, in priority order (a SAD fiber is also small, dark and angular).
-CLASS_NAMES: tuple[str, ...] = ("excluded", "sad", "small", "dark", "angular", "normal")
+CLASS_NAMES: tuple[str, ...] = ("excluded", "not_fiber", "sad", "small", "dark", "angular", "normal")
 
 #: RGB colours, 0-255, chosen to stay distinguishable for red-green colour blindness.
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {
@@ -21,6 +23,7 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "dark": (0, 90, 255),        # blue
     "sad": (255, 40, 40),        # red
     "excluded": (128, 128, 128), # grey
+    "not_fiber": (255, 255, 255),  # white: rejected by the fiber score, not counted
 }
 
 #: Integer code of each class (index in CLASS_NAMES), handy for label colouring.
@@ -53,8 +56,12 @@ def fiber_class(fibers: pd.DataFrame) -> pd.Series:
         ("dark", "is_dark"),
         ("small", "is_small"),
         ("sad", "is_sad"),
+        ("not_fiber", "rejected"),
         ("excluded", "excluded"),
     ):
         if column in fibers:
-            out[fibers[column].fillna(False).to_numpy(dtype=bool)] = name
+            hit = fibers[column].fillna(False).to_numpy(dtype=bool)
+            if column == "rejected" and "review_flag" in fibers:
+                hit &= fibers["review_flag"].fillna("").to_numpy(dtype=object) != "restored"
+            out[hit] = name
     return pd.Series(out, index=fibers.index, name="fiber_class")

@@ -8,7 +8,12 @@ other packages import them inside the function that segments.
 
 Modules
 -------
-segmenter    ``segment_image``, ``estimate_fiber_diameter`` (:mod:`histo.segment.segmenter`): the entry point.
+segmenter    ``segment``, ``Segmentation``, ``segment_image``, ``estimate_fiber_diameter``
+             (:mod:`histo.segment.segmenter`): the entry point, the scale check.
+evidence     ``network_evidence``, ``appearance``, ``relative_features``, ``fiber_score``, ``fit_logistic``
+             (:mod:`histo.segment.evidence`): is an object a fiber?
+tissue       ``detect_tissue``, ``tissue_mask``, ``objects_outside`` (:mod:`histo.segment.tissue`):
+             glass, fill, ink and text hold no fibers.
 inference    ``load_segmenter``, ``model_info``, ``canonical_maps``, ``region_labels``, ``estimate_scale``,
              ``MapsCache``, ``image_stats``, ``precision_for``, ``min_area_px``, ``typical_diameter_px``
              (:mod:`histo.segment.inference`): the network on regions, the scale search.

@@ -41,6 +41,7 @@ FLAG_ACTIONS = (
     ("Exclude", "excluded", "Shift+X", "Shift-X"),
     ("Confirm SAD", "confirmed_sad", "Shift+S", "Shift-S"),
     ("Not SAD", "not_sad", "Shift+N", "Shift-N"),
+    ("Restore fiber", "restored", "Shift+R", "Shift-R"),
     ("Clear flag", None, "Shift+C", "Shift-C"),
 )
 

@@ -22,7 +22,7 @@ from histo.io.pixelsize import check_pixel_size
 log = logging.getLogger(__name__)
 
 #: Columns of the table printed at the end (those present in the cohort).
-TABLE_COLUMNS = ("slide_id", "status", "n_fibers", "stain", "seconds", "error")
+TABLE_COLUMNS = ("slide_id", "status", "n_fibers", "stain", "qc_status", "seconds", "error")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
                        scheduler=args.scheduler, force=args.force,
                        show_progress=not args.no_progress)
     print(format_table(result.cohort))
+    for line in qc_lines(result.cohort):
+        print(line, file=sys.stderr)
     n = len(result.cohort)
     print(f"\n{n - result.n_failed} of {n} slide(s) scored; results in {result.results_dir}"
           + (f"; report: {result.report_path}" if result.report_path else ""))
@@ -83,6 +85,26 @@ def _model_info(method: str):
     from histo.segment.segmenter import model_info  # torch loads here, only when segmenting
 
     return model_info(method)
+
+
+def qc_lines(cohort) -> list[str]:
+    """One line per slide whose segmentation QC is not ok: what to check, where the user reads it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> qc_lines(pd.DataFrame({"slide_id": ["a", "b"], "qc_status": ["ok", "warn"],
+    ...                        "qc_reasons": ["", "pixel size 0.68 µm/px implies ..."]}))
+    ['b: segmentation needs review (warn): pixel size 0.68 µm/px implies ...']
+    """
+    if "qc_status" not in cohort:
+        return []
+    out = []
+    for _, row in cohort.iterrows():
+        status = row.get("qc_status")
+        if isinstance(status, str) and status not in ("", "ok"):
+            out.append(f"{row['slide_id']}: segmentation needs review ({status}): {row.get('qc_reasons') or ''}")
+    return out
 
 
 def format_table(cohort) -> str:

@@ -21,7 +21,7 @@ from histo.io.masks import read_labels
 from histo.results.writer import render_overlay, write_labels_pyramid, write_slide_outputs
 from histo.score.classes import CLASS_COLORS
 
-FILES = ["fibers.csv", "fibers.geojson", "fibers.parquet", "labels.tif", "overlay.png", "rois.zip", "summary.json"]
+FILES = [".histo-result", "fibers.csv", "fibers.geojson", "fibers.parquet", "labels.tif", "overlay.png", "rois.zip", "summary.json"]
 
 
 def per_fiber_iou(reference: np.ndarray, other: np.ndarray) -> dict[int, float]:

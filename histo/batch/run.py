@@ -39,6 +39,7 @@ from histo.batch.slides import COHORT_COLUMNS, ScoreParams, plan_jobs, process_s
 from histo.errors import HistoInputError
 from histo.io.atomic import atomic_write_text, partial_leftovers
 from histo.report.html import build_report
+from histo.results.folder import check_inputs_outside, is_histo_result
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,11 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
         ``unchanged`` or ``error`` (with ``error`` saying why).
     """
     params = params or ScoreParams()
+    inputs = list(inputs)
     results_dir = Path(results_dir).resolve()
+    check_inputs_outside(inputs, results_dir)
     jobs = plan_jobs(inputs, results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
+    _make_results_dir(results_dir)
     with _ResultsLock(results_dir):
         _remove_stale_temporaries(results_dir)
         log.info("%d slide(s) to score into %s", len(jobs), results_dir)
@@ -124,30 +127,77 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
     return result
 
 
+def _make_results_dir(results_dir: Path) -> None:
+    """Create the results folder, or say in one line why it cannot be."""
+    if results_dir.exists() and not results_dir.is_dir():
+        raise HistoInputError("is a file, not a folder; choose another -o folder", path=results_dir)
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise HistoInputError(f"cannot create the results folder ({err.strerror or err}); choose "
+                              "another -o folder", path=results_dir) from err
+    if not os.access(results_dir, os.W_OK | os.X_OK):
+        raise HistoInputError("the results folder is not writable (read-only disk or no "
+                              "permission); choose another -o folder", path=results_dir)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 class _ResultsLock:
     """Refuses a second ``histo score`` writing into the same results folder at once.
 
     The lock file holds host and pid; a lock left by a killed run (dead pid) is taken over.
+    It is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``: a symbolic link in its place is
+    refused, never followed (it could point at any file of the user's).
     """
 
     def __init__(self, results_dir: Path):
         self.path = results_dir / ".histo-lock"
+        self.taken = False
+
+    def _refuse_link(self) -> None:
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            raise HistoInputError("is a symbolic link or not a regular file; histo will not write "
+                                  "through it: delete it and run again", path=self.path)
+
+    def _holder(self) -> tuple[str, int]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW)
+            with os.fdopen(fd) as fh:
+                host, pid = fh.read().split()
+            return host, int(pid)
+        except (OSError, ValueError):
+            return "", 0
 
     def __enter__(self):
         me = f"{socket.gethostname()} {os.getpid()}"
-        try:
-            host, pid = self.path.read_text().split()
-            holder = int(pid)
-        except (OSError, ValueError):
-            host, holder = "", 0
-        if host == socket.gethostname() and holder != os.getpid() and _pid_alive(holder):
-            raise HistoInputError(f"another histo run (pid {holder}) is writing here; wait for "
-                                  "it or choose another -o folder", path=self.path.parent)
-        self.path.write_text(me)
-        return self
+        for _attempt in range(3):
+            self._refuse_link()
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+            except FileExistsError:
+                host, holder = self._holder()
+                if host == socket.gethostname() and holder != os.getpid() and _pid_alive(holder):
+                    raise HistoInputError(f"another histo run (pid {holder}) is writing here; wait "
+                                          "for it or choose another -o folder",
+                                          path=self.path.parent) from None
+                self._refuse_link()
+                self.path.unlink(missing_ok=True)  # a killed run's lock (or our own): take it over
+                continue
+            except OSError as err:
+                raise HistoInputError(f"cannot create the lock file ({err.strerror or err}); "
+                                      "check the folder's permissions", path=self.path) from err
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me)
+            self.taken = True
+            return self
+        raise HistoInputError("cannot take the lock file (another run keeps creating it); "
+                              "wait for it or choose another -o folder", path=self.path)
 
     def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
+        if self.taken and not self.path.is_symlink():
+            self.path.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -162,8 +212,21 @@ def _pid_alive(pid: int) -> bool:
 
 def _remove_stale_temporaries(results_dir: Path) -> None:
     """Delete what a killed run left behind: half-written files and folders
-    (:func:`histo.io.atomic.partial_leftovers`) and old folders set aside during a swap."""
-    old = [p for p in results_dir.iterdir() if p.name.startswith(".") and ".old-" in p.name]
+    (:func:`histo.io.atomic.partial_leftovers`) and old folders set aside during a swap.
+
+    An old folder whose slide folder is missing (the run was killed between the two renames
+    of a swap) is put back in place instead: it may hold a review.
+    """
+    old = []
+    for p in results_dir.iterdir():
+        if not (p.name.startswith(".") and ".old-" in p.name) or p.is_symlink():
+            continue
+        home = results_dir / p.name[1:].rsplit(".old-", 1)[0]
+        if is_histo_result(p) and not home.exists() and not home.is_symlink():
+            log.warning("restoring %s from %s left by an interrupted run", home, p)
+            os.replace(p, home)
+            continue
+        old.append(p)
     for tmp in [*partial_leftovers(results_dir), *old]:
         log.info("removing %s left by an interrupted run", tmp)
         if tmp.is_dir():

@@ -24,6 +24,7 @@ from histo.batch.pipeline import segment_and_analyze
 from histo.errors import HistoError
 from histo.io.atomic import atomic_directory, atomic_write_bytes
 from histo.io.image import image_checksum, read_image
+from histo.results.folder import check_result_dir
 from histo.results.writer import write_slide_outputs
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def process_slide(job: SlideJob, params: ScoreParams, *, force: bool = False,
     """
     start = time.perf_counter()
     try:
+        check_result_dir(job.out_dir)  # a folder histo did not write is never touched
         sha = image_checksum(job.path)
         fingerprint = run_fingerprint(sha, params)
         if not force:
@@ -167,6 +169,9 @@ def process_slide(job: SlideJob, params: ScoreParams, *, force: bool = False,
                           seconds=time.perf_counter() - start)
     except HistoError as err:
         reason = getattr(err, "reason", None) or str(err)
+        where = getattr(err, "path", None)
+        if where is not None and Path(where) != Path(job.path):  # name the folder or file at fault
+            reason = str(err)
     except MemoryError:
         reason = "out of memory while scoring this slide; try fewer --workers"
     except Exception as err:  # noqa: BLE001 - one bad slide must not stop a cohort
@@ -245,6 +250,9 @@ def _restore_review(job: SlideJob, stash: Path, input_sha256: str) -> str:
         note = "saved review kept"
     elif not same:
         shutil.copytree(stash, job.out_dir / "review-of-previous-input", dirs_exist_ok=True)
+        # the writer carried the review into the new folder: it belongs to the old input
+        (job.out_dir / "review.json").unlink(missing_ok=True)
+        shutil.rmtree(job.out_dir / "review", ignore_errors=True)
         note = "input changed: the saved review was set aside (review-of-previous-input/)"
     else:
         note = "saved review kept"

@@ -37,11 +37,11 @@ from PIL import Image
 
 from histo.batch.wsi_tiles import halo_px, measure_tiles, nuclei_state, nuclei_summary, segment_tiles, signal_reference
 from histo.errors import HistoInputError
-from histo.io.atomic import atomic_directory
 from histo.io.channels import pick_channel
 from histo.io.jsonable import to_jsonable
 from histo.io.slide import open_slide
 from histo.io.stain import guess_stain
+from histo.results.folder import result_directory
 from histo.results.writer import fibers_geojson, render_overlay, write_labels_pyramid, write_roi_zip
 from histo.score.evidence import build_evidence
 from histo.score.scoring import score_table
@@ -289,7 +289,7 @@ def write_wsi_outputs(out_dir: Path, *, labels, fibers: pd.DataFrame, summary: d
     GeoJSON and ROIs from per-tile outlines, overlay from the thumbnail (no full-size array)."""
     polygons = dict(sorted(polygons.items()))
     text = json.dumps(to_jsonable(summary), indent=2, ensure_ascii=False, allow_nan=False)
-    with atomic_directory(out_dir) as tmp:
+    with result_directory(out_dir) as tmp:
         fibers.to_csv(tmp / "fibers.csv", index=False)
         _to_parquet(fibers, tmp / "fibers.parquet")
         (tmp / "summary.json").write_text(text + "\n", encoding="utf-8")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from histo.batch.pipeline import measure_file
+from histo.batch.pipeline import measure_file, slide_id
 from histo.commands._common import add_image_arguments, print_slide_summary
 from histo.commands._settings import add_settings_arguments, settings_from_args
+from histo.results.folder import check_inputs_outside, check_result_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    # refused before any work: the slide folder must be histo's and hold none of the inputs
+    target = Path(args.output) / slide_id(args.image)
+    check_inputs_outside([args.image, args.labels], target, what="slide result folder")
+    check_result_dir(target)
     out_dir, result = measure_file(
         args.image,
         args.labels,

@@ -106,6 +106,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp}: nothing was written to the temporary file for {path}")
+        if tmp.is_symlink() or not tmp.is_file():  # never move a link into place
+            raise FileNotFoundError(f"{tmp}: the temporary file for {path} is not a regular file")
         _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -125,8 +127,30 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "ut
     atomic_write_bytes(path, text.encode(encoding))
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link ``src`` to ``dst`` (same inode: nothing is lost if either folder goes), or copy."""
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _carry_over(old: Path, new: Path, keep) -> None:
+    """Link (or copy) the entries of ``old`` that ``keep(name)`` selects into ``new``."""
+    if keep is None or not old.is_dir() or old.is_symlink():
+        return
+    for entry in sorted(old.iterdir()):
+        target = new / entry.name
+        if not keep(entry.name) or target.exists() or target.is_symlink():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(str(entry), str(target))
+
+
 @contextlib.contextmanager
-def atomic_directory(out_dir: str | os.PathLike) -> Iterator[Path]:
+def atomic_directory(out_dir: str | os.PathLike, *, keep=None) -> Iterator[Path]:
     """Build a folder in a temporary sibling, then rename it to ``out_dir``.
 
     The yielded folder is empty. When the ``with`` block ends without error, every file in
@@ -142,6 +166,10 @@ def atomic_directory(out_dir: str | os.PathLike) -> Iterator[Path]:
     ----------
     out_dir : str or Path
         Final folder. Its parent is created if needed.
+    keep : callable, optional
+        ``keep(name) -> bool``: entries of the existing ``out_dir`` to carry into the new
+        folder (hard links, or copies where links are impossible) just before the swap, e.g.
+        a user's files beside histo's outputs. Without it the old folder is replaced whole.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +181,7 @@ def atomic_directory(out_dir: str | os.PathLike) -> Iterator[Path]:
             for name in files:
                 _fsync_file(Path(root) / name)
             _fsync_dir(Path(root))
+        _carry_over(out_dir, tmp, keep)
         old = None
         if out_dir.exists() or out_dir.is_symlink():
             old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")

@@ -2,7 +2,8 @@
 
 :func:`write_slide_outputs` writes the output contract of ``histo score``/``histo measure``
 (docs/architecture.md) into a temporary sibling folder and renames it into place
-(:func:`histo.io.atomic.atomic_directory`): a killed or failed run never leaves half a folder.
+(:func:`histo.results.folder.result_directory`): a killed or failed run never leaves half a
+folder, a folder histo did not write is refused, and only histo's own files are replaced.
 
 * ``fibers.csv`` / ``fibers.parquet`` - the per-fiber table as given;
 * ``summary.json`` - numpy numbers become JSON numbers, NaN/inf become ``null``;
@@ -37,10 +38,11 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from histo.errors import HistoInputError
-from histo.io.atomic import atomic_directory, atomic_path
+from histo.io.atomic import atomic_path
 from histo.io.image import ImageLike
 from histo.io.jsonable import to_jsonable
 from histo.io.polygons import label_polygons
+from histo.results.folder import result_directory
 from histo.score.classes import CLASS_COLORS, fiber_class
 
 logger = logging.getLogger(__name__)
@@ -291,7 +293,9 @@ def write_slide_outputs(out_dir: str | os.PathLike, *, labels: np.ndarray, fiber
     Parameters
     ----------
     out_dir : str or Path
-        The slide folder; an existing one is replaced only once the new one is complete.
+        The slide folder; an existing one is replaced only once the new one is complete, only
+        when it is histo's (:func:`histo.results.folder.check_result_dir`), and only histo's
+        own files in it: a saved review and the user's other files are kept.
     labels : ndarray (Y, X) of int
     fibers : DataFrame with a ``label`` column
     summary : mapping, JSON-able after :func:`to_jsonable`
@@ -321,7 +325,7 @@ def write_slide_outputs(out_dir: str | os.PathLike, *, labels: np.ndarray, fiber
     except (TypeError, ValueError) as err:
         raise HistoInputError(f"summary cannot be stored as JSON: {err}", path=out_dir) from err
     channel = (summary.get("slide") or {}).get("channel") if isinstance(summary.get("slide"), Mapping) else None
-    with atomic_directory(out_dir) as tmp:
+    with result_directory(out_dir) as tmp:
         _write_tables(tmp, fibers)
         (tmp / "summary.json").write_text(summary_text + "\n", encoding="utf-8")
         write_labels_pyramid(tmp / "labels.tif", labels, pixel_size_um=pixel_size_um)

@@ -1,0 +1,206 @@
+"""Hostile input (issue 15, "never lose a user's data"): every probe ends in a one-line error
+or a safe result, and nothing histo did not write is ever deleted or overwritten."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_batch import _fake_slide_fn, _touch
+
+from histo.batch.run import run_batch
+from histo.cli import main
+from histo.errors import HistoInputError
+
+
+# ----------------------------------------------------------------------------- helpers
+def _slide(folder: Path, name: str = "good") -> tuple[Path, Path]:
+    """A 64x64 'H&E' image with 16 square fibers and its label mask (PNG)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = np.zeros((64, 64), np.uint8)
+    k = 1
+    for y in range(0, 64, 16):
+        for x in range(0, 64, 16):
+            lab[y + 2:y + 14, x + 2:x + 14] = k
+            k += 1
+    img = np.full((64, 64, 3), 230, np.uint8)
+    img[lab > 0] = (200, 80, 120)
+    Image.fromarray(img).save(folder / f"{name}.png")
+    Image.fromarray(lab).save(folder / f"{name}_mask.png")
+    return folder / f"{name}.png", folder / f"{name}_mask.png"
+
+
+def _measure(capsys, image, mask, out, *extra) -> tuple[int, str]:
+    code = main(["measure", str(image), str(mask), "-o", str(out), "--pixel-size", "2", *extra])
+    return code, capsys.readouterr().err
+
+
+def _one_line_error(err: str, *names: str) -> None:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in err, err
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+
+
+def _run(inputs, out, **kw):
+    kw.setdefault("slide_fn", _fake_slide_fn)
+    kw.setdefault("show_progress", False)
+    kw.setdefault("write_report", False)
+    return run_batch(inputs, out, **kw)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ----------------------------------------------------------------------------- 1. ownership
+def test_measure_refuses_a_folder_it_did_not_write_and_deletes_nothing(tmp_path, capsys):
+    image, mask = _slide(tmp_path / "in")
+    mine = tmp_path / "out" / "good"
+    _touch(mine / "thesis.docx", b"years of work")
+    before = _tree(tmp_path / "out")
+    code, err = _measure(capsys, image, mask, tmp_path / "out")
+    assert code == 2
+    _one_line_error(err, str(mine), "did not write")
+    assert _tree(tmp_path / "out") == before
+
+
+def test_measure_replaces_only_its_own_files_and_keeps_the_review(tmp_path, capsys):
+    image, mask = _slide(tmp_path / "in")
+    out = tmp_path / "out"
+    assert _measure(capsys, image, mask, out)[0] == 0
+    folder = out / "good"
+    assert (folder / ".histo-result").is_file()
+    (folder / "review.json").write_text('{"format": "histo-review"}')
+    _touch(folder / "review" / "labels-x.tif", b"edited")
+    _touch(folder / "notes.txt", b"mine")
+    assert _measure(capsys, image, mask, out)[0] == 0
+    assert (folder / "review.json").read_text() == '{"format": "histo-review"}'
+    assert (folder / "review" / "labels-x.tif").read_bytes() == b"edited"
+    assert (folder / "notes.txt").read_bytes() == b"mine"
+    assert (folder / "summary.json").is_file()
+
+
+def test_a_folder_of_the_previous_version_is_recognised_by_its_summary(tmp_path, capsys):
+    image, mask = _slide(tmp_path / "in")
+    out = tmp_path / "out"
+    assert _measure(capsys, image, mask, out)[0] == 0
+    (out / "good" / ".histo-result").unlink()  # written before the marker existed
+    assert _measure(capsys, image, mask, out)[0] == 0
+    (out / "good" / ".histo-result").unlink()
+    (out / "good" / "summary.json").write_text('{"title": "someone else\'s"}')
+    code, err = _measure(capsys, image, mask, out)
+    assert code == 2 and (out / "good" / "fibers.csv").is_file()
+
+
+def test_measure_refuses_inputs_inside_the_slide_folder(tmp_path, capsys):
+    image, mask = _slide(tmp_path / "P" / "good")
+    before = _tree(tmp_path / "P")
+    code, err = _measure(capsys, image, mask, tmp_path / "P")
+    assert code == 2
+    _one_line_error(err, "inside")
+    assert _tree(tmp_path / "P") == before
+
+
+def test_score_refuses_inputs_inside_the_results_folder(tmp_path, capsys):
+    _touch(tmp_path / "X" / "case1" / "s1.tif", b"aaaa")
+    _touch(tmp_path / "X" / "s1" / "precious.txt", b"keep")
+    before = _tree(tmp_path / "X")
+    code = main(["score", str(tmp_path / "X" / "case1"), "-o", str(tmp_path / "X"),
+                 "--method", "classical", "--no-progress"])
+    assert code == 2
+    _one_line_error(capsys.readouterr().err, "inside")
+    assert _tree(tmp_path / "X") == before
+
+
+def test_batch_makes_an_error_row_for_a_foreign_folder_and_goes_on(tmp_path):
+    src = tmp_path / "in"
+    _touch(src / "a.tif", b"aaaa")
+    _touch(src / "b.tif", b"bbb")
+    out = tmp_path / "out"
+    _touch(out / "a" / "data.csv", b"not histo's")
+    res = _run([src], out)
+    assert list(res.cohort["status"]) == ["error", "scored"]
+    assert str(out / "a") in res.cohort.loc[0, "error"]
+    assert (out / "a" / "data.csv").read_bytes() == b"not histo's"
+
+
+def test_output_folder_that_is_a_file_or_read_only_is_a_one_line_error(tmp_path, capsys):
+    image, mask = _slide(tmp_path / "in")
+    _touch(tmp_path / "file", b"x")
+    code, err = _measure(capsys, image, mask, tmp_path / "file")
+    assert code == 2
+    _one_line_error(err, "file")
+    code = main(["score", str(image), "-o", str(tmp_path / "file"), "--method", "classical",
+                 "--no-progress"])
+    assert code == 2
+    _one_line_error(capsys.readouterr().err, "file")
+    if os.geteuid() == 0:
+        return  # root writes into read-only folders
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        code, err = _measure(capsys, image, mask, ro)
+        assert code == 2
+        _one_line_error(err, "ro")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_killed_between_the_two_renames_the_old_folder_is_restored(tmp_path):
+    _touch(tmp_path / "in" / "a.tif", b"aaaa")
+    out = tmp_path / "out"
+    _run([tmp_path / "in"], out)
+    (out / "a" / "review.json").write_text('{"format": "histo-review"}')
+    os.replace(out / "a", out / ".a.old-1234abcd")  # the swap was killed half way
+    res = _run([tmp_path / "in"], out)
+    assert res.cohort.loc[0, "status"] == "unchanged"
+    assert (out / "a" / "review.json").is_file()
+
+
+# ----------------------------------------------------------------------------- 5. lock and links
+def test_lock_file_symlink_is_refused_not_followed(tmp_path):
+    _touch(tmp_path / "in" / "a.tif", b"aaaa")
+    victim = _touch(tmp_path / "victim.txt", b"precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".histo-lock").symlink_to(victim)
+    with pytest.raises(HistoInputError, match="symbolic link"):
+        _run([tmp_path / "in"], out)
+    assert victim.read_bytes() == b"precious"
+
+
+def test_lock_is_exclusive_and_taken_over_from_a_dead_run(tmp_path):
+    _touch(tmp_path / "in" / "a.tif", b"aaaa")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".histo-lock").write_text(f"{socket.gethostname()} 999999999")  # dead pid
+    assert _run([tmp_path / "in"], out).cohort.loc[0, "status"] == "scored"
+    assert not (out / ".histo-lock").exists()
+
+
+def test_slide_folder_symlink_is_refused(tmp_path):
+    _touch(tmp_path / "in" / "a.tif", b"aaaa")
+    elsewhere = tmp_path / "elsewhere"
+    _touch(elsewhere / "keep.txt", b"keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a").symlink_to(elsewhere, target_is_directory=True)
+    res = _run([tmp_path / "in"], out)
+    assert res.cohort.loc[0, "status"] == "error" and "symbolic link" in res.cohort.loc[0, "error"]
+    assert _tree(elsewhere) == {"keep.txt": b"keep"}
+
+
+def test_atomic_path_never_moves_a_symlink_into_place(tmp_path):
+    from histo.io.atomic import atomic_path
+
+    victim = _touch(tmp_path / "victim", b"v")
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.symlink_to(victim)
+    assert not (tmp_path / "a.txt").exists() and victim.read_bytes() == b"v"

@@ -3,6 +3,7 @@ or a safe result, and nothing histo did not write is ever deleted or overwritten
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -204,3 +205,52 @@ def test_atomic_path_never_moves_a_symlink_into_place(tmp_path):
         with atomic_path(tmp_path / "a.txt") as tmp:
             tmp.symlink_to(victim)
     assert not (tmp_path / "a.txt").exists() and victim.read_bytes() == b"v"
+
+
+# ----------------------------------------------------------------------------- 2. damaged files
+@pytest.mark.parametrize("tamper", [{"version": "abc"}, {"flags": [1, 2]}, {"saved_at": 12345},
+                                    {"flags": {"x": "excluded"}}, {"software": "histo"}])
+def test_damaged_review_json_is_one_line_error_and_the_report_goes_on(tmp_path, capsys, tamper):
+    from histo.review.state import load_review, save_review
+
+    out = tmp_path / "out"
+    for name in ("good", "other"):
+        image, mask = _slide(tmp_path / "in", name)
+        assert _measure(capsys, image, mask, out)[0] == 0
+    save_review(out / "good", None, {1: "excluded"})
+    doc = json.loads((out / "good" / "review.json").read_text())
+    doc.update(tamper)
+    (out / "good" / "review.json").write_text(json.dumps(doc))
+    with pytest.raises(HistoInputError, match="review.json") as info:
+        load_review(out / "good")
+    assert "\n" not in str(info.value)
+    assert main(["report", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    assert "saved review not applied" in html and "other" in html
+
+
+def test_batch_notes_a_damaged_review_and_goes_on(tmp_path):
+    src = tmp_path / "in"
+    _touch(src / "a.tif", b"aaaa")
+    _touch(src / "b.tif", b"bbb")
+    out = tmp_path / "out"
+    _run([src], out)
+    (out / "a" / "review.json").write_text('{"format": "histo-review", "version": "abc", "flags": []}')
+    res = _run([src], out, force=True, write_report=True)
+    assert list(res.cohort["status"]) == ["scored", "scored"]
+    assert "damaged" in res.cohort.loc[0, "note"]
+    assert (out / "a" / "review.json").is_file() and (out / "report.html").is_file()
+
+
+@pytest.mark.parametrize("summary", ["[]", '{"slide": "x", "n_fibers": 3}',
+                                     '{"slide": {}, "evidence": {"figures": [1, 2]}}',
+                                     '{"slide": {}, "qc": [], "settings": "x", "statistics": 5}'])
+def test_tampered_summary_is_an_error_row_in_the_report(tmp_path, capsys, summary):
+    out = tmp_path / "out"
+    for name in ("good", "other"):
+        image, mask = _slide(tmp_path / "in", name)
+        assert _measure(capsys, image, mask, out)[0] == 0
+    (out / "good" / "summary.json").write_text(summary)
+    assert main(["report", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    assert "summary.json" in html and "other" in html

@@ -26,6 +26,7 @@ from histo.io.atomic import atomic_directory, atomic_write_bytes
 from histo.io.image import image_checksum, read_image
 from histo.results.folder import check_result_dir
 from histo.results.writer import write_slide_outputs
+from histo.review.state import REVIEW_FILE, read_review_doc
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +160,13 @@ def process_slide(job: SlideJob, params: ScoreParams, *, force: bool = False,
                 log.info("%s: unchanged, kept %s", job.slide_id, job.out_dir)
                 stash = _review_stash_dir(job)  # left by a run killed before restoring it
                 note = _restore_review(job, stash, sha) if stash.is_dir() else ""
-                return cohort_row(job, summary, status="unchanged", note=note)
+                return cohort_row(job, summary, status="unchanged", note=_review_check(job, note))
         stash = _stash_review(job)
         batch_info = {"fingerprint": fingerprint, "input_sha256": sha, "slide_id": job.slide_id,
                       **params.as_dict()}
         summary = (slide_fn or score_slide_file)(job, params, batch_info, progress)
         note = _restore_review(job, stash, sha) if stash else ""
-        return cohort_row(job, summary, status="scored", note=note,
+        return cohort_row(job, summary, status="scored", note=_review_check(job, note),
                           seconds=time.perf_counter() - start)
     except HistoError as err:
         reason = getattr(err, "reason", None) or str(err)
@@ -231,6 +232,18 @@ def _stash_review(job: SlideJob) -> Path | None:
             shutil.copytree(job.out_dir / "review", tmp / "review")
         (tmp / "input_sha256").write_text(str(old_sha or ""))
     return stash
+
+
+def _review_check(job: SlideJob, note: str) -> str:
+    """``note``, or a note that the slide's saved review is damaged (kept, not applied)."""
+    path = job.out_dir / REVIEW_FILE
+    if not path.is_file():
+        return note
+    try:
+        read_review_doc(path)
+    except HistoError as err:
+        return f"saved review damaged, kept but not applied: {err}"
+    return note
 
 
 def _restore_review(job: SlideJob, stash: Path, input_sha256: str) -> str:

@@ -29,7 +29,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -118,9 +118,51 @@ def load_slide(results_dir: Path, row: dict[str, Any]) -> SlideEntry:
     except (OSError, ValueError) as err:
         entry.status, entry.error = "error", f"result files missing or damaged ({err}); rerun"
         return entry
+    problem = _summary_problem(entry.summary)
+    if problem:
+        entry.status, entry.summary, entry.fibers = "error", {}, None
+        entry.error = (f"damaged summary.json ({problem}); rerun histo score for this slide "
+                       "(with --force)")
+        return entry
     entry.path = entry.path or str(entry.summary.get("slide", {}).get("path") or "")
     _apply_saved_review(entry)
     return entry
+
+
+#: Keys of summary.json the report reads, with the JSON type each must have when present.
+_SUMMARY_TYPES = {"slide": dict, "qc": dict, "settings": dict, "statistics": dict,
+                  "evidence": dict, "warnings": list, "segmentation": dict, "fiber_types": dict,
+                  "nuclei": dict, "grouping": dict, "model": dict, "software": dict}
+
+
+def _summary_problem(summary: Any) -> str:
+    """What is wrong with a (tampered) summary.json's structure, "" when nothing."""
+    if not isinstance(summary, dict):
+        return f"a JSON object was expected, got {type(summary).__name__}"
+    for key, kind in _SUMMARY_TYPES.items():
+        value = summary.get(key)
+        if value is not None and not isinstance(value, kind):
+            return f"{key!r} should be {'an object' if kind is dict else 'a list'}, got {type(value).__name__}"
+    n = summary.get("n_fibers")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, float))):
+        return f"'n_fibers' should be a number, got {n!r}"[:120]
+    figures = (summary.get("evidence") or {}).get("figures")
+    if figures is not None and (not isinstance(figures, list)
+                                or not all(isinstance(f, dict) for f in figures)):
+        return "'evidence.figures' should be a list of objects"
+    return ""
+
+
+def _shown(entry: SlideEntry, view: Callable[[SlideEntry], Any]) -> Any:
+    """``view(entry)``; a slide whose files cannot be shown (tampered) becomes an error row."""
+    try:
+        return view(entry)
+    except Exception as err:  # noqa: BLE001 - one damaged slide must not stop the report
+        log.warning("%s: cannot show this slide: %s", entry.result_dir, err)
+        entry.status, entry.summary, entry.fibers = "error", {}, None
+        entry.error = (f"damaged result files ({type(err).__name__}: {err}); rerun histo score "
+                       "for this slide (with --force)")
+        return None
 
 
 def _apply_saved_review(entry: SlideEntry) -> None:
@@ -131,7 +173,12 @@ def _apply_saved_review(entry: SlideEntry) -> None:
         entry.fibers, entry.summary, notes = reviewed_result(entry.result_dir, entry.summary,
                                                              entry.fibers, review)
     except HistoInputError as err:
-        entry.notes.append(f"saved review not applied: {err.reason}")
+        entry.notes.append(f"saved review not applied: {err}")
+        return
+    except Exception as err:  # noqa: BLE001 - a tampered review file must not stop the report
+        log.warning("%s: saved review not applied: %s", entry.result_dir, err)
+        entry.notes.append(f"saved review not applied: damaged review files ({type(err).__name__}: "
+                           f"{err}); fix them or delete review.json")
         return
     entry.review = review
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in review.counts().items() if n)
@@ -179,6 +226,10 @@ def render_report(entries: list[SlideEntry], *, results_dir: Path) -> str:
                              undefined=jinja2.StrictUndefined)
     env.filters["num"] = format_number
     env.filters["unit"] = pretty_unit
+    for e in entries:
+        if e.ok:
+            _shown(e, lambda x: _cohort_row(x, _figure_names([x])))
+    views = [(e, _shown(e, _slide_view)) for e in entries if e.ok]
     good = [e for e in entries if e.ok]
     figure_names = _figure_names(good)
     context = {
@@ -191,7 +242,7 @@ def render_report(entries: list[SlideEntry], *, results_dir: Path) -> str:
         "failures": [e for e in entries if not e.ok],
         "figure_names": figure_names,
         "rows": [_cohort_row(e, figure_names) for e in entries],
-        "slides": [_slide_view(e) for e in good],
+        "slides": [v for e, v in views if e.ok],
         "settings": _settings_view(good),
         "cohort_plot": _cohort_plot(good),
     }

@@ -162,18 +162,7 @@ def load_review(result_dir: str | Path) -> Review:
     path = result_dir / REVIEW_FILE
     if not path.is_file():
         return Review()
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise HistoInputError(f"damaged review file ({err}); delete it to start the review again", path=path) from err
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise HistoInputError(f"not a histo review file (expected format {FORMAT!r})", path=path)
-    if int(doc.get("version", 0)) > FORMAT_VERSION:
-        raise HistoInputError(
-            f"review format version {doc.get('version')} is newer than this histo understands "
-            f"({FORMAT_VERSION}); upgrade histo",
-            path=path,
-        )
+    doc = read_review_doc(path)
     flags = validate_flags(doc.get("flags") or {})
     base_sha = doc.get("base_labels_sha256")
     edited = bool(doc.get("edited_labels"))
@@ -182,11 +171,11 @@ def load_review(result_dir: str | Path) -> Review:
         labels, fibers = _load_edited(result_dir, doc, path)
     else:
         base_path = _result_labels_path(result_dir)
-        if base_sha is not None and file_sha256(base_path) != base_sha:
+        if not _same_base(doc, base_path):
             raise HistoInputError(
-                f"this review was made on another {LABELS_FILE} (the slide was scored again after the "
-                "review), so its flags may point at other fibers; review the slide again or delete "
-                f"{REVIEW_FILE}",
+                f"this review was made on other labels than {LABELS_FILE} (the slide was scored again "
+                "after the review and its fibers changed), so its flags may point at other fibers; "
+                f"review the slide again or delete {REVIEW_FILE}",
                 path=path,
             )
     return Review(
@@ -198,6 +187,85 @@ def load_review(result_dir: str | Path) -> Review:
         saved_at=doc.get("saved_at"),
         software=(doc.get("software") or {}).get("histo"),
     )
+
+
+def _damaged(path: Path, what: str) -> HistoInputError:
+    return HistoInputError(f"damaged review file: {what}; fix it, or delete {REVIEW_FILE} (and "
+                           f"{REVIEW_DIR}/) to start the review again", path=path)
+
+
+def read_review_doc(path: str | Path) -> dict[str, Any]:
+    """``review.json`` parsed and schema-checked (types of every key histo reads).
+
+    Raises
+    ------
+    HistoInputError
+        One line naming the file, what is wrong and the fix, for unreadable JSON, another
+        format, a newer version or a key of the wrong type.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise _damaged(path, f"not readable as JSON ({err})") from err
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise HistoInputError(f"not a histo review file (expected format {FORMAT!r}); move it "
+                              "away or delete it", path=path)
+    version = doc.get("version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _damaged(path, f"'version' must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise HistoInputError(
+            f"review format version {version} is newer than this histo understands "
+            f"({FORMAT_VERSION}); upgrade histo",
+            path=path,
+        )
+    kinds = {"flags": dict, "saved_at": str, "software": dict, "base_labels_sha256": str,
+             "base_labels_pixels_sha256": str, "labels_sha256": str, "files": dict,
+             "edited_labels": bool, "counts": dict, "needs_rereview": list}
+    for key, kind in kinds.items():
+        value = doc.get(key)
+        if value is not None and not isinstance(value, kind):
+            expected = {dict: "an object", str: "a string", bool: "true or false", list: "a list"}[kind]
+            raise _damaged(path, f"{key!r} must be {expected}, got {type(value).__name__} "
+                                 f"{str(value)[:40]!r}")
+    try:
+        validate_flags(doc.get("flags") or {})
+    except HistoInputError as err:
+        raise _damaged(path, err.reason) from err
+    if doc.get("software") is not None and not isinstance(doc["software"].get("histo", ""), str):
+        raise _damaged(path, "'software.histo' must be a string")
+    return doc
+
+
+#: Label files larger than this (uint32 bytes) are compared by file checksum only.
+PIXEL_HASH_MAX_BYTES = 256 << 20
+
+
+def _pixels_sha256(path: Path) -> str | None:
+    """:func:`labels_sha256` of a label TIFF, None when too large to read whole."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.series[0].shape
+    except Exception:  # noqa: BLE001 - _read_tif below gives the readable error
+        shape = ()
+    if shape and int(np.prod(shape)) * 4 > PIXEL_HASH_MAX_BYTES:
+        return None
+    return labels_sha256(_read_tif(path).astype(np.uint32, copy=False))
+
+
+def _same_base(doc: dict, base_path: Path) -> bool:
+    """True when ``labels.tif`` holds the labels the (flags-only) review was made on.
+
+    The file checksum decides when it matches; otherwise the *pixels* do (the OME header of
+    a rewritten ``labels.tif`` holds a new random UUID, so the same labels give another file).
+    A review saved before pixel checksums existed matches only by file checksum.
+    """
+    base_sha = doc.get("base_labels_sha256")
+    if base_sha is None or file_sha256(base_path) == base_sha:
+        return True
+    pixels = doc.get("base_labels_pixels_sha256")
+    return pixels is not None and _pixels_sha256(base_path) == pixels
 
 
 def _load_edited(result_dir: Path, doc: dict, path: Path) -> tuple[np.ndarray, pd.DataFrame]:
@@ -317,6 +385,9 @@ def save_review(
         doc["labels_sha256"] = sha
         doc["files"] = names
         keep = {Path(n).name for n in names.values()}
+    base_pixels = labels_sha256(base) if labels is not None else _pixels_sha256(base_path)
+    if base_pixels is not None:
+        doc["base_labels_pixels_sha256"] = base_pixels
     text = json.dumps(doc, indent=2)
     atomic_write_text(result_dir / REVIEW_FILE, text)
     _remove_stale(result_dir / REVIEW_DIR, keep)

@@ -254,3 +254,52 @@ def test_tampered_summary_is_an_error_row_in_the_report(tmp_path, capsys, summar
     assert main(["report", str(out)]) == 0
     html = (out / "report.html").read_text()
     assert "summary.json" in html and "other" in html
+
+
+# ----------------------------------------------------------------------------- 4. bombs
+def _bomb_png(path: Path, width: int = 40000, height: int = 40000) -> Path:
+    """A PNG of a few hundred bytes whose header announces width x height RGB pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1000)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_png_bomb_is_refused_from_its_header(tmp_path, capsys, monkeypatch):
+    from histo.io.image import read_image
+
+    bomb = _bomb_png(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 1000
+    with pytest.raises(HistoInputError, match="40000 x 40000") as info:
+        read_image(bomb)  # default budget: at most 1 Gpx, this is 1.6 Gpx
+    assert "HISTO_MAX_PIXELS" in str(info.value)
+    image, mask = _slide(tmp_path / "in")
+    monkeypatch.setenv("HISTO_MAX_PIXELS", "1000")
+    code, err = _measure(capsys, image, mask, tmp_path / "out")  # 64 x 64 = 4096 px > 1000
+    assert code == 2
+    _one_line_error(err, "good.png", "HISTO_MAX_PIXELS")
+    monkeypatch.setenv("HISTO_MAX_PIXELS", "5000")
+    assert read_image(image).shape_yx == (64, 64)
+    code, err = _measure(capsys, image, _bomb_png(tmp_path / "mask.png", 80, 80), tmp_path / "out")
+    assert code == 2
+    _one_line_error(err, "mask.png", "HISTO_MAX_PIXELS")
+    monkeypatch.setenv("HISTO_MAX_PIXELS", "lots")
+    code, err = _measure(capsys, image, mask, tmp_path / "out")
+    assert code == 2
+    _one_line_error(err, "HISTO_MAX_PIXELS")
+
+
+def test_default_pixel_budget_is_sized_to_the_machine(monkeypatch):
+    from histo.io import image
+
+    monkeypatch.delenv("HISTO_MAX_PIXELS", raising=False)
+    assert 64 * 1024**2 <= image.max_pixels() <= 1024**3
+    monkeypatch.setattr(image, "_available_memory_bytes", lambda: 16 * 100_000_000)
+    assert image.max_pixels() == 100_000_000

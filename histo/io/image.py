@@ -34,6 +34,7 @@ import hashlib
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -62,6 +63,60 @@ __all__ = [
 SUPPORTED_FORMATS = "TIFF, OME-TIFF, ImageJ TIFF, SVS, NDPI, pyramidal TIFF, PNG or JPEG"
 #: Files whose full-resolution pixels exceed this are refused by read_image (use open_slide).
 MAX_IN_MEMORY_BYTES = 4 * 1024**3
+#: Environment variable overriding :func:`max_pixels` (a pixel count, e.g. ``200e6``).
+MAX_PIXELS_ENV = "HISTO_MAX_PIXELS"
+#: Bytes of memory histo budgets per image pixel when reading and analysing it whole.
+BYTES_PER_PIXEL_BUDGET = 16
+_MAX_PIXELS_CAP = MAX_IN_MEMORY_BYTES // 4          # 1 Gpx whatever the machine
+_MAX_PIXELS_FLOOR = 64 * 1024**2                    # 67 Mpx even on a busy small machine
+
+
+def _available_memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def max_pixels() -> int:
+    """Largest image (pixels, from the file header) histo decodes whole.
+
+    ``$HISTO_MAX_PIXELS`` when set; otherwise the available memory / 16 bytes per pixel,
+    between 67 Mpx and 1 Gpx. The header is checked before any pixel is decoded, so a small
+    file announcing a huge image (a decompression bomb) costs nothing.
+    """
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if text:
+        try:
+            value = int(float(text))
+        except ValueError as err:
+            raise HistoInputError(f"{MAX_PIXELS_ENV}={text!r} is not a number of pixels; set it "
+                                  "to e.g. 200e6 or unset it") from err
+        if value <= 0:
+            raise HistoInputError(f"{MAX_PIXELS_ENV}={text!r} must be a positive number of pixels")
+        return value
+    avail = _available_memory_bytes()
+    if avail is None:
+        return _MAX_PIXELS_CAP
+    return int(min(_MAX_PIXELS_CAP, max(_MAX_PIXELS_FLOOR, avail // BYTES_PER_PIXEL_BUDGET)))
+
+
+def check_pixel_budget(height: int, width: int, path: Path | None = None) -> None:
+    """Refuse an image of ``height`` x ``width`` pixels above :func:`max_pixels` (one line)."""
+    n, limit = int(height) * int(width), max_pixels()
+    if n > limit:
+        raise HistoInputError(
+            f"announces {width} x {height} pixels ({n / 1e6:.0f} Mpx), more than histo decodes whole "
+            f"here ({limit / 1e6:.0f} Mpx, from the free memory or ${MAX_PIXELS_ENV}); if the image "
+            f"is genuine, convert it to a pyramidal TIFF (whole slides are read tile by tile) or "
+            f"raise ${MAX_PIXELS_ENV}", path=path)
 
 
 # --------------------------------------------------------------------------- files
@@ -302,6 +357,9 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str, float | None, str | None, t
             raise HistoInputError("is a TIFF file without any image in it", path=path)
         series = tif.series[0]
         nbytes = math.prod(series.shape) * series.dtype.itemsize
+        yx = [n for n, ax in zip(series.shape, series.axes) if ax in "YX"]
+        if len(yx) == 2 and not series.is_pyramidal:
+            check_pixel_budget(yx[0], yx[1], path)
         if nbytes > MAX_IN_MEMORY_BYTES:
             raise HistoInputError(
                 f"is too large to load whole ({nbytes / 1024**3:.1f} GiB at full resolution); "
@@ -313,16 +371,31 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str, float | None, str | None, t
     return arr, axes, size_um, source, names
 
 
-def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str, float | None, str | None, None]:
-    limit = Image.MAX_IMAGE_PIXELS  # PIL's bomb guard is lower than histo's memory budget
-    Image.MAX_IMAGE_PIXELS = max(limit or 0, MAX_IN_MEMORY_BYTES // 4)
+def open_pil_checked(path: Path):
+    """``PIL.Image.open`` (header only, nothing decoded) with :func:`check_pixel_budget` applied."""
+    budget = max_pixels()
+    limit = Image.MAX_IMAGE_PIXELS  # PIL's own guard follows histo's budget while opening
+    Image.MAX_IMAGE_PIXELS = budget
     try:
-        im_file = Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
     except Image.DecompressionBombError as err:
-        raise HistoInputError(f"is too large to load whole ({err}); convert it to a pyramidal TIFF "
-                              "and open it with histo.io.slide.open_slide", path=path) from err
+        raise HistoInputError(f"is too large to decode whole ({err}); convert it to a pyramidal "
+                              f"TIFF or raise ${MAX_PIXELS_ENV}", path=path) from err
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+    width, height = im.size
+    try:
+        check_pixel_budget(height, width, path)
+    except HistoInputError:
+        im.close()
+        raise
+    return im
+
+
+def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str, float | None, str | None, None]:
+    im_file = open_pil_checked(path)
     with im_file as im:
         im.load()
         mode = im.mode

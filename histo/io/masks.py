@@ -35,6 +35,7 @@ from scipy import ndimage as ndi
 
 from histo.errors import HistoInputError
 from histo.io.files import check_file, sniff_format
+from histo.io.image import check_pixel_budget, open_pil_checked
 from histo.io.labels import check_labels
 from histo.io.polygons import polygons_to_labels
 
@@ -206,14 +207,20 @@ def _read_label_image(path: Path, fmt: str) -> np.ndarray:
 
             with tifffile.TiffFile(path) as tif:
                 series = tif.series[0]
+                shape = series.levels[0].shape if series.is_pyramidal else series.shape
+                if len(shape) >= 2:
+                    check_pixel_budget(shape[-2], shape[-1], path)
                 return series.asarray(level=0) if series.is_pyramidal else series.asarray()
         if fmt == "npy":
-            return np.load(path, allow_pickle=False)
-        from PIL import Image
-
-        with Image.open(path) as im:  # palette PNGs give their indices; RGB is refused later
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            if arr.ndim >= 2:
+                check_pixel_budget(arr.shape[-2], arr.shape[-1], path)
+            return np.array(arr)
+        with open_pil_checked(path) as im:  # palette PNGs give their indices; RGB is refused later
             im.load()
             return np.asarray(im)
+    except HistoInputError:
+        raise
     except Exception as err:  # noqa: BLE001 - any decoder failure is a bad file for the user
         raise HistoInputError(f"could not be read as a {fmt.upper()} label image ({type(err).__name__}: "
                               f"{err}); the file is probably truncated or corrupt", path=path) from err

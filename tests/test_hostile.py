@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from test_batch import _fake_slide_fn, _touch
@@ -303,3 +304,61 @@ def test_default_pixel_budget_is_sized_to_the_machine(monkeypatch):
     assert 64 * 1024**2 <= image.max_pixels() <= 1024**3
     monkeypatch.setattr(image, "_available_memory_bytes", lambda: 16 * 100_000_000)
     assert image.max_pixels() == 100_000_000
+
+
+# ----------------------------------------------------------------------------- 6. one-line errors
+def _square(name=None, properties=None) -> dict:
+    props = {"name": name} if properties is None else properties
+    return {"type": "Feature", "properties": props,
+            "geometry": {"type": "Polygon", "coordinates": [[[2, 2], [14, 2], [14, 14], [2, 14], [2, 2]]]}}
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps({"type": "FeatureCollection", "features": [_square(properties="x")]}),
+    json.dumps({"type": "FeatureCollection", "features": "abc"}),
+    "[" * 100_000 + "]" * 100_000,
+    '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": '
+    + '{"type": "GeometryCollection", "geometries": [' * 3000 + "{}" + "]}" * 3000 + "}]}",
+])
+def test_hostile_geojson_is_a_one_line_error(tmp_path, capsys, text):
+    image, _ = _slide(tmp_path / "in")
+    (tmp_path / "p.geojson").write_text(text)
+    code, err = _measure(capsys, image, tmp_path / "p.geojson", tmp_path / "out")
+    assert code == 2
+    _one_line_error(err, "p.geojson")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["²", "4294967296", "-3", "1e3"])
+def test_geojson_names_that_are_not_labels_are_numbered(tmp_path, capsys, name):
+    image, _ = _slide(tmp_path / "in")
+    (tmp_path / "p.geojson").write_text(json.dumps({"type": "FeatureCollection",
+                                                    "features": [_square(name)]}))
+    code, err = _measure(capsys, image, tmp_path / "p.geojson", tmp_path / "out")
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "out" / "good" / "fibers.csv")["label"].tolist() == [1]
+
+
+@pytest.mark.parametrize("address", ["not a url", "tcp://", "/no/such/scheduler.json"])
+def test_bad_scheduler_address_is_a_one_line_error(tmp_path, capsys, address):
+    image, _ = _slide(tmp_path / "in")
+    code = main(["score", str(image), "-o", str(tmp_path / "out"), "--method", "classical",
+                 "--no-progress", "--scheduler", address])
+    assert code == 2
+    _one_line_error(capsys.readouterr().err, "scheduler")
+    assert not (tmp_path / "out").exists()
+
+
+def test_scheduler_file_is_read_or_refused_in_one_line(tmp_path, capsys):
+    from histo.batch.parallel import resolve_scheduler
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"address": "tcp://127.0.0.1:8786", "type": "Scheduler"}))
+    assert resolve_scheduler(str(good)) == "tcp://127.0.0.1:8786"
+    bad = tmp_path / "sched.json"
+    bad.write_text("{}")
+    image, _ = _slide(tmp_path / "in")
+    code = main(["score", str(image), "-o", str(tmp_path / "out"), "--method", "classical",
+                 "--no-progress", "--scheduler", str(bad)])
+    assert code == 2
+    _one_line_error(capsys.readouterr().err, "sched.json", "scheduler file")

@@ -7,9 +7,12 @@ scheduler; workers write the slide folders and report tile progress as worker ev
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from histo.batch.slides import ScoreParams, cohort_row, process_slide
@@ -19,6 +22,47 @@ log = logging.getLogger(__name__)
 
 #: How long to wait for a remote scheduler before giving up.
 CONNECT_TIMEOUT = "20s"
+
+
+_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}")
+
+
+def resolve_scheduler(scheduler: str | None) -> str | None:
+    """The scheduler address to connect to, checked before any work (one-line errors).
+
+    Accepts ``tcp://host:port`` (any ``scheme://host:port``), ``host:port``, or the path of a
+    scheduler file written by ``dask scheduler --scheduler-file FILE`` (its ``address``).
+
+    Examples
+    --------
+    >>> resolve_scheduler("tcp://10.0.0.5:8786")
+    'tcp://10.0.0.5:8786'
+    >>> resolve_scheduler("not a url")
+    Traceback (most recent call last):
+    ...
+    histo.errors.HistoInputError: not a url: not a Dask scheduler address; give tcp://host:8786 or the path of a scheduler file
+    """
+    if scheduler is None:
+        return None
+    text = str(scheduler).strip()
+    path = Path(text).expanduser()
+    if path.is_file():
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+            address = info["address"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise HistoInputError("is not a Dask scheduler file (JSON with an 'address', as "
+                                  "written by dask scheduler --scheduler-file); give the file "
+                                  "or tcp://host:8786", path=text) from err
+        if not isinstance(address, str) or not _ADDRESS.fullmatch(address.strip()):
+            raise HistoInputError(f"holds the address {address!r}, not tcp://host:port; write the "
+                                  "scheduler file again", path=text)
+        return address.strip()
+    if not _ADDRESS.fullmatch(text):
+        hint = " (no such scheduler file)" if ("/" in text and "://" not in text) else ""
+        raise HistoInputError(f"not a Dask scheduler address{hint}; give tcp://host:8786 or the "
+                              "path of a scheduler file", path=text)
+    return text
 
 
 def run_dask(jobs, params: ScoreParams, force, slide_fn, progress, workers, scheduler) -> list[dict]:
@@ -39,7 +83,7 @@ def run_dask(jobs, params: ScoreParams, force, slide_fn, progress, workers, sche
                                        scheduler_kwargs={"dashboard": False},
                                        silence_logs=logging.ERROR)
             client = Client(cluster)
-    except (OSError, TimeoutError) as err:
+    except (OSError, TimeoutError, ValueError) as err:
         where = scheduler or f"a local cluster of {workers} workers"
         raise HistoInputError(f"cannot start or reach the Dask scheduler at {where}: {err}; "
                               "check the address (tcp://host:8786) and that it is running") from err

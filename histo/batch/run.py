@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
-from histo.batch.parallel import Progress, run_dask
+from histo.batch.parallel import Progress, resolve_scheduler, run_dask
 from histo.batch.slides import COHORT_COLUMNS, ScoreParams, plan_jobs, process_slide
 from histo.errors import HistoInputError
 from histo.io.atomic import atomic_write_text, partial_leftovers
@@ -102,6 +102,7 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
     inputs = list(inputs)
     results_dir = Path(results_dir).resolve()
     check_inputs_outside(inputs, results_dir)
+    scheduler = resolve_scheduler(scheduler)
     jobs = plan_jobs(inputs, results_dir)
     _make_results_dir(results_dir)
     with _ResultsLock(results_dir):

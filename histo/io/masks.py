@@ -289,6 +289,9 @@ def _read_geojson(path: Path) -> list[tuple[str | None, list[np.ndarray]]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise HistoInputError(f"is not valid GeoJSON ({err}); export it again from QuPath "
                               "(File > Export objects as GeoJSON)", path=path) from err
+    except RecursionError as err:
+        raise HistoInputError("is JSON nested too deeply to be GeoJSON outlines; export it again "
+                              "from QuPath (File > Export objects as GeoJSON)", path=path) from err
     if isinstance(data, dict) and data.get("type") == "FeatureCollection":
         features = data.get("features") or []
     elif isinstance(data, dict) and data.get("type") == "Feature":
@@ -300,16 +303,24 @@ def _read_geojson(path: Path) -> list[tuple[str | None, list[np.ndarray]]]:
     else:
         raise HistoInputError("is JSON but not GeoJSON features (expected a FeatureCollection or a "
                               "list of features)", path=path)
+    if not isinstance(features, list):
+        raise HistoInputError(f"'features' must be a list, got {type(features).__name__}; export it "
+                              "again from QuPath (File > Export objects as GeoJSON)", path=path)
     parsed = []
-    for feat in features:
+    for number, feat in enumerate(features, 1):
         if not isinstance(feat, dict):
             continue
         props = feat.get("properties") or {}
+        if not isinstance(props, dict):
+            raise HistoInputError(f"feature {number} has 'properties' of type {type(props).__name__}, "
+                                  "not an object; fix or re-export the file", path=path)
         otype = str(props.get("objectType") or props.get("object_type") or "").lower()
         try:
             rings = _geometry_rings(feat.get("geometry"))
         except (ValueError, IndexError, TypeError) as err:
-            raise HistoInputError(f"has a malformed geometry ({err})", path=path) from err
+            raise HistoInputError(f"has a malformed geometry in feature {number} ({err})", path=path) from err
+        except RecursionError as err:
+            raise HistoInputError(f"feature {number} has geometries nested too deeply", path=path) from err
         if rings:
             name = props.get("name")
             parsed.append((otype, None if name is None else str(name), rings))
@@ -320,11 +331,16 @@ def _read_geojson(path: Path) -> list[tuple[str | None, list[np.ndarray]]]:
     return [(name, rings) for _, name, rings in parsed]
 
 
+_MAX_LABEL = 2**32 - 1  # labels are stored as uint32
+
+
 def _rasterise(items: list[tuple[str | None, list[np.ndarray]]], shape: tuple[int, int], path: Path) -> np.ndarray:
     if not items:
         raise HistoInputError("holds no area outlines (polygons) to use as fibers", path=path)
     names = [n.strip() if n else "" for n, _ in items]
-    if all(n.isdigit() and int(n) > 0 for n in names) and len(set(map(int, names))) == len(names):
+    # names are used as labels only when they are plain ASCII numbers that fit uint32 labels
+    if (all(n.isascii() and n.isdigit() and 0 < int(n) < _MAX_LABEL for n in names)
+            and len(set(map(int, names))) == len(names)):
         ids = [int(n) for n in names]
     else:
         ids = list(range(1, len(items) + 1))

@@ -362,3 +362,90 @@ def test_scheduler_file_is_read_or_refused_in_one_line(tmp_path, capsys):
                  "--no-progress", "--scheduler", str(bad)])
     assert code == 2
     _one_line_error(capsys.readouterr().err, "sched.json", "scheduler file")
+
+
+# ----------------------------------------------------------------------------- 3. reviews tied to content
+def _grid_labels(split: bool = False, offset: int = 0) -> np.ndarray:
+    lab = np.zeros((64, 64), np.uint32)
+    k = 1
+    for y in range(0, 64, 16):
+        for x in range(0, 64, 16):
+            lab[y + 2:y + 14, x + 2:x + 14] = k + offset
+            k += 1
+    if split:  # fiber 2 cut in two halves, fiber 1 a bit smaller (IoU 0.83)
+        lab[2:14, 18:24] = 99
+        lab[2:4, 2:14] = 0
+    return lab
+
+
+def _labels_slide_fn(job, params, batch_info, progress):
+    """Writes real result folders (labels.tif with its random OME UUID) without segmenting;
+    stain 'nadh' gives changed labels (renumbered, fiber 2 split)."""
+    from histo.results.writer import write_slide_outputs
+
+    labels = _grid_labels(split=params.stain == "nadh", offset=100 if params.stain == "nadh" else 0)
+    ids = np.unique(labels[labels > 0])
+    fibers = pd.DataFrame({"label": ids, "area_px": [int((labels == i).sum()) for i in ids]})
+    summary = {"slide": {"id": job.slide_id, "path": str(job.path)}, "n_fibers": len(ids),
+               "batch": batch_info}
+    write_slide_outputs(job.out_dir, labels=labels, fibers=fibers, summary=summary)
+    return summary
+
+
+def test_review_survives_force_and_settings_change_with_the_same_labels(tmp_path):
+    from histo.review.state import load_review, save_review
+
+    _touch(tmp_path / "in" / "a.tif", b"aaaa")
+    out = tmp_path / "out"
+    _run([tmp_path / "in"], out, slide_fn=_labels_slide_fn)
+    save_review(out / "a", None, {1: "excluded", 2: "confirmed_sad"})
+    res = _run([tmp_path / "in"], out, slide_fn=_labels_slide_fn, force=True)
+    assert res.cohort.loc[0, "note"] == "saved review kept"
+    assert load_review(out / "a").flags == {1: "excluded", 2: "confirmed_sad"}
+    # a review saved before pixel checksums existed is re-tied by comparing the pixels
+    doc = json.loads((out / "a" / "review.json").read_text())
+    del doc["base_labels_pixels_sha256"]
+    (out / "a" / "review.json").write_text(json.dumps(doc))
+    res = _run([tmp_path / "in"], out, slide_fn=_labels_slide_fn, force=True)
+    assert res.cohort.loc[0, "note"] == "saved review kept"
+    assert load_review(out / "a").flags == {1: "excluded", 2: "confirmed_sad"}
+
+
+def test_changed_labels_carry_flags_by_overlap_and_list_the_rest(tmp_path):
+    from histo.review.state import load_review, save_review
+
+    _touch(tmp_path / "in" / "a.tif", b"aaaa")
+    out = tmp_path / "out"
+    _run([tmp_path / "in"], out, slide_fn=_labels_slide_fn)
+    save_review(out / "a", None, {1: "excluded", 2: "confirmed_sad", 5: "not_sad"})
+    res = _run([tmp_path / "in"], out, slide_fn=_labels_slide_fn, params=_params("nadh"),
+               write_report=True)
+    note = res.cohort.loc[0, "note"]
+    assert "2 of 3 review flag(s) carried over" in note and "1 need re-review" in note
+    review = load_review(out / "a")
+    assert review.flags == {101: "excluded", 105: "not_sad"}
+    assert review.needs_rereview == ({"previous_label": 2, "flag": "confirmed_sad"},)
+    summary = json.loads((out / "a" / "summary.json").read_text())
+    assert summary["review"]["needs_rereview"] == [{"previous_label": 2, "flag": "confirmed_sad"}]
+    assert "need re-review" in (out / "report.html").read_text()
+
+
+def test_measure_carries_a_review_to_remeasured_labels(tmp_path, capsys):
+    from histo.review.state import load_review, save_review
+
+    image, mask = _slide(tmp_path / "in")
+    out = tmp_path / "out"
+    assert _measure(capsys, image, mask, out)[0] == 0
+    save_review(out / "good", None, {1: "excluded", 2: "confirmed_sad"})
+    assert _measure(capsys, image, mask, out)[0] == 0  # same mask: same pixels, new file
+    assert load_review(out / "good").flags == {1: "excluded", 2: "confirmed_sad"}
+    Image.fromarray(_grid_labels(split=True).astype(np.uint8)).save(mask)
+    code, err = _measure(capsys, image, mask, out)
+    assert code == 0 and "need re-review" in err
+    assert load_review(out / "good").flags == {1: "excluded"}
+
+
+def _params(stain):
+    from histo.batch.slides import ScoreParams
+
+    return ScoreParams(stain=stain)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -22,11 +23,12 @@ from histo.batch import wsi
 from histo.batch.discovery import assign_slide_ids, find_slides
 from histo.batch.pipeline import segment_and_analyze
 from histo.errors import HistoError
-from histo.io.atomic import atomic_directory, atomic_write_bytes
+from histo.io.atomic import atomic_directory, atomic_write_bytes, atomic_write_text
 from histo.io.image import image_checksum, read_image
+from histo.io.jsonable import to_jsonable
 from histo.results.folder import check_result_dir
 from histo.results.writer import write_slide_outputs
-from histo.review.state import REVIEW_FILE, read_review_doc
+from histo.review.state import REVIEW_FILE, read_review_doc, rebase_review
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,7 @@ def process_slide(job: SlideJob, params: ScoreParams, *, force: bool = False,
                       **params.as_dict()}
         summary = (slide_fn or score_slide_file)(job, params, batch_info, progress)
         note = _restore_review(job, stash, sha) if stash else ""
+        _note_rereview(job, summary, note)
         return cohort_row(job, summary, status="scored", note=_review_check(job, note),
                           seconds=time.perf_counter() - start)
     except HistoError as err:
@@ -206,6 +209,8 @@ def score_slide_file(job: SlideJob, params: ScoreParams, batch_info: dict[str, A
 
 # --------------------------------------------------------------------------- reviews
 REVIEW_STASH = ".histo-review-stash"
+#: The slide's labels.tif before the rescore, kept in the stash beside its review.
+PREVIOUS_LABELS = "previous-labels.tif"
 
 
 def _review_stash_dir(job: SlideJob) -> Path:
@@ -230,6 +235,8 @@ def _stash_review(job: SlideJob) -> Path | None:
         shutil.copy2(review, tmp / "review.json")
         if (job.out_dir / "review").is_dir():
             shutil.copytree(job.out_dir / "review", tmp / "review")
+        if (job.out_dir / "labels.tif").is_file():  # what the flags point at, to carry them over
+            _link_or_copy(job.out_dir / "labels.tif", tmp / PREVIOUS_LABELS)
         (tmp / "input_sha256").write_text(str(old_sha or ""))
     return stash
 
@@ -256,18 +263,40 @@ def _restore_review(job: SlideJob, stash: Path, input_sha256: str) -> str:
     same = (stash / "input_sha256").read_text().strip() in ("", input_sha256)
     if not job.out_dir.is_dir():
         return ""
-    if same and not (job.out_dir / "review.json").is_file():
-        if (stash / "review").is_dir():
-            shutil.copytree(stash / "review", job.out_dir / "review", dirs_exist_ok=True)
-        atomic_write_bytes(job.out_dir / "review.json", (stash / "review.json").read_bytes())
-        note = "saved review kept"
+    if same:
+        if not (job.out_dir / "review.json").is_file():
+            if (stash / "review").is_dir():
+                shutil.copytree(stash / "review", job.out_dir / "review", dirs_exist_ok=True)
+            atomic_write_bytes(job.out_dir / "review.json", (stash / "review.json").read_bytes())
+        try:  # tie the review to the new labels.tif (same pixels, or flags carried by overlap)
+            note = rebase_review(job.out_dir, stash / PREVIOUS_LABELS)
+        except HistoError as err:
+            note = f"saved review damaged, kept but not applied: {err}"
     elif not same:
         shutil.copytree(stash, job.out_dir / "review-of-previous-input", dirs_exist_ok=True)
         # the writer carried the review into the new folder: it belongs to the old input
         (job.out_dir / "review.json").unlink(missing_ok=True)
         shutil.rmtree(job.out_dir / "review", ignore_errors=True)
         note = "input changed: the saved review was set aside (review-of-previous-input/)"
-    else:
-        note = "saved review kept"
     shutil.rmtree(stash, ignore_errors=True)
     return note
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _note_rereview(job: SlideJob, summary: dict[str, Any] | None, note: str) -> None:
+    """Record flags that need re-review in the slide's summary.json (and ``summary``)."""
+    if not summary or "need re-review" not in note:
+        return
+    try:
+        lost = read_review_doc(job.out_dir / REVIEW_FILE).get("needs_rereview") or []
+    except HistoError:
+        return
+    summary["review"] = {"note": note, "needs_rereview": lost}
+    atomic_write_text(job.out_dir / "summary.json",
+                      json.dumps(to_jsonable(summary), indent=2, ensure_ascii=False) + "\n")

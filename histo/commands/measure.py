@@ -7,12 +7,18 @@ writes ``OUT/<image-stem>/`` as in the output contract and prints the slide's fi
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 from histo.batch.pipeline import measure_file, slide_id
 from histo.commands._common import add_image_arguments, print_slide_summary
 from histo.commands._settings import add_settings_arguments, settings_from_args
+from histo.errors import HistoError
 from histo.results.folder import check_inputs_outside, check_result_dir
+from histo.review.state import REVIEW_FILE, rebase_review
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +40,29 @@ def run(args: argparse.Namespace) -> int:
     target = Path(args.output) / slide_id(args.image)
     check_inputs_outside([args.image, args.labels], target, what="slide result folder")
     check_result_dir(target)
-    out_dir, result = measure_file(
+    if (target / REVIEW_FILE).is_file() and (target / "labels.tif").is_file():
+        # a saved review is kept; keep the labels it points at to carry its flags over
+        with tempfile.TemporaryDirectory(prefix=".histo-previous-", dir=target.parent) as scratch:
+            previous = Path(scratch) / "labels.tif"
+            try:
+                os.link(target / "labels.tif", previous)
+            except OSError:
+                shutil.copy2(target / "labels.tif", previous)
+            out_dir, result = _measure(args, settings)
+            try:
+                note = rebase_review(out_dir, previous)
+            except HistoError as err:
+                note = f"saved review damaged, kept but not applied: {err}"
+        if note != "saved review kept":
+            print(f"{out_dir}: {note}", file=sys.stderr)
+    else:
+        out_dir, result = _measure(args, settings)
+    print_slide_summary(out_dir, result.summary)
+    return 0
+
+
+def _measure(args: argparse.Namespace, settings):
+    return measure_file(
         args.image,
         args.labels,
         args.output,
@@ -43,5 +71,3 @@ def run(args: argparse.Namespace) -> int:
         channel=args.channel,
         settings=settings,
     )
-    print_slide_summary(out_dir, result.summary)
-    return 0

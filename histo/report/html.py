@@ -165,9 +165,20 @@ def _shown(entry: SlideEntry, view: Callable[[SlideEntry], Any]) -> Any:
         return None
 
 
+def _note_rereview(entry: SlideEntry, review) -> None:
+    """A note for flags a rescore could not carry over to the new labels (never dropped silently)."""
+    lost = [x for x in review.needs_rereview if isinstance(x, dict)]
+    if lost:
+        shown = ", ".join(f"{x.get('previous_label')} ({x.get('flag')})" for x in lost[:10])
+        entry.notes.append(f"{len(lost)} review flag(s) need re-review: the labels changed when the "
+                           f"slide was scored again (previous fibers {shown}"
+                           f"{', ...' if len(lost) > 10 else ''})")
+
+
 def _apply_saved_review(entry: SlideEntry) -> None:
     try:
         review = load_review(entry.result_dir)
+        _note_rereview(entry, review)
         if review.is_empty:
             return
         entry.fibers, entry.summary, notes = reviewed_result(entry.result_dir, entry.summary,

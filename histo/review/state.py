@@ -71,6 +71,9 @@ class Review:
         ISO 8601 time of the save (None for a review never saved).
     software : str or None
         histo version that saved it.
+    needs_rereview : tuple of dict
+        Flags of an earlier review that could not be carried over to re-scored labels
+        (:func:`rebase_review`): ``{"previous_label", "flag"}`` each; shown in the report.
 
     Examples
     --------
@@ -88,6 +91,7 @@ class Review:
     base_labels_sha256: str | None = None
     saved_at: str | None = None
     software: str | None = None
+    needs_rereview: tuple = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "flags", validate_flags(self.flags))
@@ -186,6 +190,7 @@ def load_review(result_dir: str | Path) -> Review:
         base_labels_sha256=base_sha,
         saved_at=doc.get("saved_at"),
         software=(doc.get("software") or {}).get("histo"),
+        needs_rereview=tuple(doc.get("needs_rereview") or ()),
     )
 
 
@@ -436,3 +441,130 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
             folder.rmdir()
         except OSError:
             pass
+
+
+# --------------------------------------------------------------------------- re-scored labels
+#: A fiber of the re-scored labels takes the flag of a reviewed fiber it overlaps this much.
+CARRY_MIN_IOU = 0.8
+
+
+def carry_flags(previous: np.ndarray, labels: np.ndarray, flags: Mapping[int, str], *,
+                min_iou: float = CARRY_MIN_IOU) -> tuple[dict[int, str], dict[int, str]]:
+    """Move review flags from ``previous`` labels to new ``labels`` of the same grid, by overlap.
+
+    A new fiber gets the flag of the flagged previous fiber it overlaps with IoU >= ``min_iou``
+    (above 0.5 the match is unique both ways). Returns ``(carried, lost)``: the new flags by
+    new label, and the previous label -> flag of those that found no match.
+
+    Examples
+    --------
+    >>> old = np.array([[1, 1, 1, 1, 2, 2, 2, 2]])
+    >>> new = np.array([[7, 7, 7, 7, 8, 8, 9, 9]])     # fiber 1 renamed 7, fiber 2 split
+    >>> carry_flags(old, new, {1: "excluded", 2: "confirmed_sad"})
+    ({7: 'excluded'}, {2: 'confirmed_sad'})
+    """
+    flags = validate_flags(flags)
+    if not flags:
+        return {}, {}
+    if previous.shape != labels.shape:
+        return {}, dict(flags)
+    keys = np.fromiter(flags, dtype=np.uint64, count=len(flags))
+    inside = np.isin(previous, keys)
+    old = previous[inside].astype(np.uint64)
+    new = labels[inside].astype(np.uint64)
+    pairs, inter = np.unique((old << np.uint64(32)) | new, return_counts=True)
+    p_old, p_new = pairs >> np.uint64(32), pairs & np.uint64(0xFFFFFFFF)
+    old_ids, old_area = np.unique(old, return_counts=True)
+    touched = np.unique(p_new[p_new > 0])
+    new_ids, new_area = np.unique(labels[np.isin(labels, touched)], return_counts=True)
+    area_o = old_area[np.searchsorted(old_ids, p_old)]
+    safe = np.minimum(np.searchsorted(new_ids, p_new), max(len(new_ids) - 1, 0))
+    area_n = np.where(p_new > 0, new_area[safe] if len(new_ids) else 0, 0)
+    iou = inter / (area_o + area_n - inter)
+    carried: dict[int, str] = {}
+    lost: dict[int, str] = {}
+    for label, flag in flags.items():
+        sel = (p_old == label) & (p_new > 0)
+        best = int(np.argmax(np.where(sel, iou, -1.0))) if sel.any() else -1
+        target = int(p_new[best]) if best >= 0 and iou[best] >= min_iou else 0
+        if target and target not in carried:
+            carried[target] = flag
+        else:
+            lost[label] = flag
+    return dict(sorted(carried.items())), lost
+
+
+def rebase_review(result_dir: str | Path, previous_labels_path: str | Path | None) -> str:
+    """Tie a kept flags-only review to the folder's (re-written) ``labels.tif``; return a note.
+
+    Called after a slide was scored again with its saved review kept. Same label pixels (a
+    ``--force`` or a settings change that did not change the labels): the review is re-tied
+    to the new file and applies as before. Changed labels: each flag moves to the new fiber
+    overlapping its fiber with IoU >= :data:`CARRY_MIN_IOU` (:func:`carry_flags`); the others
+    are listed under ``needs_rereview`` in ``review.json`` and in the note, never dropped
+    silently. A review with edited labels keeps its own labels and is left as it is.
+
+    Parameters
+    ----------
+    result_dir : path
+        The slide folder with the new ``labels.tif`` and the kept ``review.json``.
+    previous_labels_path : path or None
+        A copy of the ``labels.tif`` the folder held before the rewrite; None when unknown
+        (then only unchanged label pixels keep the review applied).
+
+    Raises
+    ------
+    HistoInputError
+        For a damaged ``review.json`` (:func:`read_review_doc`).
+    """
+    result_dir = Path(result_dir)
+    path = result_dir / REVIEW_FILE
+    if not path.is_file():
+        return ""
+    doc = read_review_doc(path)
+    if doc.get("edited_labels"):
+        return "saved review kept (edited labels)"
+    if doc.get("base_labels_sha256") is None and doc.get("base_labels_pixels_sha256") is None:
+        return "saved review kept"  # tied to no labels: it applies as it is
+    base_path = _result_labels_path(result_dir)
+    pixels = _pixels_sha256(base_path)
+    if pixels is None:  # too large to compare: the file checksum decides (load_review)
+        return "saved review kept" + ("" if _same_base(doc, base_path) else
+                                      " but not applied: the labels changed; review again")
+    old_pixels = doc.get("base_labels_pixels_sha256")
+    previous = None
+    if previous_labels_path is not None and Path(previous_labels_path).is_file():
+        prev_path = Path(previous_labels_path)
+        made_on_it = (file_sha256(prev_path) == doc.get("base_labels_sha256")
+                      or (old_pixels is not None and _pixels_sha256(prev_path) == old_pixels)
+                      or doc.get("base_labels_sha256") is None)
+        if made_on_it:
+            previous = _read_tif(prev_path).astype(np.uint32, copy=False)
+    if old_pixels is not None and old_pixels == pixels:
+        same = True
+    elif previous is not None:
+        labels = _read_tif(base_path).astype(np.uint32, copy=False)
+        same = previous.shape == labels.shape and np.array_equal(previous, labels)
+    else:
+        return ("saved review kept but not applied: the labels changed since the review and the "
+                "reviewed labels are gone; review the slide again")
+    flags = validate_flags(doc.get("flags") or {})
+    doc["base_labels_sha256"] = file_sha256(base_path)
+    doc["base_labels_pixels_sha256"] = pixels
+    if same:
+        note = "saved review kept"
+    else:
+        carried, lost = carry_flags(previous, labels, flags)
+        doc["flags"] = {str(k): v for k, v in carried.items()}
+        doc["counts"] = Review(flags=carried).counts()
+        doc["needs_rereview"] = [*(doc.get("needs_rereview") or []),
+                                 *({"previous_label": k, "flag": v} for k, v in lost.items())]
+        note = (f"labels changed: {len(carried)} of {len(flags)} review flag(s) carried over by "
+                f"overlap (IoU >= {CARRY_MIN_IOU:g})")
+        if lost:
+            shown = ", ".join(f"{k} ({v})" for k, v in list(lost.items())[:10])
+            more = ", ..." if len(lost) > 10 else ""
+            note += f"; {len(lost)} need re-review (previous fibers {shown}{more})"
+    atomic_write_text(path, json.dumps(doc, indent=2))
+    log.info("%s: %s", result_dir, note)
+    return note

@@ -85,7 +85,7 @@ def collect(model, n_synth: int):
         fib = objects["area_px"].to_numpy()[np.asarray(y, bool)] if len(y) else np.zeros(0)
         if ref_d and fib.size >= 3:
             DIAMETER_RATIOS["synthetic" if source.startswith("synth") else "real"].append(
-                ref_d / typical_diameter_px(fib))
+                ref_d / typical_diameter_px(fib, weighted=True))
         for (_, o), yy, pp in zip(objects.iterrows(), y, planted):
             rows.append((source, *[float(o[k]) for k in FEATURES], float(o["fiber_score"]), yy, pp))
 
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     # real and synthetic weigh the same in the diameter convention
     med = [float(np.median(v)) for v in DIAMETER_RATIOS.values() if v]
     w["diameter_ratio"] = round(float(np.exp(np.mean(np.log(med)))), 4) if med else 1.0
-    print(f"diameter ratio (reference / typical diameter of the fibers found): "
+    print(f"diameter ratio (reference / area-weighted typical diameter of the fibers found): "
           f"{ {k: round(float(np.median(v)), 3) for k, v in DIAMETER_RATIOS.items() if v} } -> {w['diameter_ratio']}")
     keep = score >= best
     print(f"{len(y)} objects ({int(y.sum())} fibers), {len(set(src))} sources; weights:")

@@ -156,3 +156,30 @@ def test_wrong_pixel_size_is_caught_and_segmented_at_the_image_scale(cn_img02, w
     f_right = match_labels(np.asarray(right.labels), gt, min_feret=False).at(0.5)["f1"]
     f_bad = match_labels(np.asarray(bad.labels), gt, min_feret=False).at(0.5)["f1"]
     assert f_bad >= f_right - 0.01
+
+
+def test_score_cli_fiber_diameter_and_scale_warning(tmp_path, cn_img02, capsys):
+    """histo score: --fiber-diameter sets the scale; a pixel size 2x off is said in summary, cohort and CLI."""
+    import json
+
+    from histo.cli import main
+
+    img, _ = cn_img02
+    tifffile.imwrite(tmp_path / "stale.tif", img, imagej=True, resolution=(1 / 0.68, 1 / 0.68),
+                     metadata={"unit": "micron"})
+    assert main(["score", str(tmp_path / "stale.tif"), "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "out" / "stale" / "summary.json").read_text())
+    scale = summary["segmentation"]["scale"]
+    assert scale["source"] == "pixel_size" and scale["used"] == "image" and "pixel size" in scale["warning"]
+    assert summary["qc"]["status"] != "ok" and any("pixel size" in r for r in summary["qc"]["reasons"])
+    assert summary["evidence"]["text"].startswith("segmentation needs review")
+    cohort = pd.read_csv(tmp_path / "out" / "cohort.csv")
+    assert cohort.loc[0, "qc_status"] != "ok" and "pixel size" in cohort.loc[0, "qc_reasons"]
+    assert "segmentation needs review" in capsys.readouterr().err
+    fibers = pd.read_csv(tmp_path / "out" / "stale" / "fibers.csv")
+    assert {"fiber_score", "rejected"} <= set(fibers.columns)
+
+    assert main(["score", str(tmp_path / "stale.tif"), "-o", str(tmp_path / "out2"), "--no-progress",
+                 "--fiber-diameter", "140"]) == 0
+    scale = json.loads((tmp_path / "out2" / "stale" / "summary.json").read_text())["segmentation"]["scale"]
+    assert scale["source"] == "fiber_diameter" and scale["diameter_segmented_px"] == pytest.approx(140, rel=0.03)

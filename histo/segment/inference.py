@@ -47,6 +47,9 @@ ESTIMATE_PATCHES = 4
 COARSE_DIAMETERS_PX = (12.0, 24.0, 48.0, 96.0, 192.0, 384.0)
 #: An estimated scale this close (ratio) to the last refinement run reuses that run's scale.
 REUSE_RATIO = 1.08
+#: Canonical / area-weighted typical diameter for a model without a calibrated ratio (fibers of
+#: a normal section: the area-weighted median diameter is ~1.1x the median).
+WEIGHTED_DIAMETER_RATIO = 0.9
 #: Most pixels sampled for the per-image input percentiles.
 STATS_SAMPLES = 250_000
 
@@ -155,25 +158,42 @@ def region_labels(maps: np.ndarray, config, period: int, shape_yx: tuple[int, in
 
 
 # ---------------------------------------------------------------------------- scale search
-def typical_diameter_px(areas_px: np.ndarray, fragment_frac: float = 0.15) -> float:
+def typical_diameter_px(areas_px: np.ndarray, fragment_frac: float = 0.15, *, weighted: bool = False) -> float:
     """Median equivalent diameter of the objects, ignoring fragments.
 
     Objects smaller than ``fragment_frac`` of the area-weighted median area (the size of the
     object a random foreground pixel falls in) are left out: bits of interstitium that a
-    segmenter mistakes for fibers would otherwise drag the median down.
+    segmenter mistakes for fibers would otherwise drag the median down. With ``weighted`` the
+    area-weighted median itself (the diameter of the fiber a random fiber pixel lies in): a
+    section full of small regenerating fibers or fragments does not pull it down, which is
+    what a scale decision needs (the model's ``diameter_ratio`` converts it to the canonical
+    convention).
 
     Examples
     --------
     >>> round(typical_diameter_px(np.array([2, 3, 2, 3, 2, 800, 900, 1000])), 1)
+    33.9
+    >>> round(typical_diameter_px(np.array([100, 100, 100, 900]), weighted=True), 1)
     33.9
     """
     a = np.sort(np.asarray(areas_px, dtype=np.float64))
     if not a.size:
         return float("nan")
     cum = np.cumsum(a)
-    weighted = a[np.searchsorted(cum, cum[-1] / 2)]
-    keep = a[a >= fragment_frac * weighted]
+    w_median = a[np.searchsorted(cum, cum[-1] / 2)]
+    if weighted:
+        return float(np.sqrt(4 * w_median / np.pi))
+    keep = a[a >= fragment_frac * w_median]
     return float(np.sqrt(4 * np.median(keep) / np.pi))
+
+
+def diameter_ratio(config) -> float:
+    """Canonical diameter / area-weighted typical diameter of the fibers the model outlines.
+
+    Calibrated on validation data with the fiber score (``benchmarks/calibrate_fiber_score.py``);
+    ``WEIGHTED_DIAMETER_RATIO`` for a model without one.
+    """
+    return float((getattr(config, "fiber_score", None) or {}).get("diameter_ratio", WEIGHTED_DIAMETER_RATIO))
 
 
 def _aligned_crop(shape_yx, size_px: int, period: int, centre=None) -> tuple[slice, slice]:
@@ -233,6 +253,7 @@ def estimate_scale(net, config, src, stats, device, precision: str = "float32",
     fg_threshold = config.fg_threshold_for(src.is_rgb)
     last = {}
     centres = sample_centres(tissue_mask, src.shape_yx)
+    ratio = diameter_ratio(config)
 
     def one(factor, period, ys, xs):
         maps = canonical_maps(net, config, src, ys, xs, period, stats, device, precision, cache)
@@ -268,7 +289,7 @@ def estimate_scale(net, config, src, stats, device, precision: str = "float32",
         pooled = np.concatenate(areas) if areas else np.zeros(0)
         if pooled.size < 3:
             return None
-        return typical_diameter_px(pooled), float(np.mean(errors))
+        return typical_diameter_px(pooled, weighted=True) * ratio, float(np.mean(errors))
 
     d = _scale.estimate_diameter(lambda f: measure(f, ESTIMATE_COARSE_CROP_PX),
                                  canonical_diameter_px=config.canonical_diameter_px,

@@ -200,16 +200,15 @@ def _score_objects(table: dict, config) -> pd.DataFrame:
 def _accepted_diameter_px(objects: pd.DataFrame, config=None) -> float | None:
     """Typical fiber diameter the accepted objects imply, in the canonical convention.
 
-    The model's outlines are a little tighter or looser than the diameter it was trained to see
-    as canonical; ``fiber_score["diameter_ratio"]`` (calibrated on validation data with the
-    score) converts the objects' typical equivalent diameter to it.
+    The area-weighted median diameter of the accepted objects (small regenerating fibers or
+    fragments do not pull it down), converted to the diameter the model was trained to see as
+    canonical by ``fiber_score["diameter_ratio"]`` (calibrated on validation data with the score).
     """
     keep = objects.loc[~objects["rejected"], "area_px"].to_numpy()
     if keep.size < 3:
         return None
-    d = _inf.typical_diameter_px(keep)
-    ratio = float(((getattr(config, "fiber_score", None) or {}).get("diameter_ratio", 1.0)))
-    return float(d * ratio) if np.isfinite(d) else None
+    d = _inf.typical_diameter_px(keep, weighted=True)
+    return float(d * _inf.diameter_ratio(config)) if np.isfinite(d) else None
 
 
 def _segment_model(src: ImageSource, *, pixel_size_um, fiber_diameter_px, model, out, progress,

@@ -449,3 +449,48 @@ def _params(stain):
     from histo.batch.slides import ScoreParams
 
     return ScoreParams(stain=stain)
+
+
+# ----------------------------------------------------------------------------- 7. cohort, workers
+def test_cohort_and_report_cover_every_slide_in_the_results_folder(tmp_path):
+    _touch(tmp_path / "caseA" / "a.tif", b"aaaa")
+    _touch(tmp_path / "caseB" / "b.tif", b"bbb")
+    out = tmp_path / "out"
+    _run([tmp_path / "caseA"], out)
+    res = _run([tmp_path / "caseB"], out)
+    assert list(res.cohort["slide_id"]) == ["b", "a"]
+    assert list(res.cohort["status"]) == ["scored", "unchanged"]
+    assert "earlier run" in res.cohort.loc[1, "note"] and res.n_failed == 0
+    assert list(pd.read_csv(out / "cohort.csv")["slide_id"]) == ["b", "a"]
+
+
+def test_more_workers_than_slides_are_capped_with_a_warning(tmp_path, monkeypatch, caplog):
+    import histo.batch.run as run_mod
+
+    seen = {}
+
+    def fake_dask(jobs, params, force, slide_fn, progress, workers, scheduler):
+        seen["workers"] = workers
+        return [run_mod.process_slide(j, params, force=force, slide_fn=slide_fn) for j in jobs]
+
+    monkeypatch.setattr(run_mod, "run_dask", fake_dask)
+    _touch(tmp_path / "in" / "a.tif", b"aaaa")
+    with caplog.at_level("WARNING"):
+        _run([tmp_path / "in"], tmp_path / "out", workers=64)
+    assert seen["workers"] == 1 and "more than the 1 slide" in caplog.text
+
+
+def test_absurd_pixel_sizes_are_refused_or_ignored(tmp_path, capsys):
+    import tifffile
+
+    from histo.io.image import read_image
+
+    image, mask = _slide(tmp_path / "in")
+    for value in ("inf", "1e-300", "5000"):
+        code, err = _measure(capsys, image, mask, tmp_path / "out", f"--pixel-size={value}")
+        assert code == 2
+        _one_line_error(err, "pixel size")
+    tif = tmp_path / "meta.tif"
+    tifffile.imwrite(tif, np.asarray(Image.open(image)), photometric="rgb",
+                     metadata={"PhysicalSizeX": 1e-9, "PhysicalSizeY": 1e-9})
+    assert read_image(tif).pixel_size_um is None  # implausible metadata is not trusted

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 import pandas as pd
 
 from histo.batch.parallel import Progress, resolve_scheduler, run_dask
-from histo.batch.slides import COHORT_COLUMNS, ScoreParams, plan_jobs, process_slide
+from histo.batch.slides import COHORT_COLUMNS, ScoreParams, SlideJob, cohort_row, plan_jobs, process_slide, read_summary
 from histo.errors import HistoInputError
 from histo.io.atomic import atomic_write_text, partial_leftovers
 from histo.report.html import build_report
@@ -104,6 +104,10 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
     check_inputs_outside(inputs, results_dir)
     scheduler = resolve_scheduler(scheduler)
     jobs = plan_jobs(inputs, results_dir)
+    if workers and not scheduler and jobs and workers > len(jobs):
+        log.warning("--workers %d is more than the %d slide(s) to score; using %d", workers,
+                    len(jobs), len(jobs))
+        workers = len(jobs)
     _make_results_dir(results_dir)
     with _ResultsLock(results_dir):
         _remove_stale_temporaries(results_dir)
@@ -120,12 +124,33 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
                     progress.slide_done(rows[-1])
         finally:
             progress.close()
+        rows += earlier_slide_rows(results_dir, {job.slide_id for job in jobs})
         cohort = cohort_table(rows)
         atomic_write_text(results_dir / "cohort.csv", cohort.to_csv(index=False))
         result = BatchResult(cohort, results_dir)
         if write_report:
             result.report_path = build_report(results_dir, cohort=cohort)
     return result
+
+
+def earlier_slide_rows(results_dir: Path, done: set[str]) -> list[dict[str, Any]]:
+    """Cohort rows for the slide folders in ``results_dir`` that this run did not touch.
+
+    ``cohort.csv`` and the report cover every slide of the results folder: slides scored by
+    an earlier run on other inputs are listed as ``unchanged`` with a note saying so.
+    """
+    rows = []
+    for folder in sorted(results_dir.iterdir()):
+        if (folder.name in done or folder.name.startswith(".") or folder.is_symlink()
+                or not folder.is_dir() or not is_histo_result(folder)):
+            continue
+        summary = read_summary(folder)
+        if not isinstance(summary, dict) or not isinstance(summary.get("slide"), dict):
+            continue
+        job = SlideJob(Path(str(summary["slide"].get("path") or "")), folder.name, folder)
+        rows.append(cohort_row(job, summary, status="unchanged",
+                               note="not among this run's inputs: kept from an earlier run"))
+    return rows
 
 
 def _make_results_dir(results_dir: Path) -> None:

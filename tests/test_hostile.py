@@ -494,3 +494,18 @@ def test_absurd_pixel_sizes_are_refused_or_ignored(tmp_path, capsys):
     tifffile.imwrite(tif, np.asarray(Image.open(image)), photometric="rgb",
                      metadata={"PhysicalSizeX": 1e-9, "PhysicalSizeY": 1e-9})
     assert read_image(tif).pixel_size_um is None  # implausible metadata is not trusted
+
+
+def test_a_review_set_aside_twice_keeps_both(tmp_path):
+    src = tmp_path / "in"
+    a = _touch(src / "a.tif", b"aaaa")
+    out = tmp_path / "out"
+    _run([src], out, slide_fn=_labels_slide_fn)
+    (out / "a" / "review.json").write_text('{"format": "histo-review", "flags": {"1": "excluded"}}')
+    a.write_bytes(b"second")
+    assert "review-of-previous-input/" in _run([src], out, slide_fn=_labels_slide_fn).cohort.loc[0, "note"]
+    (out / "a" / "review.json").write_text('{"format": "histo-review", "flags": {"2": "excluded"}}')
+    a.write_bytes(b"third")
+    assert "review-of-previous-input-2/" in _run([src], out, slide_fn=_labels_slide_fn).cohort.loc[0, "note"]
+    assert '"1"' in (out / "a" / "review-of-previous-input" / "review.json").read_text()
+    assert '"2"' in (out / "a" / "review-of-previous-input-2" / "review.json").read_text()

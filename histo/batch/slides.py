@@ -273,11 +273,16 @@ def _restore_review(job: SlideJob, stash: Path, input_sha256: str) -> str:
         except HistoError as err:
             note = f"saved review damaged, kept but not applied: {err}"
     elif not same:
-        shutil.copytree(stash, job.out_dir / "review-of-previous-input", dirs_exist_ok=True)
+        aside = job.out_dir / "review-of-previous-input"
+        n = 1
+        while aside.exists() or aside.is_symlink():  # never over an earlier set-aside review
+            n += 1
+            aside = job.out_dir / f"review-of-previous-input-{n}"
+        shutil.copytree(stash, aside)
         # the writer carried the review into the new folder: it belongs to the old input
         (job.out_dir / "review.json").unlink(missing_ok=True)
         shutil.rmtree(job.out_dir / "review", ignore_errors=True)
-        note = "input changed: the saved review was set aside (review-of-previous-input/)"
+        note = f"input changed: the saved review was set aside ({aside.name}/)"
     shutil.rmtree(stash, ignore_errors=True)
     return note
 

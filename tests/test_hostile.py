@@ -509,3 +509,16 @@ def test_a_review_set_aside_twice_keeps_both(tmp_path):
     assert "review-of-previous-input-2/" in _run([src], out, slide_fn=_labels_slide_fn).cohort.loc[0, "note"]
     assert '"1"' in (out / "a" / "review-of-previous-input" / "review.json").read_text()
     assert '"2"' in (out / "a" / "review-of-previous-input-2" / "review.json").read_text()
+
+
+def test_segment_refuses_a_folder_it_did_not_write(tmp_path, capsys):
+    image, _ = _slide(tmp_path / "in")
+    theirs = _touch(tmp_path / "out" / "good" / "labels.tif", b"my own labels")
+    code = main(["segment", str(image), "-o", str(tmp_path / "out"), "--method", "classical"])
+    assert code == 2
+    _one_line_error(capsys.readouterr().err, "did not write")
+    assert theirs.read_bytes() == b"my own labels"
+    code = main(["segment", str(image), "-o", str(tmp_path / "in"), "--method", "classical"])
+    assert code == 0 and (tmp_path / "in" / "good" / ".histo-result").is_file()
+    code = main(["segment", str(image), "-o", str(tmp_path / "in"), "--method", "classical"])
+    assert code == 0  # its own folder: rewritten

@@ -16,8 +16,10 @@ import tifffile
 
 from histo.batch.pipeline import default_channel, resolve_stain, slide_id
 from histo.commands._common import add_image_arguments, positive_float
-from histo.io.atomic import atomic_path
+from histo.errors import HistoInputError
+from histo.io.atomic import atomic_path, atomic_write_text
 from histo.io.image import read_image
+from histo.results.folder import MARKER, check_inputs_outside, check_result_dir
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    for path in args.images:  # refused before any work: folders histo did not write, inputs inside
+        target = Path(args.output) / slide_id(path)
+        check_inputs_outside([path], target, what="slide result folder")
+        check_result_dir(target)
     for path in args.images:
         t0 = time.perf_counter()
         image = read_image(path, pixel_size_um=args.pixel_size)
@@ -68,9 +74,15 @@ def run(args: argparse.Namespace) -> int:
             method=args.method, model=args.model, fiber_diameter_px=args.fiber_diameter,
             device=args.device,
         )
-        out_dir = Path(args.output) / slide_id(path)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _write_labels(out_dir / "labels.tif", labels, image.pixel_size_um)
+        out_dir = check_result_dir(Path(args.output) / slide_id(path))
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _write_labels(out_dir / "labels.tif", labels, image.pixel_size_um)
+            if not (out_dir / MARKER).is_file():
+                atomic_write_text(out_dir / MARKER, "histo slide result folder\n")
+        except OSError as err:
+            raise HistoInputError(f"cannot write the labels here ({err.strerror or err}); choose "
+                                  "another -o folder", path=out_dir) from err
         print(f"{path.name}: {int(labels.max())} fibers in {time.perf_counter() - t0:.1f} s -> "
               f"{out_dir / 'labels.tif'}", file=sys.stdout)
     return 0

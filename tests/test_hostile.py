@@ -522,3 +522,20 @@ def test_segment_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     assert code == 0 and (tmp_path / "in" / "good" / ".histo-result").is_file()
     code = main(["segment", str(image), "-o", str(tmp_path / "in"), "--method", "classical"])
     assert code == 0  # its own folder: rewritten
+
+
+@pytest.mark.parametrize("name", ["cohort.csv", "report.html"])
+def test_cohort_and_report_of_someone_else_are_not_overwritten(tmp_path, capsys, name):
+    image, mask = _slide(tmp_path / "in")
+    out = tmp_path / "out"
+    theirs = _touch(out / name, b"a,b\n1,2\n")
+    code = main(["score", str(image), "-o", str(out), "--method", "classical", "--no-progress"])
+    assert code == 2
+    _one_line_error(capsys.readouterr().err, name, "not written by histo")
+    assert theirs.read_bytes() == b"a,b\n1,2\n" and not (out / "good").exists()
+    theirs.unlink()
+    assert _measure(capsys, image, mask, out)[0] == 0
+    _touch(out / name, b"a,b\n1,2\n")
+    if name == "report.html":
+        assert main(["report", str(out)]) == 2
+        assert theirs.read_bytes() == b"a,b\n1,2\n"

@@ -39,7 +39,7 @@ from histo.batch.slides import COHORT_COLUMNS, ScoreParams, SlideJob, cohort_row
 from histo.errors import HistoInputError
 from histo.io.atomic import atomic_write_text, partial_leftovers
 from histo.report.html import build_report
-from histo.results.folder import check_inputs_outside, is_histo_result
+from histo.results.folder import check_inputs_outside, check_root_file, is_histo_result
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,9 @@ def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,
     inputs = list(inputs)
     results_dir = Path(results_dir).resolve()
     check_inputs_outside(inputs, results_dir)
+    check_root_file(results_dir / "cohort.csv")
+    if write_report:
+        check_root_file(results_dir / "report.html")
     scheduler = resolve_scheduler(scheduler)
     jobs = plan_jobs(inputs, results_dir)
     if workers and not scheduler and jobs and workers > len(jobs):

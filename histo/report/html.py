@@ -38,6 +38,7 @@ from histo import __version__
 from histo.errors import HistoInputError
 from histo.io.atomic import atomic_write_text
 from histo.report import plots
+from histo.results.folder import check_root_file
 from histo.review.rescore import reviewed_result
 from histo.review.state import load_review
 from histo.score.classes import fiber_class
@@ -222,7 +223,7 @@ def build_report(results_dir: str | Path, *, cohort: pd.DataFrame | None = None,
     cohort = load_cohort(results_dir) if cohort is None else cohort
     entries = [load_slide(results_dir, row) for row in cohort.to_dict("records")]
     html = render_report(entries, results_dir=results_dir)
-    out = Path(out_path) if out_path is not None else results_dir / REPORT_FILE
+    out = check_root_file(Path(out_path) if out_path is not None else results_dir / REPORT_FILE)
     atomic_write_text(out, html)
     log.info("report written to %s", out)
     return out

@@ -42,8 +42,8 @@ from pathlib import Path
 from histo.errors import HistoInputError
 from histo.io.atomic import atomic_directory
 
-__all__ = ["MARKER", "OUTPUT_FILES", "check_inputs_outside", "check_result_dir", "is_histo_result",
-           "result_directory"]
+__all__ = ["MARKER", "OUTPUT_FILES", "ROOT_FILES", "check_inputs_outside", "check_result_dir",
+           "check_root_file", "is_histo_result", "result_directory"]
 
 #: Marker file written into every slide result folder: "this folder is histo's".
 MARKER = ".histo-result"
@@ -104,6 +104,43 @@ def check_inputs_outside(inputs, out_dir: str | os.PathLike, *, what: str = "res
             raise HistoInputError(f"is inside the {what} {out}, where histo writes its results; "
                                   "nothing was changed: choose an -o folder outside the inputs",
                                   path=item)
+
+
+def _cohort_is_ours(head: str) -> bool:
+    return head.startswith("slide_id,")
+
+
+def _report_is_ours(head: str) -> bool:
+    return '<meta name="generator" content="histo' in head
+
+
+#: Files histo writes at the top of a results folder, with how to recognise its own.
+ROOT_FILES = {"cohort.csv": _cohort_is_ours, "report.html": _report_is_ours}
+
+
+def check_root_file(path: str | os.PathLike) -> Path:
+    """``path`` when histo may (re)write it (absent, or a cohort.csv / report.html of its own).
+
+    Raises
+    ------
+    HistoInputError
+        A symbolic link, a folder, or a file of the same name that histo did not write.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return path
+    recognise = ROOT_FILES.get(path.name, _report_is_ours if path.suffix == ".html" else None)
+    ours = False
+    if path.is_file() and not path.is_symlink() and recognise is not None:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                ours = recognise(fh.read(4096))
+        except OSError:
+            ours = False
+    if not ours:
+        raise HistoInputError("exists and was not written by histo (or is a link or a folder); "
+                              "nothing was changed: move it or choose another -o folder", path=path)
+    return path
 
 
 def _not_ours(name: str) -> bool:

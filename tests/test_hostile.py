@@ -539,3 +539,30 @@ def test_cohort_and_report_of_someone_else_are_not_overwritten(tmp_path, capsys,
     if name == "report.html":
         assert main(["report", str(out)]) == 2
         assert theirs.read_bytes() == b"a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("coords", ['[[[2], [14], [14], [2], [2]]]', '[[[2, 2], [NaN, 2], [14, 14], [2, 2]]]',
+                                    '[[[2, 2], [Infinity, 2], [14, 14], [2, 2]]]'])
+def test_geojson_with_bad_points_is_a_one_line_error(tmp_path, capsys, coords):
+    image, _ = _slide(tmp_path / "in")
+    (tmp_path / "p.geojson").write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
+        '"geometry": {"type": "Polygon", "coordinates": ' + coords + '}}]}')
+    code, err = _measure(capsys, image, tmp_path / "p.geojson", tmp_path / "out")
+    assert code == 2
+    _one_line_error(err, "p.geojson", "malformed geometry")
+
+
+def test_roi_zip_bomb_is_refused_before_unpacking(tmp_path, capsys, monkeypatch):
+    import zipfile
+
+    import histo.io.masks as masks
+
+    image, _ = _slide(tmp_path / "in")
+    bomb = tmp_path / "rois.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("1.roi", b"\0" * 2_000_000)
+    monkeypatch.setattr(masks, "MAX_ROI_ZIP_BYTES", 1_000_000)
+    code, err = _measure(capsys, image, bomb, tmp_path / "out")
+    assert code == 2
+    _one_line_error(err, "rois.zip", "unpacks to")

@@ -249,7 +249,27 @@ def _roi_rings(roi) -> list[np.ndarray] | None:
     return [coords] if len(coords) >= 3 else None
 
 
+#: A ROI set whose members unpack to more than this is refused (a zip bomb; real sets are MBs).
+MAX_ROI_ZIP_BYTES = 1 << 30
+
+
+def _check_zip_size(path: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(max(0, info.file_size) for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # roifile reports the damage below
+    if total > MAX_ROI_ZIP_BYTES:
+        raise HistoInputError(f"unpacks to {total / 1024**3:.1f} GiB, far more than an ImageJ ROI set "
+                              "holds; it is not a ROI set (or is damaged): export the ROIs again",
+                              path=path)
+
+
 def _read_rois(path: Path) -> list[tuple[str | None, list[np.ndarray]]]:
+    if path.suffix.lower() == ".zip" or sniff_format(path) == "zip":
+        _check_zip_size(path)
     try:
         rois = roifile.roiread(path)
     except Exception as err:  # noqa: BLE001
@@ -257,8 +277,13 @@ def _read_rois(path: Path) -> list[tuple[str | None, list[np.ndarray]]]:
                               path=path) from err
     rois = rois if isinstance(rois, list) else [rois]
     items, skipped = [], 0
-    for roi in rois:
-        rings = _roi_rings(roi)
+    for number, roi in enumerate(rois, 1):
+        try:
+            rings = _roi_rings(roi)
+        except Exception as err:  # noqa: BLE001 - a damaged ROI is a bad file for the user
+            raise HistoInputError(f"ROI {number} ({getattr(roi, 'name', '') or 'unnamed'}) is damaged "
+                                  f"({type(err).__name__}: {err}); export the ROIs again",
+                                  path=path) from err
         if rings is None:
             skipped += 1
             continue
@@ -280,7 +305,13 @@ def _geometry_rings(geometry) -> list[np.ndarray]:
         return [r for g in geometry.get("geometries") or [] for r in _geometry_rings(g)]
     else:
         return []
-    return [np.asarray(ring, np.float64)[:, :2] for poly in polys for ring in poly if len(ring) >= 3]
+    rings = [np.asarray(ring, np.float64) for poly in polys for ring in poly if len(ring) >= 3]
+    for ring in rings:
+        if ring.ndim != 2 or ring.shape[1] < 2:
+            raise ValueError(f"a ring's points must be [x, y] pairs, got an array of shape {ring.shape}")
+        if not np.isfinite(ring[:, :2]).all():
+            raise ValueError("a ring has NaN or infinite coordinates")
+    return [ring[:, :2] for ring in rings]
 
 
 def _read_geojson(path: Path) -> list[tuple[str | None, list[np.ndarray]]]:

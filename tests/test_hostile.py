@@ -566,3 +566,21 @@ def test_roi_zip_bomb_is_refused_before_unpacking(tmp_path, capsys, monkeypatch)
     code, err = _measure(capsys, image, bomb, tmp_path / "out")
     assert code == 2
     _one_line_error(err, "rois.zip", "unpacks to")
+
+
+def test_read_only_disk_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    import contextlib
+    import errno
+
+    import histo.results.folder as folder
+
+    @contextlib.contextmanager
+    def read_only(out_dir, keep=None):
+        raise OSError(errno.EROFS, "Read-only file system", str(out_dir))
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(folder, "atomic_directory", read_only)
+    image, mask = _slide(tmp_path / "in")
+    code, err = _measure(capsys, image, mask, tmp_path / "out")
+    assert code == 2
+    _one_line_error(err, "Read-only file system", str(tmp_path / "out" / "good"))

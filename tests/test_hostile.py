@@ -584,3 +584,16 @@ def test_read_only_disk_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     code, err = _measure(capsys, image, mask, tmp_path / "out")
     assert code == 2
     _one_line_error(err, "Read-only file system", str(tmp_path / "out" / "good"))
+
+
+def test_report_survives_a_tampered_cohort_and_covers_folders_added_later(tmp_path, capsys):
+    out = tmp_path / "out"
+    image, mask = _slide(tmp_path / "in")
+    assert _measure(capsys, image, mask, out)[0] == 0
+    (out / "cohort.csv").write_text("a,b\n1,2\n")
+    assert main(["report", str(out)]) == 2
+    _one_line_error(capsys.readouterr().err, "cohort.csv", "slide_id")
+    (out / "cohort.csv").write_text("slide_id,status\n../../etc,scored\n,scored\n")
+    assert main(["report", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    assert "not a slide folder name" in html and "good" in html  # good: not listed, found

@@ -81,15 +81,23 @@ def load_cohort(results_dir: str | Path) -> pd.DataFrame:
         raise HistoInputError("no such results folder; pass the -o folder of histo score",
                               path=results_dir)
     csv = results_dir / "cohort.csv"
+    listed = None
     if csv.is_file():
         try:
-            return pd.read_csv(csv, dtype={"slide_id": str, "error": str}, keep_default_na=True)
+            listed = pd.read_csv(csv, dtype={"slide_id": str, "error": str}, keep_default_na=True)
         except (OSError, ValueError, pd.errors.ParserError) as err:
             raise HistoInputError(f"cannot read the cohort table ({err}); rerun histo score",
                                   path=csv) from err
+        if "slide_id" not in listed.columns:
+            raise HistoInputError("is not a histo cohort table (no slide_id column); rerun histo "
+                                  "score, or move it away to report every slide folder", path=csv)
+    known = set() if listed is None else set(listed["slide_id"].astype(str))
     rows = [{"slide_id": d.name, "path": "", "status": "scored", "error": ""}
             for d in sorted(results_dir.iterdir())
-            if d.is_dir() and not d.name.startswith(".") and (d / "summary.json").is_file()]
+            if d.is_dir() and not d.name.startswith(".") and d.name not in known
+            and (d / "summary.json").is_file()]
+    if listed is not None:  # slide folders added since (histo measure) are reported too
+        return pd.concat([listed, pd.DataFrame(rows)], ignore_index=True) if rows else listed
     if not rows:
         raise HistoInputError("no cohort.csv and no slide result folders here; pass the -o "
                               "folder of histo score or histo measure", path=results_dir)
@@ -108,9 +116,13 @@ def _read_fibers(result_dir: Path) -> pd.DataFrame:
 
 def load_slide(results_dir: Path, row: dict[str, Any]) -> SlideEntry:
     """One slide's results with its saved review applied (figures recomputed)."""
-    entry = SlideEntry(slide_id=str(row["slide_id"]), path=_text(row.get("path")),
+    entry = SlideEntry(slide_id=_text(row.get("slide_id")), path=_text(row.get("path")),
                        status=_text(row.get("status")) or "scored", error=_text(row.get("error")))
     if entry.status == "error":
+        return entry
+    if entry.slide_id in ("", ".", "..") or Path(entry.slide_id).name != entry.slide_id:
+        entry.status = "error"
+        entry.error = f"{entry.slide_id!r} in cohort.csv is not a slide folder name; rerun histo score"
         return entry
     entry.result_dir = results_dir / entry.slide_id
     try:

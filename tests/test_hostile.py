@@ -428,6 +428,8 @@ def test_changed_labels_carry_flags_by_overlap_and_list_the_rest(tmp_path):
     summary = json.loads((out / "a" / "summary.json").read_text())
     assert summary["review"]["needs_rereview"] == [{"previous_label": 2, "flag": "confirmed_sad"}]
     assert "need re-review" in (out / "report.html").read_text()
+    save_review(out / "a", None, {101: "excluded"})  # a later save keeps the list
+    assert load_review(out / "a").needs_rereview == ({"previous_label": 2, "flag": "confirmed_sad"},)
 
 
 def test_measure_carries_a_review_to_remeasured_labels(tmp_path, capsys):

@@ -369,6 +369,9 @@ def save_review(
         "flags": {str(k): v for k, v in flags.items()},
         "counts": Review(flags=flags).counts(),
     }
+    pending = _pending_rereview(result_dir)
+    if pending:  # flags a rescore could not carry over stay listed until the file is deleted
+        doc["needs_rereview"] = pending
     keep: set[str] = set()
     labels32 = table = None
     if edited:
@@ -405,7 +408,15 @@ def save_review(
         base_labels_sha256=doc["base_labels_sha256"],
         saved_at=doc["saved_at"],
         software=__version__,
+        needs_rereview=tuple(pending),
     )
+
+
+def _pending_rereview(result_dir: Path) -> list:
+    try:
+        return list(read_review_doc(result_dir / REVIEW_FILE).get("needs_rereview") or [])
+    except HistoInputError:
+        return []
 
 
 def _saved_review_or_none(result_dir: Path) -> Review | None:

@@ -599,3 +599,12 @@ def test_report_survives_a_tampered_cohort_and_covers_folders_added_later(tmp_pa
     assert main(["report", str(out)]) == 0
     html = (out / "report.html").read_text()
     assert "not a slide folder name" in html and "good" in html  # good: not listed, found
+
+
+def test_discovery_skips_folders_marked_as_histo_results(tmp_path):
+    from histo.batch.discovery import find_slides
+
+    _touch(tmp_path / "in" / "a.tif", b"aaaa")
+    _touch(tmp_path / "in" / "seg" / "a" / "labels.tif", b"x")  # written by histo segment
+    _touch(tmp_path / "in" / "seg" / "a" / ".histo-result", b"")
+    assert [p.name for p in find_slides([tmp_path / "in"])] == ["a.tif"]

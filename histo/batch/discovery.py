@@ -28,7 +28,7 @@ def _is_label_file(path: Path) -> bool:
 
 
 def _is_result_dir(path: Path) -> bool:
-    return (path / "summary.json").is_file() or (path / "cohort.csv").is_file()
+    return any((path / name).is_file() for name in ("summary.json", "cohort.csv", ".histo-result"))
 
 
 def _wanted_suffix(path: Path) -> bool:
@@ -40,7 +40,7 @@ def find_slides(inputs: Iterable[str | Path], *, exclude: Iterable[str | Path] =
 
     In folders, files are kept by suffix (:data:`SLIDE_SUFFIXES`, plus
     :data:`UNSUPPORTED_SUFFIXES` so they surface as error rows); label files, hidden entries,
-    result folders (holding ``summary.json`` or ``cohort.csv``) and the ``exclude`` folders are
+    result folders (holding ``summary.json``, ``cohort.csv`` or ``.histo-result``) and the ``exclude`` folders are
     skipped. A file named explicitly is always kept. Duplicates are removed, order is sorted.
 
     Raises

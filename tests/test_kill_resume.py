@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import tifffile
 
+from histo.results.folder import MARKER
+
 HISTO = Path(sys.executable).with_name("histo")
 
 
@@ -46,7 +48,8 @@ def _slide_dirs(out: Path) -> list[Path]:
 
 
 def _hidden(out: Path) -> list[Path]:
-    return [p for p in out.rglob(".*")] if out.is_dir() else []
+    """Hidden leftovers: temporary folders, partial files, the lock (not histo's result marker)."""
+    return [p for p in out.rglob(".*") if p.name != MARKER] if out.is_dir() else []
 
 
 def _kill_when(proc: subprocess.Popen, out: Path, condition, timeout: float = 300) -> bool:

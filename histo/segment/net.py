@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 #: Outputs of the network, in channel order.
 OUTPUTS = ("foreground", "boundary", "distance")
 #: Default shipped model name (``models/<name>.safetensors``).
-DEFAULT_MODEL = "fibernet_v2"
+DEFAULT_MODEL = "fibernet_v3"
 #: Total down-sampling of the network: inputs are padded to a multiple of it.
 _PAD_MULTIPLE_DEFAULT = 16
 

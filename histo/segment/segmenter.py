@@ -27,7 +27,6 @@ import pandas as pd
 
 from histo.errors import HistoInputError
 from histo.io.image import ImageLike
-from histo.io.labels import relabel_consecutive
 from histo.io.pixelsize import check_pixel_size
 from histo.io.stain import Stain, guess_stain
 from histo.segment import evidence as _ev
@@ -271,18 +270,17 @@ def _segment_model(src: ImageSource, *, pixel_size_um, fiber_diameter_px, model,
                          canonical_pixel_size_um=canon_um, image_diameter_px=image_d, used=used, warning=warning)
     tissue_area = None
     n_outside = 0
-    if auto_mask is not None and isinstance(out, np.ndarray):
+    if auto_mask is not None:
         tissue_area = int(round(auto_mask.mean() * src.shape_yx[0] * src.shape_yx[1]))
-        outside = _tissue.objects_outside(out, auto_mask)
+        outside = _outside_blockwise(out, auto_mask)
         if outside.size:
             n_outside = int(outside.size)
-            drop = np.zeros(int(out.max()) + 1, bool)
-            drop[outside] = True
-            out[drop[out]] = 0
-            ids, idx = relabel_consecutive(out)
-            out[...] = idx
-            objects = objects[objects["label"].isin(ids)].copy()
-            objects["label"] = np.searchsorted(ids, objects["label"].to_numpy()) + 1
+            keep = ~objects["label"].isin(outside)
+            objects = objects[keep].copy()
+            lut = np.zeros(int(max(objects["label"].max() if len(objects) else 0, outside.max())) + 1, np.uint32)
+            lut[objects["label"].to_numpy()] = np.arange(1, len(objects) + 1, dtype=np.uint32)
+            _relabel_blockwise(out, lut)
+            objects["label"] = np.arange(1, len(objects) + 1)
     threshold = (getattr(config, "fiber_score", None) or {}).get("threshold")
     return Segmentation(labels=out, objects=objects.reset_index(drop=True), scale=scale,
                         tissue_area_px=tissue_area, fiber_score_threshold=threshold, n_outside_tissue=n_outside)
@@ -407,16 +405,54 @@ def segment_image(
 
 
 def accepted_labels(seg: Segmentation) -> np.ndarray:
-    """The labels without the rejected objects, renumbered 1..n (in place when possible)."""
+    """The labels without the rejected objects, renumbered 1..n in label order (in place).
+
+    Works on any array-like ``seg.labels`` (numpy, zarr...), a block of rows at a time.
+    """
     labels = seg.labels
-    if seg.objects is None or not seg.objects["rejected"].any() or not isinstance(labels, np.ndarray):
+    if seg.objects is None or not seg.objects["rejected"].any():
         return labels
-    drop = np.zeros(int(labels.max()) + 1, bool)
-    drop[seg.objects.loc[seg.objects["rejected"], "label"].to_numpy()] = True
-    labels[drop[labels]] = 0
-    _, idx = relabel_consecutive(labels)
-    labels[...] = idx
+    kept = seg.objects.loc[~seg.objects["rejected"], "label"].to_numpy()
+    lut = np.zeros(int(seg.objects["label"].max()) + 1, np.uint32)
+    lut[kept] = np.arange(1, kept.size + 1, dtype=np.uint32)
+    _relabel_blockwise(labels, lut)
     return labels
+
+
+#: Rows of an output array read at a time when relabelling it.
+BLOCK_ROWS = 2048
+
+
+def _relabel_blockwise(out, lut: np.ndarray) -> None:
+    """``out[...] = lut[out]`` a block of rows at a time (labels beyond the table become 0)."""
+    for y0 in range(0, out.shape[0], BLOCK_ROWS):
+        block = np.asarray(out[y0:y0 + BLOCK_ROWS])
+        safe = np.where(block < lut.size, block, 0)
+        out[y0:y0 + BLOCK_ROWS] = lut[safe].astype(block.dtype, copy=False)
+
+
+def _outside_blockwise(out, mask: np.ndarray) -> np.ndarray:
+    """Labels of ``out`` (any array-like) lying mostly off the tissue ``mask`` (see objects_outside)."""
+    h, w = out.shape[:2]
+    mh, mw = mask.shape
+    xi = np.minimum(((np.arange(w) + 0.5) * mw / w).astype(np.intp), mw - 1)
+    total = np.zeros(1, np.int64)
+    off = np.zeros(1, np.float64)
+    for y0 in range(0, h, BLOCK_ROWS):
+        block = np.asarray(out[y0:y0 + BLOCK_ROWS]).astype(np.int64, copy=False)
+        yi = np.minimum(((np.arange(y0, y0 + block.shape[0]) + 0.5) * mh / h).astype(np.intp), mh - 1)
+        outside = ~np.asarray(mask, bool)[yi[:, None], xi[None, :]]
+        n = int(block.max(initial=0)) + 1
+        t = np.bincount(block.ravel(), minlength=n)
+        o = np.bincount(block.ravel(), weights=outside.ravel(), minlength=n)
+        if n > total.size:
+            total = np.pad(total, (0, n - total.size))
+            off = np.pad(off, (0, n - off.size))
+        total[:n] += t
+        off[:n] += o
+    bad = (total > 0) & (off >= _tissue.OUTSIDE_FRACTION * np.maximum(total, 1))
+    bad[0] = False
+    return np.flatnonzero(bad)
 
 
 def _segment_classical(src: ImageSource, *, stain, pixel_size_um, fiber_diameter_px, out, progress):

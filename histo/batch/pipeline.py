@@ -15,8 +15,8 @@ The bundled sample slide with its reference labels, measured and scored into a r
 >>> slide_dir.name, len(result.fibers), result.summary["slide"]["stain"]
 ('cn_img02', 55, 'he')
 >>> sorted(p.name for p in slide_dir.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-['fibers.csv', 'fibers.geojson', 'fibers.parquet', 'labels.tif', 'overlay.png', 'rois.zip',
- 'summary.json']
+['.histo-result', 'fibers.csv', 'fibers.geojson', 'fibers.parquet', 'labels.tif', 'overlay.png',
+ 'rois.zip', 'summary.json']
 >>> results.cleanup()
 """
 

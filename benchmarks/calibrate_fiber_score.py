@@ -41,12 +41,11 @@ KEEP_PLANTED = 0.98
 DIAMETER_RATIOS: dict[str, list[float]] = {"synthetic": [], "real": []}
 
 
-def _objects(img, model, ref_diameter_px=None, kind="synthetic", **kw):
+def _objects(img, model, ref_diameter_px=None, **kw):
     """Segment at the known size; record reference diameter / typical diameter of the true fibers found."""
     from histo.segment.segmenter import segment
 
     seg = segment(img, model=model, check_scale=False, **kw)
-    seg.objects.attrs["kind"] = kind
     if ref_diameter_px:
         seg.objects.attrs["ref_d"] = ref_diameter_px
     return np.asarray(seg.labels), seg.objects

@@ -57,9 +57,15 @@ def estimate_fiber_diameter(image: ImageLike | np.ndarray, *, channel: int | Non
     net, config = load_segmenter(model, device)
     dev = next(net.parameters()).device
     stats = _inf.image_stats(src, config.percentiles)
-    mask, _ = _tissue.tissue_mask(src.strided(max(1, int(np.ceil(max(src.shape_yx) / _tissue.MASK_MAX_SIDE)))))
+    mask = _image_tissue_mask(src)
     return _inf.estimate_scale(net, config, src, stats, dev, _inf.precision_for(precision, dev),
                                tissue_mask=mask)[0]
+
+
+def _image_tissue_mask(src: ImageSource) -> np.ndarray:
+    """Tissue mask of the whole image from a strided thumbnail (at most ``MASK_MAX_SIDE`` px a side)."""
+    step = max(1, int(np.ceil(max(src.shape_yx) / _tissue.MASK_MAX_SIDE)))
+    return _tissue.tissue_mask(src.strided(step))[0]
 
 
 def _tissue_tile_empty(tissue_mask, tile: tiling.Tile, shape_yx) -> bool:
@@ -226,7 +232,7 @@ def _segment_model(src: ImageSource, *, pixel_size_um, fiber_diameter_px, model,
         factor = _scale.factor_from_pixel_size(pixel_size_um, canonical_pixel_size_um=canon_um)
     auto_mask = None
     if tissue_mask is None:
-        auto_mask, _ = _tissue.tissue_mask(src.strided(max(1, int(np.ceil(max(src.shape_yx) / _tissue.MASK_MAX_SIDE)))))
+        auto_mask = _image_tissue_mask(src)
         tissue_mask = auto_mask
     if fiber_diameter_px is None and pixel_size_um is None:
         source = "estimated"
@@ -370,37 +376,18 @@ def segment(
                           device=device, tile_px=tile_px, precision=precision, check_scale=check_scale)
 
 
-def segment_image(
-    image: ImageLike | np.ndarray,
-    *,
-    stain: Stain | Literal["auto"] = "auto",
-    channel: int | None = None,
-    pixel_size_um: float | None = None,
-    method: str = "model",
-    model=None,
-    out=None,
-    progress: Callable[[int, int], None] | None = None,
-    tissue_mask=None,
-    fiber_diameter_px: float | None = None,
-    device: str | None = None,
-    tile_px: int | None = None,
-    precision: str = "auto",
-    check_scale: bool = True,
-    keep_rejected: bool = False,
-) -> np.ndarray:
+def segment_image(image: ImageLike | np.ndarray, *, keep_rejected: bool = False, **options) -> np.ndarray:
     """Segment the muscle fibers of an image into instance labels on its own pixel grid.
 
-    The parameters are those of :func:`segment`; this returns the labels only, without the
-    objects the fiber score rejects unless ``keep_rejected``.
+    ``options`` are the keyword arguments of :func:`segment`; this returns the labels only,
+    without the objects the fiber score rejects unless ``keep_rejected``.
 
     Returns
     -------
     (Y, X) uint32 array (or ``out``)
         0 = background, fibers labelled 1..n.
     """
-    seg = segment(image, stain=stain, channel=channel, pixel_size_um=pixel_size_um, method=method, model=model,
-                  out=out, progress=progress, tissue_mask=tissue_mask, fiber_diameter_px=fiber_diameter_px,
-                  device=device, tile_px=tile_px, precision=precision, check_scale=check_scale)
+    seg = segment(image, **options)
     return seg.labels if keep_rejected else accepted_labels(seg)
 
 

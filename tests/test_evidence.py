@@ -52,10 +52,11 @@ def test_format_p_and_figure():
 def test_the_example_line():
     ev = build_evidence(base_summary(), ScoringSettings())
     assert ev["text"].startswith("927 fibers counted; 38 small angular dark fibers (4.1%), "
-                                 "grouped beyond chance (p = 0.003); atrophy factor 420 "
-                                 "(normal < 150)")
+                                 "grouped beyond chance (p = 0.003); normal 40–80 µm, adult "
+                                 "male, Dubowitz (assumed: no reference given): atrophy factor "
+                                 "420 (normal < 150)")
     assert "variability coefficient 310 (normal < 250)" in ev["text"]
-    assert "11 centrally nucleated fibers (1.2%, normal < 3%)" in ev["text"]
+    assert "11 centrally nucleated fibers (1.2%, normal < 3%, adult human)" in ev["text"]
     by_name = {f["name"]: f for f in ev["figures"]}
     assert by_name["atrophy factor"]["outside"] is True
     assert by_name["hypertrophy factor"]["outside"] is False
@@ -64,6 +65,8 @@ def test_the_example_line():
     assert by_name["small angular dark fibers"]["value"] == pytest.approx(100 * 38 / 927)
     for f in ev["figures"]:
         assert set(f) >= {"name", "value", "unit", "normal_range", "outside"}
+        if f["normal_range"] is not None:          # every range names where it comes from
+            assert f["reference"], f
 
 
 def test_variants_without_pixel_size_dark_or_grouping():

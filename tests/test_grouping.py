@@ -11,6 +11,7 @@ from histo.errors import HistoInputError
 from histo.score.grouping import (
     category_join_test,
     connected_groups,
+    expected_group_count,
     group_summary,
     index_edges,
     join_count_test,
@@ -107,7 +108,8 @@ def test_clustered_block_is_grouped_beyond_chance():
     res = join_count_test(edges, idx.ravel(), members.ravel(), n_permutations=999, seed=1)
     assert res.statistic == 24                     # 4 x 3 horizontal + 3 x 4 vertical joins
     assert res.p_value < 0.01
-    assert res.z > 3
+    assert res.expected < 5 and res.too_few_to_test and res.z is None   # 4.4 expected: no z
+    assert res.verdict(0.05) is True               # a significant permutation p stands
     assert res.n_members == 16 and res.n_nodes == 100 and res.n_edges == 180
 
 
@@ -118,7 +120,7 @@ def test_dispersed_members_are_not_grouped():
     res = join_count_test(edges, idx.ravel(), members.ravel(), n_permutations=999, seed=1)
     assert res.statistic == 0
     assert res.p_value == 1.0
-    assert res.z < 0
+    assert res.z is None and res.verdict(0.05) is None   # 4.4 joins expected: too few to test
 
 
 def test_permutations_are_reproducible_and_optional():
@@ -152,3 +154,28 @@ def test_checkerboard_types_show_no_grouping_and_blocks_do():
 def test_shape_mismatch_is_an_input_error():
     with pytest.raises(HistoInputError, match="members"):
         join_count_test(np.array([[1, 2]]), np.array([1, 2]), np.array([True]))
+
+
+def test_z_only_when_enough_joins_are_expected():
+    idx, edges = grid_graph(20, 20)
+    rng = np.random.default_rng(3)
+    members = rng.random(400) < 0.3                # ~120 members: ~ 68 joins expected
+    res = join_count_test(edges, idx.ravel(), members, n_permutations=199, seed=1)
+    assert res.expected >= 5 and not res.too_few_to_test
+    assert res.z is not None and abs(res.z) < 4
+    assert res.verdict(0.05) in (True, False)
+
+
+def test_expected_groups_match_enumeration_on_a_small_graph():
+    idx, edges = grid_graph(3, 3)
+    nodes = idx.ravel()
+    # enumerate every placement of 3 members on the 3 x 3 grid: mean groups of >= 2
+    counts = []
+    for combo in itertools.combinations(range(9), 3):
+        m = np.zeros(9, dtype=bool)
+        m[list(combo)] = True
+        counts.append(connected_groups(edges, nodes, m, min_size=2).max())
+    exact = float(np.mean(counts))
+    est = expected_group_count(edges, nodes, 3, min_size=2, n_shuffles=4000, seed=0)
+    assert est == pytest.approx(exact, abs=0.03)
+    assert expected_group_count(edges, nodes, 1, min_size=2) == 0.0

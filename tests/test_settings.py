@@ -48,7 +48,8 @@ def test_frozen_hashable_and_replace():
         s.sex = "female"  # type: ignore[misc]
     t = s.replace(sex="female", fiber_types={"type_channels": {"I": 1, "IIa": 2}},
                   nuclei={"channel": 0})
-    assert s.sex == "male" and t.sex == "female"
+    assert s.sex is None and t.sex == "female"   # no sex given: adult male assumed, and said
+    assert s.reference_in_force.assumed and s.normal_range == (40.0, 80.0)
     assert t.fiber_types.type_channels == (("I", 1), ("IIa", 2))
     assert t.nuclei.channel == 0 and t.nuclei.central_ratio == 0.75
     assert hash(t) != hash(s)

@@ -8,6 +8,12 @@ permutation test, vectorised over permutations), as in Cliff & Ord, *Spatial Pro
 The expected join count and its variance under that shuffling are exact (hypergeometric
 moments), so ``z`` needs no simulation; the p-value comes from the permutations.
 
+Honest wording: with fewer than :data:`MIN_EXPECTED_JOINS` joins expected by chance the join
+count is far from Gaussian, so no ``z`` is given, and a result that is not significant is
+*too few to test* (the test could not have found grouping), not "not grouped". A significant
+permutation p stays valid at any count. Beside the observed groups,
+:func:`expected_group_count` gives the number of groups expected by chance.
+
 Examples
 --------
 A path 1-2-3-4 with fibers 1 and 2 atrophic: one atrophic-atrophic join.
@@ -37,6 +43,11 @@ from histo.score.settings import ScoringSettings
 
 #: Upper bound on the elements of one block of permutations (memory stays ~tens of MB).
 _BLOCK_ELEMENTS = 4_000_000
+#: Below this many joins expected by chance the join count is not Gaussian (no z) and a
+#: non-significant test is "too few to test" (the chi-square rule of thumb of 5 expected).
+MIN_EXPECTED_JOINS = 5.0
+#: Shuffles used for the number of groups expected by chance.
+GROUP_SHUFFLES = 199
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,8 @@ class JoinCountResult:
     variance: float
     """Variance of the joins under random relabelling (exact)."""
     z: float | None
-    """(statistic - expected) / sqrt(variance); None when the variance is 0."""
+    """(statistic - expected) / sqrt(variance); None when the variance is 0 or fewer than
+    :data:`MIN_EXPECTED_JOINS` joins are expected (the count is then not Gaussian)."""
     p_value: float | None
     """Permutation p-value of grouping beyond chance, (1 + #{perm >= observed}) / (P + 1);
     None without permutations or when the test is meaningless (fewer than 2 members)."""
@@ -58,10 +70,27 @@ class JoinCountResult:
     n_nodes: int
     n_edges: int
     n_members: int
+    too_few_to_test: bool = False
+    """Fewer than :data:`MIN_EXPECTED_JOINS` joins expected: the test has little power; a p
+    above alpha means "too few to test", not "not grouped" (the p-value is kept)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
         return asdict(self)
+
+    def verdict(self, alpha: float) -> bool | None:
+        """Grouped beyond chance (True), not (False), or None: no test, or too few to test.
+
+        Examples
+        --------
+        >>> JoinCountResult(0, 0.8, 0.7, None, 1.0, 999, 50, 90, 6, True).verdict(0.05) is None
+        True
+        """
+        if self.p_value is None:
+            return None
+        if self.p_value < alpha:
+            return True
+        return None if self.too_few_to_test else False
 
 
 def index_edges(edges: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -225,7 +254,7 @@ def _result(observed: int, perm: np.ndarray | None, pairs: np.ndarray, n: int,
             counts: list[int], n_members: int) -> JoinCountResult:
     degrees = np.bincount(pairs.ravel(), minlength=n).astype(float)
     mean, var = join_moments(len(pairs), float(np.sum(degrees * (degrees - 1))), n, counts)
-    z = (observed - mean) / math.sqrt(var) if var > 1e-12 else None
+    z = (observed - mean) / math.sqrt(var) if var > 1e-12 and mean >= MIN_EXPECTED_JOINS else None
     p = None
     if perm is not None and len(perm) and n_members >= 2 and len(pairs):
         p = float((1 + np.count_nonzero(perm >= observed)) / (len(perm) + 1))
@@ -234,7 +263,46 @@ def _result(observed: int, perm: np.ndarray | None, pairs: np.ndarray, n: int,
         z=None if z is None else float(z), p_value=p,
         n_permutations=0 if perm is None else int(len(perm)),
         n_nodes=int(n), n_edges=int(len(pairs)), n_members=int(n_members),
+        too_few_to_test=bool(mean < MIN_EXPECTED_JOINS),
     )
+
+
+def expected_group_count(edges: np.ndarray, nodes: np.ndarray, n_members: int, *,
+                         min_size: int = 2, n_shuffles: int = GROUP_SHUFFLES,
+                         seed: int = 0) -> float | None:
+    """Mean number of groups of ``>= min_size`` connected members when ``n_members`` of
+    ``nodes`` are placed at random on the graph (``n_shuffles`` shuffles).
+
+    The number to read beside the observed groups: a handful of pairs of small fibers is
+    expected by chance in any section with some small fibers.
+
+    Examples
+    --------
+    A path of 4 with 2 members: of the 6 placements, 3 are adjacent (one group).
+
+    >>> round(expected_group_count(np.array([[1, 2], [2, 3], [3, 4]]), np.arange(1, 5), 2,
+    ...                            n_shuffles=2000), 1)
+    0.5
+    """
+    nodes = np.asarray(nodes)
+    n = len(nodes)
+    if n_shuffles <= 0 or n == 0:
+        return None
+    if n_members < min_size:
+        return 0.0
+    pairs = index_edges(edges, nodes)
+    rng = np.random.default_rng(seed)
+    base = np.zeros(n, dtype=bool)
+    base[:n_members] = True
+    total = 0
+    for _ in range(n_shuffles):
+        members = rng.permutation(base)
+        keep = pairs[members[pairs[:, 0]] & members[pairs[:, 1]]]
+        graph = coo_matrix((np.ones(len(keep)), (keep[:, 0], keep[:, 1])), shape=(n, n))
+        _, comp = connected_components(graph, directed=False)
+        sizes = np.bincount(comp[members])
+        total += int(np.count_nonzero(sizes >= min_size))
+    return total / n_shuffles
 
 
 def join_count_test(edges: np.ndarray, nodes: np.ndarray, members: np.ndarray, *,
@@ -351,9 +419,15 @@ def atrophy_groups(fibers, edges: np.ndarray, settings: ScoringSettings, *, pixe
     group_col[counted] = ids
     test = join_count_test(edges, nodes, members, n_permutations=settings.permutations,
                            seed=settings.seed)
+    n_shuffles = min(GROUP_SHUFFLES, settings.permutations)
     info = {"on": on, "min_group_size": settings.min_group_size, **group_summary(ids),
+            "expected_groups": expected_group_count(
+                edges, nodes, int(members.sum()), min_size=settings.min_group_size,
+                n_shuffles=n_shuffles, seed=settings.seed),
+            "expected_groups_method": (f"mean over {n_shuffles} random placements of the same "
+                                       "number of fibers on the same graph"),
             "join_count": test.to_dict(),
-            "beyond_chance": None if test.p_value is None else bool(test.p_value < settings.alpha)}
+            "beyond_chance": test.verdict(settings.alpha)}
     if note:
         info["note"] = note
     return group_col, info

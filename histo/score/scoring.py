@@ -29,7 +29,7 @@ from histo.io.pixelsize import check_pixel_size
 from histo.io.stain import Stain
 from histo.measure.adjacency import fiber_adjacency
 from histo.measure.morphometry import size_column
-from histo.score import evidence, fibertypes, grouping, nuclei
+from histo.score import dubowitz, evidence, fibertypes, grouping, nuclei
 from histo.score.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-exported: tests, callers)
     atrophy_factor,
     describe_sizes,
@@ -149,14 +149,21 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
     out = fibers.copy()
     counted = ~_bool(out, "is_edge") & ~_bool(out, "excluded") & ~not_fiber(out)
     d, d_um = _min_feret(out, pixel_size_um)
-    lo, hi = settings.normal_range
-    info: dict[str, Any] = {"normal_range_um": [lo, hi], "notes": []}
+    ref = settings.reference_in_force
+    rng = ref.min_feret_um
+    lo, hi = rng if rng is not None else (None, None)
+    info: dict[str, Any] = {"normal_range_um": None if rng is None else [lo, hi],
+                            "reference": ref.tag, "notes": []}
 
     rule = settings.small_rule
     if rule == "auto":
-        rule = "absolute" if d_um is not None else "relative"
+        rule = "absolute" if d_um is not None and rng is not None else "relative"
     elif d_um is None and rule != "relative":
         info["notes"].append(f"small_rule {rule!r} needs µm; the relative rule was used instead")
+        rule = "relative"
+    elif rng is None and settings.small_max_um is None and rule != "relative":
+        info["notes"].append(f"small_rule {rule!r} needs a normal range and {ref.tag} has none; "
+                             "the relative rule was used instead")
         rule = "relative"
     info["small_rule_used"] = rule
     ref = d[counted & np.isfinite(d)]
@@ -171,7 +178,8 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
     info["small_relative_cutoff_unit"] = "um" if _size_column(out, "min_feret").endswith("_um") else "px"
     small_max_um = settings.small_max_um if settings.small_max_um is not None else lo
     relative = d < cutoff if not math.isnan(cutoff) else np.zeros(len(d), dtype=bool)
-    absolute = d_um < small_max_um if d_um is not None else np.zeros(len(d), dtype=bool)
+    absolute = (d_um < small_max_um if d_um is not None and small_max_um is not None
+                else np.zeros(len(d), dtype=bool))
     if rule in ("absolute", "either", "both"):
         info["small_max_um"] = small_max_um
     small = {"absolute": absolute, "relative": relative, "either": absolute | relative,
@@ -208,10 +216,14 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
         info["reviewed_sad_calls"] = int(np.isin(flag, ("confirmed_sad", "not_sad")).sum())
     out["is_sad"] = sad
     nope = np.zeros(len(out), dtype=bool)
-    out["is_atrophic"] = counted & (d_um < lo if d_um is not None else nope)
-    out["is_hypertrophic"] = counted & (d_um >= hi if d_um is not None else nope)
+    out["is_atrophic"] = counted & (d_um < lo if d_um is not None and rng is not None else nope)
+    out["is_hypertrophic"] = counted & (d_um >= hi if d_um is not None and rng is not None
+                                        else nope)
     if d_um is None:
         info["notes"].append("no pixel size: is_atrophic / is_hypertrophic are all False")
+    elif rng is None:
+        info["notes"].append(f"no normal range ({ref.tag}): is_atrophic / is_hypertrophic are "
+                             "all False")
     return out, info
 
 
@@ -296,7 +308,8 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
         None if (a_col is None or a_col.endswith("_um2")) else sub[a_col].to_numpy(float),
         pixel_size_um, settings.normal_range,
         min_feret_um=sub[d_col].to_numpy(float) if in_um else None,
-        area_um2=sub[a_col].to_numpy(float) if a_col and a_col.endswith("_um2") else None)
+        area_um2=sub[a_col].to_numpy(float) if a_col and a_col.endswith("_um2") else None,
+        reference=settings.reference_in_force)
     if in_um and pixel_size_um:
         sizes["min_feret_px"] = describe_sizes(sub[d_col].to_numpy(float) / pixel_size_um)
         if a_col:
@@ -311,7 +324,8 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
         "density_per_mm2": (basis["n_fibers"] / area_mm2) if area_mm2 else None,
         **sizes,
         "normal_range_source": ("normal_range_um" if settings.normal_range_um is not None
-                                else f"sex: {settings.sex}"),
+                                else f"reference: {settings.reference_in_force.tag}"),
+        "reference": settings.reference_in_force.to_dict(),
     }
     if area_mm2 is None:
         stats["reasons"]["density_per_mm2"] = "no pixel size and no tissue area"
@@ -385,12 +399,13 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.
     out["fiber_type"] = types
     if type_info.get("types"):
         type_info.update(fibertypes.type_statistics(out, edges, settings))
-        type_info["per_type"] = _per_type_sizes(out, ps, settings, type_info["per_type"])
 
     nuc_table, nuc_info = nuclei.central_nuclei(out, labels, image, settings, stain=stain,
                                                 pixel_size_um=ps)
     for col in ("n_nuclei", "n_central_nuclei", "is_centrally_nucleated"):
         out[col] = nuc_table[col].to_numpy()
+    if type_info.get("types") and type_info.get("per_type"):
+        per_type_dubowitz(out, ps, settings, type_info)
 
     summary = {
         "settings": settings.to_dict(),
@@ -405,19 +420,41 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.
     return out, summary
 
 
-def _per_type_sizes(out: pd.DataFrame, ps: float | None, settings: ScoringSettings,
-                    per_type: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def per_type_dubowitz(out: pd.DataFrame, ps: float | None, settings: ScoringSettings,
+                      type_info: dict[str, Any]) -> dict[str, Any]:
+    """Add the Dubowitz figures per fiber type to ``type_info`` (in place, and returned).
+
+    Each ``type_info["per_type"][t]`` gains ``sizes`` (AF / HF / VC and the size distribution
+    of that type, :func:`histo.score.dubowitz.size_figures`), ``histogram`` (min-Feret counts
+    on ``type_info["histogram_edges"]``), ``n_sad`` and the centrally nucleated count; the part
+    gains ``sad_types`` and ``predominance`` (:func:`histo.score.dubowitz.type_figures`).
+    """
     counted = out["counted"].to_numpy(dtype=bool)
     d_col, a_col = _size_column(out, "min_feret"), _size_column(out, "area")
-    in_um = d_col.endswith("_um")
-    for name, entry in per_type.items():
-        sub = out[counted & (out["fiber_type"] == name).fillna(False).to_numpy(dtype=bool)]
-        d = sub[d_col].to_numpy(float)
-        a = sub[a_col].to_numpy(float) if a_col else None
-        entry["sizes"] = size_figures(
-            None if in_um else d, None if in_um else a, ps, settings.normal_range,
-            min_feret_um=d if in_um else None, area_um2=a if in_um else None)
-    return per_type
+    d = out[d_col].to_numpy(float)
+    unit = "um"
+    if not d_col.endswith("_um"):
+        if ps is None:
+            unit = "px"
+        else:
+            d = d * ps
+    area = out[a_col].to_numpy(float) if a_col else None
+    if area is not None and a_col.endswith("_px") and ps is not None:
+        area = area * ps ** 2
+    cn = (out["is_centrally_nucleated"].astype(object).to_numpy()
+          if "is_centrally_nucleated" in out and out["is_centrally_nucleated"].notna().any()
+          else None)
+    figs = dubowitz.type_figures(
+        d[counted], out["fiber_type"].astype(object).to_numpy()[counted], unit=unit,
+        normal_range_um=settings.normal_range, reference=settings.reference_in_force,
+        area=None if area is None else area[counted],
+        is_sad=out["is_sad"].to_numpy(dtype=bool)[counted],
+        is_central=None if cn is None else cn[counted])
+    for name, entry in figs.pop("per_type").items():
+        type_info["per_type"].setdefault(name, {}).update(
+            {k: v for k, v in entry.items() if k not in ("n", "fraction")})
+    type_info.update(figs)
+    return type_info
 
 
 # ---------------------------------------------------------------------- without pixels

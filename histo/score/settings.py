@@ -12,6 +12,10 @@ Examples
 >>> s = ScoringSettings(sex="female")
 >>> s.normal_range
 (30.0, 70.0)
+>>> ScoringSettings(reference="child", age_years=10).reference_in_force.range_text()
+'normal 22.2–51.8 µm, child, 10 years, Oertel 1988, interpolated by age'
+>>> ScoringSettings(reference="mouse").normal_range is None
+True
 >>> s.replace(normal_range_um=(20, 50)).normal_range
 (20.0, 50.0)
 >>> s.replace(nuclei={"channel": 0}).nuclei.channel
@@ -32,10 +36,11 @@ import tomllib
 from histo.errors import HistoInputError
 from histo.io.stain import STAINS, Stain
 from histo.measure.adjacency import gap_in_pixels
+from histo.score.reference import ADULT_RANGES_UM, REFERENCES, Reference, resolve_reference
 
 #: Normal range of the lesser (minimum Feret) diameter of adult muscle fibers, in µm
-#: (Dubowitz, *Muscle Biopsy: A Practical Approach*).
-NORMAL_RANGES_UM: dict[str, tuple[float, float]] = {"male": (40.0, 80.0), "female": (30.0, 70.0)}
+#: (Dubowitz, *Muscle Biopsy: A Practical Approach*); all references: histo.score.reference.
+NORMAL_RANGES_UM: dict[str, tuple[float, float]] = ADULT_RANGES_UM
 
 SEXES = ("male", "female")
 SMALL_RULES = ("auto", "absolute", "relative", "either", "both")
@@ -181,11 +186,21 @@ class NucleiSettings:
 class ScoringSettings:
     """Every threshold of the scoring; defaults and sources in ``docs/scoring.md``."""
 
-    sex: Literal["male", "female"] = "male"
-    """Picks the adult normal range of min Feret: male 40-80 µm, female 30-70 µm."""
+    reference: Literal["adult-male", "adult-female", "child", "mouse", "rat"] | None = None
+    """The normal reference (:mod:`histo.score.reference`): adult male 40-80 µm, adult female
+    30-70 µm (Dubowitz), child (by ``age_years``, Oertel 1988), mouse / rat (relative
+    criterion, no published range). None: ``sex`` decides, else adult male is assumed and
+    every figure using it says so."""
+    age_years: float | None = None
+    """Age in years; needed by the ``child`` reference."""
+    muscle: str | None = None
+    """The muscle, named beside the reference (no per-muscle range is built in)."""
+    sex: Literal["male", "female"] | None = None
+    """Without ``reference``: the adult normal range of that sex (male 40-80 µm, female
+    30-70 µm); with ``reference="child"``: the adult range from 15 years."""
     normal_range_um: tuple[float, float] | None = None
-    """Explicit normal range (lo, hi) of min Feret in µm (children, other muscles, rodents);
-    overrides ``sex``."""
+    """Explicit normal range (lo, hi) of min Feret in µm (other muscles, rodent strains);
+    overrides the reference's range."""
     small_rule: Literal["auto", "absolute", "relative", "either", "both"] = "auto"
     """How *small* is decided: ``absolute`` (min Feret < ``small_max_um``), ``relative``
     (below a fraction of the slide median or a percentile), ``either``, ``both``; ``auto`` is
@@ -233,7 +248,15 @@ class ScoringSettings:
     """Nuclei options."""
 
     def __post_init__(self) -> None:
-        _check_choice("sex", self.sex, SEXES)
+        if self.sex is not None:
+            _check_choice("sex", self.sex, SEXES)
+        if self.reference is not None:
+            _check_choice("reference", self.reference, REFERENCES)
+        _check_number("age_years", self.age_years, low=0, high=130, allow_none=True)
+        if self.reference == "child" and self.age_years is None:
+            _fail("setting reference 'child' needs age_years (--age YEARS)")
+        if self.muscle is not None and not isinstance(self.muscle, str):
+            _fail(f"setting muscle must be text, got {self.muscle!r}")
         if self.normal_range_um is not None:
             rng = self.normal_range_um
             if isinstance(rng, (str, bytes)) or len(rng) != 2:
@@ -275,9 +298,16 @@ class ScoringSettings:
 
     # ------------------------------------------------------------------ derived values
     @property
-    def normal_range(self) -> tuple[float, float]:
-        """The normal range (lo, hi) of min Feret in µm in force."""
-        return self.normal_range_um or NORMAL_RANGES_UM[self.sex]
+    def reference_in_force(self) -> Reference:
+        """The normal reference in force (:func:`histo.score.reference.resolve_reference`)."""
+        return resolve_reference(self.reference, sex=self.sex, age_years=self.age_years,
+                                 muscle=self.muscle, normal_range_um=self.normal_range_um)
+
+    @property
+    def normal_range(self) -> tuple[float, float] | None:
+        """The normal range (lo, hi) of min Feret in µm in force; None when the reference
+        has no published range (rodents: relative criterion)."""
+        return self.reference_in_force.min_feret_um
 
     def gap_px(self, pixel_size_um: float | None) -> int:
         """The neighbour gap in whole pixels (``adjacency_gap_px`` when the pixel size is unknown)."""
@@ -290,7 +320,9 @@ class ScoringSettings:
         ``ScoringSettings.from_dict(s.to_dict()) == s``.
         """
         out = _plain(self)
-        out["normal_range_in_force_um"] = list(self.normal_range)
+        rng = self.normal_range
+        out["normal_range_in_force_um"] = None if rng is None else list(rng)
+        out["reference_in_force"] = self.reference_in_force.to_dict()
         return out
 
     @classmethod
@@ -298,6 +330,7 @@ class ScoringSettings:
         """Settings from a dict (as in a file or ``summary.json``); unknown keys are an error."""
         data = dict(data)
         data.pop("normal_range_in_force_um", None)
+        data.pop("reference_in_force", None)
         try:
             return _build(cls, data)
         except HistoInputError as err:

@@ -13,8 +13,14 @@ Modules
 -------
 state      ``Review``, ``load_review``, ``save_review``, ``reviewed_labels``, ``file_sha256``,
            ``labels_sha256`` (:mod:`histo.review.state`): the reviewed state on disk.
-flags      ``apply_review``, ``strip_review``, ``validate_flags`` (:mod:`histo.review.flags`):
-           flags applied to a per-fiber table.
+flags      ``apply_review``, ``strip_review``, ``validate_flags``, ``FlagHistory`` (undo / redo),
+           ``flag_label`` (:mod:`histo.review.flags`): flags applied to a per-fiber table.
+queue      ``queue_order``, ``ReviewQueue``, ``walk_field_px``, ``describe_fiber``
+           (:mod:`histo.review.queue`): the doubtful fibers in review order, walked one by one.
+region     ``labels_inside_polygon``, ``ellipse_polygon`` (:mod:`histo.review.region`): the
+           fibers inside a drawn shape (bulk flags).
+colours    ``outline_palette``, ``image_backgrounds`` (:mod:`histo.review.colours`): class
+           outline colours chosen to stand out from the image under them.
 recompute  ``changed_labels``, ``recompute_changed`` (:mod:`histo.review.recompute`): re-measure
            only the fibers an edit changed.
 rescore    ``reviewed_result`` (:mod:`histo.review.rescore`): a saved review applied to a

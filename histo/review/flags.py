@@ -25,6 +25,27 @@ FLAGS: tuple[str, ...] = ("excluded", "confirmed_sad", "not_sad", "restored")
 #: Columns :func:`apply_review` derives; they are never stored with a reviewed table.
 REVIEW_COLUMNS: tuple[str, ...] = ("review_flag", "excluded", "is_sad_auto")
 
+#: What a reader sees for each flag (tables, legends, status lines); files keep :data:`FLAGS`.
+FLAG_LABELS: dict[str, str] = {
+    "excluded": "Excluded",
+    "confirmed_sad": "SAD (confirmed)",
+    "not_sad": "Not SAD",
+    "restored": "Fiber (restored)",
+}
+
+
+def flag_label(flag: str | None) -> str:
+    """The human label of a flag (``""`` for no flag; unknown names are shown as they are).
+
+    Examples
+    --------
+    >>> flag_label("confirmed_sad"), flag_label(None), flag_label("")
+    ('SAD (confirmed)', '', '')
+    """
+    if not flag:
+        return ""
+    return FLAG_LABELS.get(str(flag), str(flag))
+
 
 def validate_flags(flags: Mapping[Any, str] | None) -> dict[int, str]:
     """Flags as a plain ``{int label: flag}`` dict, sorted by label, checked.
@@ -121,3 +142,106 @@ def strip_review(fibers: pd.DataFrame) -> pd.DataFrame:
     if "excluded" in out and "counted" in out and "is_edge" in out:
         out["counted"] = (~out["is_edge"].fillna(False).astype(bool)).to_numpy() & ~_rejected(out)
     return out.drop(columns=[c for c in REVIEW_COLUMNS if c in out])
+
+
+class FlagHistory:
+    """Undo / redo of flag changes: each step is one action, however many fibers it flagged.
+
+    A step stores every touched label's flag before and after (``None`` = no flag), so a bulk
+    exclusion of 40 fibers is undone in one go. A new step after an undo drops the redo steps,
+    as in any editor. Pure bookkeeping: the caller applies the returned changes.
+
+    Parameters
+    ----------
+    limit : int
+        Oldest steps are forgotten beyond this many.
+
+    Examples
+    --------
+    >>> h = FlagHistory()
+    >>> flags = h.apply({}, {3: "excluded", 4: "excluded"})
+    >>> flags = h.apply(flags, {3: "confirmed_sad"})
+    >>> flags
+    {3: 'confirmed_sad', 4: 'excluded'}
+    >>> flags = h.undo(flags); flags
+    {3: 'excluded', 4: 'excluded'}
+    >>> flags = h.undo(flags); flags, h.can_undo, h.can_redo
+    ({}, False, True)
+    >>> h.redo(flags)
+    {3: 'excluded', 4: 'excluded'}
+    """
+
+    def __init__(self, limit: int = 1000) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.limit = int(limit)
+        self._undo: list[tuple[dict[int, str | None], dict[int, str | None]]] = []
+        self._redo: list[tuple[dict[int, str | None], dict[int, str | None]]] = []
+
+    @property
+    def can_undo(self) -> bool:
+        """True when there is a step to undo."""
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        """True when there is an undone step to redo."""
+        return bool(self._redo)
+
+    def clear(self) -> None:
+        """Forget every step (e.g. after the labels were re-measured)."""
+        self._undo.clear()
+        self._redo.clear()
+
+    def apply(self, flags: Mapping[int, str], changes: Mapping[Any, str | None]) -> dict[int, str]:
+        """``flags`` with ``changes`` applied (``None`` clears), recorded as one step.
+
+        Labels whose flag does not change are not recorded; a step changing nothing is not
+        a step (the redo steps survive it).
+
+        Raises
+        ------
+        HistoInputError
+            On an unknown flag or a label that is not a positive integer.
+        """
+        wanted = {int(k): v for k, v in changes.items()}
+        validate_flags({k: v for k, v in wanted.items() if v is not None})
+        before = {k: flags.get(k) for k, v in wanted.items() if flags.get(k) != v}
+        if not before:
+            return dict(flags)
+        after = {k: wanted[k] for k in before}
+        self._undo.append((before, after))
+        del self._undo[:-self.limit]
+        self._redo.clear()
+        return _with(flags, after)
+
+    def undo(self, flags: Mapping[int, str]) -> dict[int, str]:
+        """``flags`` with the last step undone (unchanged when there is none)."""
+        if not self._undo:
+            return dict(flags)
+        before, after = self._undo.pop()
+        self._redo.append((before, after))
+        return _with(flags, before)
+
+    def redo(self, flags: Mapping[int, str]) -> dict[int, str]:
+        """``flags`` with the last undone step done again (unchanged when there is none)."""
+        if not self._redo:
+            return dict(flags)
+        before, after = self._redo.pop()
+        self._undo.append((before, after))
+        return _with(flags, after)
+
+    def last_labels(self, *, undone: bool = False) -> list[int]:
+        """Labels of the step :meth:`undo` (or, ``undone=True``, :meth:`redo`) would change."""
+        stack = self._redo if undone else self._undo
+        return sorted(stack[-1][0]) if stack else []
+
+
+def _with(flags: Mapping[int, str], changes: Mapping[int, str | None]) -> dict[int, str]:
+    out = dict(flags)
+    for label, flag in changes.items():
+        if flag is None:
+            out.pop(label, None)
+        else:
+            out[label] = flag
+    return dict(sorted(out.items()))

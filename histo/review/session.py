@@ -21,7 +21,7 @@ from histo.errors import HistoError, HistoInputError
 from histo.io.image import ImageLike, read_image
 from histo.measure.adjacency import fiber_adjacency
 from histo.results.writer import write_slide_outputs
-from histo.review.flags import FLAGS, apply_review, strip_review
+from histo.review.flags import FLAGS, FlagHistory, apply_review, strip_review
 from histo.review.recompute import changed_labels, recompute_changed
 from histo.review.state import save_review
 from histo.score.scoring import score_slide
@@ -86,6 +86,7 @@ class ReviewSession:
     dirty: bool = False
     edited: bool = False
     version: int = 0
+    history: FlagHistory = field(default_factory=FlagHistory, repr=False)
     _edges: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -137,27 +138,60 @@ class ReviewSession:
         """Flag a fiber (``None`` clears its flag); the table follows at once.
 
         The figures follow once the caller re-scores (:meth:`rescore`, or
-        :func:`rescore_table` in a worker).
+        :func:`rescore_table` in a worker). One undo step (:meth:`undo_flags`).
 
         Returns
         -------
         bool
             True when the flag changed.
         """
-        label = int(label)
-        if flag is not None and flag not in FLAGS:
-            raise HistoInputError(f"unknown flag {flag!r}; use one of {', '.join(FLAGS)}")
-        if label not in set(self.fibers["label"].tolist()):
-            raise HistoInputError(f"fiber {label} is not in the table (press Recompute after painting it)")
-        if self.flags.get(label) == flag:
-            return False
-        if flag is None:
-            self.flags.pop(label, None)
-        else:
-            self.flags[label] = flag
+        return bool(self.set_flags({label: flag}))
+
+    def set_flags(self, changes: dict[int, str | None]) -> list[int]:
+        """Flag several fibers as one undoable step (e.g. all fibers inside a drawn shape).
+
+        Returns
+        -------
+        list of int
+            The labels whose flag changed.
+
+        Raises
+        ------
+        HistoInputError
+            On an unknown flag or a label absent from the table.
+        """
+        changes = {int(k): v for k, v in changes.items()}
+        bad = [f for f in changes.values() if f is not None and f not in FLAGS]
+        if bad:
+            raise HistoInputError(f"unknown flag {bad[0]!r}; use one of {', '.join(FLAGS)}")
+        missing = sorted(set(changes) - set(self.fibers["label"].tolist()))
+        if missing:
+            raise HistoInputError(f"fiber {missing[0]} is not in the table (press Recompute after painting it)")
+        before = dict(self.flags)
+        self._take_flags(self.history.apply(self.flags, changes))
+        return sorted(k for k in changes if before.get(k) != self.flags.get(k))
+
+    def undo_flags(self) -> list[int]:
+        """Undo the last flag step; returns the labels it changed (empty when nothing to undo)."""
+        return self._step(self.history.undo)
+
+    def redo_flags(self) -> list[int]:
+        """Redo the last undone flag step; returns the labels it changed."""
+        return self._step(self.history.redo)
+
+    def _step(self, move) -> list[int]:
+        before = dict(self.flags)
+        present = set(self.fibers["label"].tolist())
+        moved = move(self.flags)
+        self._take_flags({k: v for k, v in moved.items() if k in present})  # erased fibers stay gone
+        return sorted(k for k in set(before) | set(self.flags) if before.get(k) != self.flags.get(k))
+
+    def _take_flags(self, flags: dict[int, str]) -> None:
+        if flags == self.flags:
+            return
+        self.flags = flags
         self.fibers = apply_review(self.fibers, self.flags)
         self.dirty = True
-        return True
 
     # -- scoring --------------------------------------------------------------------------
     def rescore_inputs(self) -> dict[str, Any]:

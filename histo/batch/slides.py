@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -26,9 +26,12 @@ from histo.errors import HistoError
 from histo.io.atomic import atomic_directory, atomic_write_bytes, atomic_write_text
 from histo.io.image import image_checksum, read_image
 from histo.io.jsonable import to_jsonable
+from histo.report.cohort import slide_figures
 from histo.results.folder import check_result_dir
 from histo.results.writer import write_slide_outputs
 from histo.review.state import REVIEW_FILE, read_review_doc, rebase_review
+from histo.score.cases import case_for
+from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,21 @@ class ScoreParams:
     settings: Any = None
     model: dict[str, Any] | None = field(default=None, hash=False)
     fiber_diameter_px: float | None = None
+    #: the model's name or path (None: the shipped model); ``model`` identifies it in the fingerprint
+    model_path: str | None = field(default=None, hash=False)
+    #: ``--cases``: {slide: histo.score.cases.Case}; each slide's case sets its normal reference
+    #: (:meth:`for_slide`), so it enters the slide's fingerprint through its settings
+    cases: Any = field(default=None, hash=False, compare=False)
+
+    def for_slide(self, job: SlideJob) -> ScoreParams:
+        """These options with the slide's case (if any) applied to the settings."""
+        if not self.cases:
+            return self
+        case = case_for(self.cases, job.slide_id, job.path)
+        if case is None:
+            return replace(self, cases=None)
+        settings = (self.settings or ScoringSettings()).replace(**case.overrides())
+        return replace(self, settings=settings, cases=None)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form, the part of the fingerprint that is not the input."""
@@ -136,9 +154,8 @@ def cohort_row(job: SlideJob, summary: dict[str, Any] | None, *, status: str,
         row.update(n_fibers=summary.get("n_fibers"), stain=slide.get("stain"),
                    pixel_size_um=slide.get("pixel_size_um"), qc_status=qc.get("status") or "",
                    qc_reasons="; ".join(str(r) for r in qc.get("reasons") or []))
-        for key, value in (summary.get("statistics") or {}).items():
-            if isinstance(value, (int, float, str, bool)) or value is None:
-                row.setdefault(key, value)
+        for key, value in slide_figures(summary).items():  # histo.report.cohort.COHORT_COLUMNS
+            row.setdefault(key, value)
     return row
 
 
@@ -153,6 +170,7 @@ def process_slide(job: SlideJob, params: ScoreParams, *, force: bool = False,
     """
     start = time.perf_counter()
     try:
+        params = params.for_slide(job)  # the slide's case (--cases) sets its reference
         check_result_dir(job.out_dir)  # a folder histo did not write is never touched
         sha = image_checksum(job.path)
         fingerprint = run_fingerprint(sha, params)
@@ -199,7 +217,8 @@ def score_slide_file(job: SlideJob, params: ScoreParams, batch_info: dict[str, A
     image = read_image(job.path, pixel_size_um=params.pixel_size_um, channel=params.channel)
     result = segment_and_analyze(image, stain=params.stain, channel=params.channel,
                                  method=params.method, settings=params.settings,
-                                 progress=progress, fiber_diameter_px=params.fiber_diameter_px)
+                                 progress=progress, fiber_diameter_px=params.fiber_diameter_px,
+                                 model=params.model_path)
     result.summary["slide"]["id"] = job.slide_id
     result.summary["batch"] = batch_info
     write_slide_outputs(job.out_dir, labels=result.labels, fibers=result.fibers,

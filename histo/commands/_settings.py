@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from histo.score.reference import REFERENCES
 from histo.score.settings import SEXES, SMALL_RULES, ScoringSettings
 
 
@@ -36,8 +37,16 @@ def _type_channels(text: str) -> dict[str, int]:
 
 #: (flag, setting ("part.field" for nested options), argparse options) of the overrides.
 _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("--sex", "sex", dict(choices=SEXES, help="adult normal min Feret: male 40-80 µm "
-                                              "(default), female 30-70 µm")),
+    ("--reference", "reference", dict(
+        choices=REFERENCES, help="normal reference of fiber size (docs/scoring.md): adult-male "
+        "40-80 µm, adult-female 30-70 µm (Dubowitz), child (by --age, Oertel 1988), mouse / rat "
+        "(relative criterion, no published range); default: --sex, else adult male assumed and "
+        "said beside every figure")),
+    ("--age", "age_years", dict(type=float, metavar="YEARS",
+                                help="age in years (needed by --reference child)")),
+    ("--muscle", "muscle", dict(metavar="NAME", help="the muscle, named beside the reference")),
+    ("--sex", "sex", dict(choices=SEXES, help="adult normal min Feret: male 40-80 µm, female "
+                                              "30-70 µm (without --reference)")),
     ("--normal-range", "normal_range_um", dict(nargs=2, type=float, metavar=("LO", "HI"),
                                                help="normal min Feret range in µm (children, "
                                                     "other muscles, rodents); overrides --sex")),
@@ -49,9 +58,9 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--small-median-fraction", "small_median_fraction", dict(
         type=float, metavar="F", help="relative small threshold, x slide median (default 0.6)")),
     ("--angular-min", "angular_min", dict(type=float, metavar="A",
-                                          help="angularity from which a fiber is angular (0.5)")),
+                                          help="angularity from which a fiber is angular (0.34)")),
     ("--dark-min-z", "dark_min_z", dict(type=float, metavar="Z",
-                                        help="darkness z from which a fiber is dark (default 2)")),
+                                        help="darkness z from which a fiber is dark (default 3)")),
     ("--permutations", "permutations", dict(type=int, metavar="N",
                                             help="permutations of the grouping tests (999)")),
     ("--seed", "seed", dict(type=int, metavar="N", help="random seed of the permutations")),

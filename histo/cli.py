@@ -3,7 +3,9 @@
 Each sub-command lives in ``histo/commands/<name>.py`` and exposes two functions:
 ``add_arguments(parser)`` and ``run(args) -> int`` (the exit code). This module only
 dispatches, sets up logging and turns :class:`histo.errors.HistoError` into one readable
-line on stderr and a non-zero exit code.
+line on stderr and a non-zero exit code. ``-v`` / ``-q`` are accepted before or after the
+sub-command (``args.verbosity``: the ``-v`` count minus the ``-q`` count; ``args.quiet``
+when below zero). ``python -m histo`` runs the same entry point (:mod:`histo.__main__`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,18 @@ COMMANDS: dict[str, str] = {
     "train": "train the segmentation model",
     "eval": "compare predicted labels with reference labels (F1, IoU, min-Feret error)",
     "report": "rebuild the HTML cohort report from a results folder",
+    "collect": "concatenate the per-fiber tables of a results folder into one Parquet file",
 }
+
+
+def _verbosity_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``-v`` / ``-q``; the sub-commands' copies count into other attributes (argparse copies a
+    sub-parser's namespace over the top-level one), added up by :func:`main`."""
+    parser.add_argument("-v", "--verbose", dest=prefix + "verbose", action="count", default=0,
+                        help="more log output (-vv for debug); before or after the command")
+    parser.add_argument("-q", "--quiet", dest=prefix + "quiet", action="count", default=0,
+                        help="errors only: no progress, no log lines, no summary text (--json output "
+                             "is still printed)")
 
 
 def _command_module(name: str):
@@ -37,11 +50,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Myofiber morphometry for muscle biopsies.",
     )
     parser.add_argument("--version", action="version", version=f"histo {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    _verbosity_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in (argv or []) if a in COMMANDS), None)
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        _verbosity_options(p, prefix="sub_")
         if name == chosen:
             _command_module(name).add_arguments(p)
     return parser
@@ -55,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    args.verbosity = (args.verbose + getattr(args, "sub_verbose", 0)
+                      - args.quiet - getattr(args, "sub_quiet", 0))
+    args.quiet = args.verbosity < 0
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+        max(-1, min(args.verbosity, 2)), logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(_command_module(args.command).run(args) or 0)

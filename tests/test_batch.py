@@ -209,9 +209,9 @@ def test_review_survives_a_rescore_and_is_set_aside_when_the_input_changed(tmp_p
 
 
 def test_cohort_table_puts_identity_columns_first():
-    t = cohort_table([{"n_counted": 3, "slide_id": "x", "status": "scored"}])
+    t = cohort_table([{"n_other": 3, "n_counted": 3, "slide_id": "x", "status": "scored"}])
     assert list(t.columns[:4]) == ["slide_id", "path", "status", "error"]
-    assert t.columns[-1] == "n_counted"
+    assert t.columns[-1] == "n_other" and str(t["n_counted"].dtype) == "Int64"
 
 
 # ----------------------------------------------------------------------------- the command

@@ -18,6 +18,8 @@ from histo.io.atomic import partial_leftovers
 from histo.io.image import read_image
 from histo.io.jsonable import to_jsonable
 from histo.io.masks import read_labels
+from histo.measure.fiber_table import COLUMN_NAMES
+from histo.results.tables import read_fiber_table
 from histo.results.writer import render_overlay, write_labels_pyramid, write_slide_outputs
 from histo.score.classes import CLASS_COLORS
 
@@ -83,7 +85,12 @@ def test_slide_folder_on_real_he(real_data, tmp_path):
     assert back["statistics"] == {"vc": None, "n": 66, "ok": True}
     csv = pd.read_csv(out / "fibers.csv")
     assert csv["label"].tolist() == fibers["label"].tolist()
-    assert pd.read_parquet(out / "fibers.parquet").shape == fibers.shape
+    # the exported schema (histo.measure.fiber_table.COLUMNS), read back as the table given
+    assert pd.read_parquet(out / "fibers.parquet").shape == (len(fibers), len(COLUMN_NAMES))
+    back = read_fiber_table(out)
+    same = [c for c in fibers.columns if c != "fiber_type"]
+    pd.testing.assert_frame_equal(back[same], fibers[same], check_dtype=False)
+    assert back["fiber_type"].fillna("").tolist() == fibers["fiber_type"].fillna("").tolist()
 
     with tifffile.TiffFile(out / "labels.tif") as tif:
         assert tif.is_ome and tif.pages.first.dtype == np.uint32

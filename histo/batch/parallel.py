@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -167,15 +168,46 @@ def _dask_task(job, params: ScoreParams, force: bool, slide_fn) -> dict[str, Any
         return process_slide(job, params, force=force, slide_fn=slide_fn, progress=report)
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def progress_line(done: int, total: int, row: dict[str, Any]) -> str:
+    """The plain progress line of a finished slide (logs, cluster jobs: no terminal).
+
+    Examples
+    --------
+    >>> progress_line(2, 5, {"slide_id": "s2", "status": "scored", "n_fibers": 410, "seconds": 12.34})
+    '[2/5] s2: scored, 410 fibers, 12.3 s'
+    >>> progress_line(3, 5, {"slide_id": "s3", "status": "error", "error": "not an image"})
+    '[3/5] s3: error: not an image'
+    """
+    text = f"[{done}/{total}] {row.get('slide_id')}: {row.get('status')}"
+    if row.get("status") == "error":
+        return f"{text}: {str(row.get('error') or '')[:200]}"
+    if row.get("n_fibers") is not None:
+        text += f", {row['n_fibers']} fibers"
+    if row.get("seconds"):
+        text += f", {float(row['seconds']):.1f} s"
+    return text
+
+
 class Progress:
-    """tqdm bars on stderr: one for slides, one per slide being tiled (big slides)."""
+    """Progress on stderr: on a terminal, tqdm bars (one for slides, one per slide being tiled);
+    otherwise (a log file, a cluster job) one plain line per finished slide."""
 
     MIN_TILES = 4
 
-    def __init__(self, n_slides: int, *, enabled: bool):
+    def __init__(self, n_slides: int, *, enabled: bool, stream=None):
         self.enabled = enabled
         self.tile_bars: dict[str, Any] = {}
         self.bar = None
+        self.stream = stream or sys.stderr
+        self.n_slides, self.n_done = n_slides, 0
+        self.plain = enabled and not _is_terminal(self.stream)
         if enabled:
             from tqdm import tqdm
 
@@ -186,7 +218,7 @@ class Progress:
         return lambda done, total: self.tiles(slide_id, done, total)
 
     def tiles(self, slide_id: str, done: int, total: int) -> None:
-        if not self.enabled or total < self.MIN_TILES:
+        if not self.enabled or self.plain or total < self.MIN_TILES:
             return
         from tqdm import tqdm
 
@@ -204,9 +236,12 @@ class Progress:
         self.tiles(msg["slide"], msg["done"], msg["total"])
 
     def slide_done(self, row: dict[str, Any]) -> None:
+        self.n_done += 1
         bar = self.tile_bars.pop(row["slide_id"], None)
         if bar is not None:
             bar.close()
+        if self.plain:
+            print(progress_line(self.n_done, self.n_slides, row), file=self.stream, flush=True)
         if self.bar is not None:
             self.bar.set_postfix_str(f"{row['slide_id'][:20]}: {row['status']}")
             self.bar.update(1)

@@ -35,9 +35,10 @@ from typing import Any, Callable, Iterable, Sequence
 import pandas as pd
 
 from histo.batch.parallel import Progress, resolve_scheduler, run_dask
-from histo.batch.slides import COHORT_COLUMNS, ScoreParams, SlideJob, cohort_row, plan_jobs, process_slide, read_summary
+from histo.batch.slides import ScoreParams, SlideJob, cohort_row, plan_jobs, process_slide, read_summary
 from histo.errors import HistoInputError
 from histo.io.atomic import atomic_write_text, partial_leftovers
+from histo.report.cohort import cohort_frame
 from histo.report.html import build_report
 from histo.results.folder import check_inputs_outside, check_root_file, is_histo_result
 
@@ -59,10 +60,10 @@ class BatchResult:
 
 
 def cohort_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Rows as a table: :data:`COHORT_COLUMNS` first, then statistics in first-seen order."""
-    table = pd.DataFrame(list(rows))
-    extra = [c for c in table.columns if c not in COHORT_COLUMNS]
-    return table.reindex(columns=[*COHORT_COLUMNS, *extra])
+    """Rows as a table: :data:`histo.report.cohort.COHORT_COLUMNS` first with their dtypes
+    (counts stay integers when a failed slide's row is empty), then per-type figures and
+    other statistics (:func:`histo.report.cohort.cohort_frame`)."""
+    return cohort_frame(rows)
 
 
 def run_batch(inputs: Iterable[str | Path], results_dir: str | Path, *,

@@ -42,6 +42,7 @@ from histo.io.jsonable import to_jsonable
 from histo.io.slide import open_slide
 from histo.io.stain import guess_stain
 from histo.results.folder import result_directory
+from histo.results.tables import write_fiber_tables
 from histo.results.writer import fibers_geojson, render_overlay, write_labels_pyramid, write_roi_zip
 from histo.score.evidence import build_evidence
 from histo.score.scoring import score_table
@@ -290,8 +291,8 @@ def write_wsi_outputs(out_dir: Path, *, labels, fibers: pd.DataFrame, summary: d
     polygons = dict(sorted(polygons.items()))
     text = json.dumps(to_jsonable(summary), indent=2, ensure_ascii=False, allow_nan=False)
     with result_directory(out_dir) as tmp:
-        fibers.to_csv(tmp / "fibers.csv", index=False)
-        _to_parquet(fibers, tmp / "fibers.parquet")
+        write_fiber_tables(tmp, fibers, slide_id=str((summary.get("slide") or {}).get("id") or out_dir.name),
+                           pixel_size_um=pixel_size_um)
         (tmp / "summary.json").write_text(text + "\n", encoding="utf-8")
         write_labels_pyramid(tmp / "labels.tif", labels, pixel_size_um=pixel_size_um)
         _write_geojson(tmp / "fibers.geojson", fibers, polygons, fibers_geojson)
@@ -317,13 +318,3 @@ def _write_geojson(path: Path, fibers: pd.DataFrame, polygons: dict, fibers_geoj
             for j, feature in enumerate(geo["features"]):
                 fh.write(("," if i or j else "") + json.dumps(feature, separators=(",", ":")))
         fh.write("]}")
-
-
-def _to_parquet(fibers: pd.DataFrame, path: Path) -> None:
-    try:
-        fibers.to_parquet(path, index=False)
-    except (TypeError, ValueError):  # mixed-type object columns (e.g. fiber_type with NA)
-        fixed = fibers.copy()
-        for col in fixed.columns[fixed.dtypes == object]:
-            fixed[col] = fixed[col].map(lambda v: None if v is None or v is pd.NA else str(v))
-        fixed.to_parquet(path, index=False)

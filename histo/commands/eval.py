@@ -16,6 +16,7 @@ from pathlib import Path
 from histo.commands._common import positive_float
 from histo.errors import HistoInputError
 from histo.io.image import check_file, sniff_format
+from histo.io.jsonable import to_jsonable
 from histo.io.masks import read_labels
 from histo.train.evaluate import DEFAULT_THRESHOLDS, match_labels
 
@@ -40,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--thresholds", type=_thresholds, default=None, metavar="T1,T2,...",
         help="IoU thresholds (default 0.5,0.55,...,0.9)",
     )
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
-                        help="also write the figures as JSON")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                        help="write the figures as JSON to FILE; without FILE (or with -) print them "
+                             "as one JSON document on stdout and the tables on stderr")
 
 
 def _thresholds(text: str) -> tuple[float, ...]:
@@ -85,18 +87,25 @@ def run(args: argparse.Namespace) -> int:
     thresholds = args.thresholds or DEFAULT_THRESHOLDS
     modes = [("all objects", False)] + ([("edge objects ignored", True)] if args.exclude_edge else [])
     report = {"pred": str(args.pred), "gt": str(args.gt), "pixel_size_um": args.pixel_size}
+    to_stdout = args.json == "-"
+    text = None if getattr(args, "quiet", False) else (sys.stderr if to_stdout else sys.stdout)
     for i, (title, exclude) in enumerate(modes):
         result = match_labels(pred, gt, thresholds=thresholds, pixel_size_um=args.pixel_size,
                               exclude_edge=exclude)
         report["exclude_edge" if exclude else "all"] = result.to_dict()
-        if len(modes) > 1:
-            print(("\n" if i else "") + f"== {title}")
-        print(result.table())
-    if args.json is not None:
+        if text is not None:
+            if len(modes) > 1:
+                print(("\n" if i else "") + f"== {title}", file=text)
+            print(result.table(), file=text)
+    if to_stdout:
+        print(json.dumps(to_jsonable(report), allow_nan=False))
+    elif args.json is not None:
+        path = Path(args.json)
         try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(to_jsonable(report), indent=2, allow_nan=False))
         except OSError as err:
-            raise HistoInputError(f"cannot write the JSON report: {err.strerror}", path=args.json) from err
-        print(f"figures written to {args.json}", file=sys.stderr)
+            raise HistoInputError(f"cannot write the JSON report: {err.strerror}", path=path) from err
+        if not args.quiet:
+            print(f"figures written to {path}", file=sys.stderr)
     return 0

@@ -7,6 +7,7 @@ writes ``OUT/<image-stem>/`` as in the output contract and prints the slide's fi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -17,6 +18,7 @@ from histo.batch.pipeline import measure_file, slide_id
 from histo.commands._common import add_image_arguments, print_slide_summary
 from histo.commands._settings import add_settings_arguments, settings_from_args
 from histo.errors import HistoError
+from histo.io.jsonable import to_jsonable
 from histo.results.folder import check_inputs_outside, check_result_dir
 from histo.review.state import REVIEW_FILE, rebase_review
 
@@ -30,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="results folder")
     add_image_arguments(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print the slide's summary (summary.json) as one JSON document on stdout")
 
     add_settings_arguments(parser)
 
@@ -57,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{out_dir}: {note}", file=sys.stderr)
     else:
         out_dir, result = _measure(args, settings)
-    print_slide_summary(out_dir, result.summary)
+    if args.json:
+        doc = {"results_dir": str(out_dir), "summary": result.summary}
+        print(json.dumps(to_jsonable(doc), ensure_ascii=False, allow_nan=False))
+    elif not getattr(args, "quiet", False):
+        print_slide_summary(out_dir, result.summary)
     return 0
 
 

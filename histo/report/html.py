@@ -39,6 +39,7 @@ from histo.errors import HistoInputError
 from histo.io.atomic import atomic_write_text
 from histo.report import plots
 from histo.results.folder import check_root_file
+from histo.results.tables import read_fiber_table
 from histo.review.rescore import reviewed_result
 from histo.review.state import load_review
 from histo.score.classes import fiber_class
@@ -105,13 +106,7 @@ def load_cohort(results_dir: str | Path) -> pd.DataFrame:
 
 
 def _read_fibers(result_dir: Path) -> pd.DataFrame:
-    parquet = result_dir / "fibers.parquet"
-    if parquet.is_file():
-        try:
-            return pd.read_parquet(parquet)
-        except Exception:  # noqa: BLE001 - fall back to the CSV twin
-            log.warning("%s unreadable, using fibers.csv", parquet)
-    return pd.read_csv(result_dir / "fibers.csv")
+    return read_fiber_table(result_dir)
 
 
 def load_slide(results_dir: Path, row: dict[str, Any]) -> SlideEntry:

@@ -5,7 +5,8 @@
 (:func:`histo.results.folder.result_directory`): a killed or failed run never leaves half a
 folder, a folder histo did not write is refused, and only histo's own files are replaced.
 
-* ``fibers.csv`` / ``fibers.parquet`` - the per-fiber table as given;
+* ``fibers.csv`` / ``fibers.parquet`` - the per-fiber table in the common exported schema
+  (:mod:`histo.results.tables`, ``docs/columns.md``);
 * ``summary.json`` - numpy numbers become JSON numbers, NaN/inf become ``null``;
 * ``labels.tif`` - uint32 tiled OME-TIFF (deflate) with ``PhysicalSizeX/Y`` in µm when known,
   with a pyramid when larger than one tile (:func:`write_labels_pyramid`);
@@ -43,6 +44,7 @@ from histo.io.image import ImageLike
 from histo.io.jsonable import to_jsonable
 from histo.io.polygons import label_polygons
 from histo.results.folder import result_directory
+from histo.results.tables import write_fiber_tables
 from histo.score.classes import CLASS_COLORS, fiber_class
 
 logger = logging.getLogger(__name__)
@@ -274,18 +276,6 @@ def render_overlay(labels: np.ndarray, fibers: pd.DataFrame, image: ImageLike | 
 
 
 # --------------------------------------------------------------------------- slide folder
-def _write_tables(folder: Path, fibers: pd.DataFrame) -> None:
-    fibers.to_csv(folder / "fibers.csv", index=False)
-    try:
-        fibers.to_parquet(folder / "fibers.parquet", index=False)
-    except (TypeError, ValueError, ImportError) as err:  # mixed-type object columns
-        logger.debug("parquet needed string columns: %s", err)
-        fixed = fibers.copy()
-        for col in fixed.columns[fixed.dtypes == object]:
-            fixed[col] = fixed[col].map(lambda v: None if v is None or v is pd.NA else str(v))
-        fixed.to_parquet(folder / "fibers.parquet", index=False)
-
-
 def write_slide_outputs(out_dir: str | os.PathLike, *, labels: np.ndarray, fibers: pd.DataFrame,
                         summary: Mapping, image: ImageLike | np.ndarray | None = None, pixel_size_um: float | None = None) -> Path:
     """Write one slide's results folder atomically (see the module docstring).
@@ -326,7 +316,8 @@ def write_slide_outputs(out_dir: str | os.PathLike, *, labels: np.ndarray, fiber
         raise HistoInputError(f"summary cannot be stored as JSON: {err}", path=out_dir) from err
     channel = (summary.get("slide") or {}).get("channel") if isinstance(summary.get("slide"), Mapping) else None
     with result_directory(out_dir) as tmp:
-        _write_tables(tmp, fibers)
+        slide = summary.get("slide") if isinstance(summary.get("slide"), Mapping) else {}
+        write_fiber_tables(tmp, fibers, slide_id=str(slide.get("id") or out_dir.name), pixel_size_um=pixel_size_um)
         (tmp / "summary.json").write_text(summary_text + "\n", encoding="utf-8")
         write_labels_pyramid(tmp / "labels.tif", labels, pixel_size_um=pixel_size_um)
         polygons = label_polygons(labels)

@@ -23,6 +23,7 @@ import tifffile
 
 from histo.io.image import read_image
 from histo.io.slide import open_slide
+from histo.results.tables import read_fiber_table
 from histo.review.flags import apply_review
 from histo.review.state import load_review
 from napari_histo._layers import METADATA_KEY, class_colormap, labels_pyramid, layer_features
@@ -96,10 +97,7 @@ def read_slide(path, *, name: str | None = None) -> list[tuple[Any, dict, str]]:
 
 
 def _read_fibers(result_dir: Path) -> pd.DataFrame:
-    parquet = result_dir / "fibers.parquet"
-    if parquet.is_file():
-        return pd.read_parquet(parquet)
-    return pd.read_csv(result_dir / "fibers.csv")
+    return read_fiber_table(result_dir)
 
 
 def _read_labels(path: Path):

@@ -59,7 +59,9 @@ def test_report_lists_slides_failures_and_embeds_everything(results):
     assert not re.search(r'<(link|script)[^>]+(src|href)="http', html)
     # figures outside their normal range are highlighted, and the normal range shaded
     assert 'class="outside"' in html
-    assert "normal min Feret" in html and "40–80 µm" in html
+    assert "normal 40–80 µm, adult male, Dubowitz (assumed: no reference given)" in html
+    # every figure with a normal range names its reference beside it
+    assert "≤ 150 (adult male, Dubowitz (assumed: no reference given)" in html
 
 
 def test_report_honours_a_saved_review(results, tmp_path):

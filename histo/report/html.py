@@ -329,6 +329,14 @@ def _range_text(rng: Any) -> str:
     return f"{format_number(lo)}–{format_number(hi)}"
 
 
+def _figure_range_text(f: dict[str, Any]) -> str:
+    """The normal range of a figure with its reference and note, e.g. "≤ 150 (adult male,
+    Dubowitz; too few to test: 35 fibers < 200)"."""
+    text = _range_text(f.get("normal_range"))
+    extra = "; ".join(str(x) for x in (f.get("reference") if text else None, f.get("note")) if x)
+    return f"{text} ({extra})" if text and extra else (text or extra)
+
+
 def _cohort_row(e: SlideEntry, figure_names: list[dict[str, str]]) -> dict[str, Any]:
     by_name = {str(f.get("name")): f for f in _figures(e.summary)}
     cells = []
@@ -389,7 +397,7 @@ def _slide_view(e: SlideEntry) -> dict[str, Any]:
         "pixel_size_source": slide.get("pixel_size_source"),
         "shape": slide.get("shape"), "n_fibers": e.summary.get("n_fibers"),
         "n_counted": int(counted.sum()), "model": e.summary.get("model"),
-        "figures": [{**f, "range": _range_text(f.get("normal_range")),
+        "figures": [{**f, "range": _figure_range_text(f),
                      "value_text": format_number(f.get("value"))} for f in _figures(e.summary)],
         "evidence_text": evidence.get("text", ""),
         "qc": _qc_view(e.summary),
@@ -446,8 +454,19 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]
         per_type = part.get("per_type") if isinstance(part.get("per_type"), dict) else {}
         for name, info in per_type.items():
             if isinstance(info, dict) and info.get("fraction") is not None:
+                sizes = info.get("sizes") or {}
+                dub = ", ".join(f"{abbr} {format_number(sizes[k])}" for k, abbr in (
+                    ("atrophy_factor", "AF"), ("hypertrophy_factor", "HF"),
+                    ("variability_coefficient", "VC")) if sizes.get(k) is not None)
+                more = "".join(f"; {t}" for t in (
+                    dub, f"{info['n_sad']} SAD" if info.get("n_sad") else "",
+                    (f"{format_number(info['pct_centrally_nucleated'])}% centrally nucleated"
+                     if info.get("pct_centrally_nucleated") is not None else "")) if t)
                 rows.append((f"type {name}", f"{info.get('n')} fibers "
-                                             f"({100 * info['fraction']:.0f}%)"))
+                                             f"({100 * info['fraction']:.0f}%){more}"))
+        pred = part.get("predominance") if isinstance(part.get("predominance"), dict) else {}
+        if pred.get("predominance"):
+            rows.append(("predominance", f"{pred['predominance']} ({pred.get('criterion')})"))
         if rows:
             out.append((SECTION_TITLES[key], rows))
     return out
@@ -459,7 +478,13 @@ def _settings_view(entries: list[SlideEntry]) -> list[tuple[str, str]]:
         return []
     s = entries[0].summary.get("settings") or {}
     out = []
-    if s.get("normal_range_in_force_um"):
+    refs = {str(((e.summary.get("settings") or {}).get("reference_in_force") or {}).get(
+        "range_text")) for e in entries if e.summary}
+    if len(refs) > 1:
+        out.append(("reference", "per slide (cases file): see each slide's evidence"))
+    elif (s.get("reference_in_force") or {}).get("range_text"):
+        out.append(("reference", s["reference_in_force"]["range_text"]))
+    elif s.get("normal_range_in_force_um"):
         lo, hi = s["normal_range_in_force_um"]
         out.append(("normal min Feret", f"{format_number(lo)}–{format_number(hi)} µm"))
     for key, label in (("small_rule", "small rule"), ("angular_min", "angular from"),

@@ -4,10 +4,13 @@ Two ways to a type per fiber:
 
 * **Intensity levels** on ATPase, NADH-TR or SDH: the per-fiber mean optical density falls into
   2 or 3 levels. The number of levels is chosen by the Bayesian information criterion of a 1-D
-  Gaussian mixture (1, 2 or 3 components; ``n_types`` fixes it), and fibers are cut at the
-  points where adjacent components' weighted densities cross. The mixture is fitted on the
-  counted fibers not flagged dark (a few very dark atrophic fibers would otherwise form a
-  level of their own); they are typed like the others. Levels are named by stain (and
+  Gaussian mixture of log OD (1, 2 or 3 components; ``n_types`` fixes it), fitted on *all*
+  counted fibers jointly with a stain gradient across the slide (a plane in log OD), and
+  fibers are cut at the points where adjacent components' weighted densities cross
+  (:func:`histo.measure.darkness.fit_type_levels`). On NADH/SDH a darkest component of small
+  fibers (at most a quarter of them) is taken as atrophic fibers, not a type, and left out of
+  the levels; its fibers are typed like the others. Typing works from 10 % to 90 % of either
+  type (``benchmarks/bench_darkness.py``). Levels are named by stain (and
   ATPase pH): NADH/SDH type 1 darkest; ATPase pH 9.4 type 1 lightest; pH 4.3/4.6 type 1
   darkest (Brooke & Kaiser 1970; Dubowitz, *Muscle Biopsy*).
 * **Type channels** on immunofluorescence (one channel per myosin isoform): a fiber is
@@ -34,12 +37,15 @@ from scipy import ndimage
 from histo.errors import HistoInputError
 from histo.io.image import ImageLike
 from histo.io.stain import Stain
+from histo.measure.darkness import fit_type_levels
 from histo.score.grouping import category_join_test, index_edges
 from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
 
 INTENSITY_STAINS = ("atpase", "nadh", "sdh")
+#: Stains on which a darkest component of small fibers is atrophy, not a fiber type.
+OUTLIER_STAINS = ("nadh", "sdh")
 _NEUTRAL = {1: ("uniform",), 2: ("light", "dark"), 3: ("light", "intermediate", "dark")}
 
 
@@ -225,13 +231,25 @@ def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.
     if signal is None or np.isfinite(signal[counted]).sum() < 10:
         return types, {"method": None, "reason": "fewer than 10 counted fibers with a stain "
                        "intensity: types not estimated"}
-    # the levels are fitted on the counted fibers that are not flagged dark, so that a few
-    # very dark (atrophic) fibers do not become a "type" of their own; they are then assigned
-    # to the darkest level like any other fiber
+    # the levels are fitted on all counted fibers, with a stain gradient across the slide and
+    # (on NADH/SDH) an outlier component of small dark atrophic fibers taken out
+    # (histo.measure.darkness.fit_type_levels, the fit darkness is measured against); the
+    # outlier fibers are then typed like the others (the darkest level)
     fit_on = counted & np.isfinite(signal)
-    if "is_dark" in fibers and np.count_nonzero(fit_on & ~_flag(fibers, "is_dark")) >= 10:
-        fit_on &= ~_flag(fibers, "is_dark")
-    fit = fit_levels(signal[fit_on], opts.n_types)
+    has_xy = {"centroid_y_px", "centroid_x_px"} <= set(fibers.columns)
+    size_col = next((c for c in ("min_feret_um", "min_feret_px") if c in fibers), None)
+    full = fit_type_levels(
+        signal, reference=fit_on,
+        y=fibers["centroid_y_px"].to_numpy(float) if has_xy else None,
+        x=fibers["centroid_x_px"].to_numpy(float) if has_xy else None,
+        size=(fibers[size_col].to_numpy(float) if size_col and stain in OUTLIER_STAINS else None),
+        n_levels=opts.n_types)
+    corrected = full["corrected"]
+    fit = {k: full[k] for k in ("n_levels", "means", "weights", "thresholds", "bic")}
+    fit["sds_log10"] = full["sds"]
+    fit["gradient"] = full["gradient"]
+    fit["outlier_component"] = full["outlier"]
+    fit_on = fit_on & ~full["outlier_fiber"]
     k = fit["n_levels"]
     info: dict[str, Any] = {"method": "intensity levels", "signal": "mean optical density",
                             "n_levels_chosen_by": "given" if opts.n_types else "BIC",
@@ -243,8 +261,8 @@ def type_fibers(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.
         return types, info
     names = opts.level_names if opts.level_names and len(opts.level_names) == k else \
         level_names(stain, k, opts.atpase_ph)
-    level = np.searchsorted(np.asarray(fit["thresholds"]), signal, side="right")
-    ok = np.isfinite(signal)
+    level = np.searchsorted(np.asarray(fit["thresholds"]), corrected, side="right")
+    ok = np.isfinite(corrected)
     types[ok] = np.asarray(names, dtype=object)[level[ok]]
     info["level_names"] = list(names)
     info["types"] = list(names)
@@ -382,8 +400,7 @@ def type_statistics(fibers: pd.DataFrame, edges: np.ndarray, settings: ScoringSe
         "expected_enclosed": float(sum(t["expected_enclosed"] for t in per_type.values())),
         "grouping": {"join_count": total.to_dict(),
                      "per_type": {k: r.to_dict() for k, r in test["per_class"].items()},
-                     "beyond_chance": (None if total.p_value is None
-                                       else bool(total.p_value < settings.alpha))},
+                     "beyond_chance": total.verdict(settings.alpha)},
     }
 
 

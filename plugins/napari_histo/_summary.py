@@ -88,6 +88,20 @@ def _range(rng: Any) -> str:
     return html.escape(str(rng))
 
 
+def _reference(fig: dict[str, Any]) -> str:
+    """Where a figure's normal range comes from, and its note, small beside the range.
+
+    Examples
+    --------
+    >>> _reference({"normal_range": [None, 150], "reference": "adult male, Dubowitz"})
+    ' <small>(adult male, Dubowitz)</small>'
+    """
+    bits = [fig.get("reference") if fig.get("normal_range") is not None else None,
+            fig.get("note")]
+    text = "; ".join(html.escape(str(b)) for b in bits if b)
+    return f" <small>({text})</small>" if text else ""
+
+
 def qc_html(summary: dict[str, Any] | None) -> str:
     """The segmentation QC line: status in its colour, then the reasons ("" without a QC).
 
@@ -132,7 +146,7 @@ def summary_html(fibers: pd.DataFrame, summary: dict[str, Any] | None) -> str:
             lines.append(
                 f"<tr{style}><td>{html.escape(str(fig.get('name', '')))}</td>"
                 f"<td align='right'>{_fmt(fig.get('value'))}{unit}</td>"
-                f"<td>&nbsp;{_range(fig.get('normal_range'))}</td></tr>"
+                f"<td>&nbsp;{_range(fig.get('normal_range'))}{_reference(fig)}</td></tr>"
             )
         lines.append("</table>")
         parts.append("".join(lines))
@@ -164,6 +178,11 @@ class SummaryPanel(QWidget):
         """Show the figures of a reviewed table and its summary."""
         self.counts = fiber_counts(fibers)
         self.label.setText(summary_html(fibers, summary))
+
+    def show_prepared(self, text: str, counts: dict[str, Any]) -> None:
+        """Show text and counts made in a worker (:func:`summary_html`, :func:`fiber_counts`)."""
+        self.counts = counts
+        self.label.setText(text)
 
     def text(self) -> str:
         """The panel's current rich text (tests compare it)."""

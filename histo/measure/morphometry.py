@@ -20,8 +20,10 @@ Conventions (pixel centres at integer coordinates, lengths in pixels before scal
 - solidity: area / number of pixel centres in the convex hull of the pixel centres (1 for a
   digitally convex fiber);
 - angularity: sharpness of the two sharpest corners at the scale of a twelfth of the outline,
-  0 for a disk, 0.2 hexagon, 0.4 square, 0.6 triangle, towards 1 for a needle
-  (:mod:`histo.measure.shape`, ``docs/angularity.md``); NaN below 16 pixels;
+  after the elongation is removed (affine normalisation of the inertia ellipse), less the
+  deepest inward bend: 0 for a disk or any ellipse, 0.2 hexagon, 0.4 square or any
+  parallelogram, 0.6 any triangle (:mod:`histo.measure.shape`, ``docs/angularity.md``); NaN
+  below 16 pixels;
 - mean_od: mean of :func:`histo.io.stain.darkness_signal` over the fiber's pixels;
 - darkness: ``(mean_od - median) / (1.4826 * MAD)`` over the non-edge fibers of the image
   (all fibers when fewer than 3 are not at the edge; the standard deviation replaces a zero

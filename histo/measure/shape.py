@@ -20,27 +20,39 @@ not counted: the perimeter is that of the outer outline(s).
 
 Angularity
 ----------
-How sharp the sharpest corners of the outline are, from 0 (a disk) towards 1 (a needle tip).
+How sharp the corners of the outline are once its elongation is removed, from 0 (a disk, or
+any ellipse) towards 1.
 
-1. The outer outline is resampled to ``N = 240`` points equally spaced along its length
+1. **Elongation removed.** The outer outline is mapped by the area-preserving affine map that
+   makes its second moments of area isotropic (the inverse square root of its inertia
+   matrix, scaled to keep the area): every ellipse becomes a disk, every triangle an
+   equilateral triangle, every parallelogram (a rectangle, a 60 deg rhombus) a square.
+   Corners that only come from stretching a smooth outline are gone; corners that survive
+   are corners of the shape. The stretch is capped at :data:`MAX_ELONGATION` : 1.
+2. The normalised outline is resampled to ``N = 240`` points equally spaced along its length
    (so the measure does not depend on size) and smoothed with ``sigma = 0.5 px`` against
    the pixel staircase.
-2. At every point, the *corner angle* is the turn between the chord arriving from the point
+3. At every point, the *turn* is the angle between the chord arriving from the point
    ``w = L/12`` behind and the chord leaving to the point ``w`` ahead (``L`` the outline
-   length): ``180 deg - interior angle`` of the corner seen at the scale of a twelfth of the
-   outline. A straight side gives 0, a polygon corner whose sides are longer than ``w``
-   gives its exact exterior angle, and a circle gives the same turn everywhere,
-   ``360 deg / 12 = 30 deg``.
-3. The two sharpest corners (the largest turn, then the largest at least ``w`` away from it)
-   are kept, each scored ``(turn - 30 deg) / (180 deg - 30 deg)`` clipped to [0, 1], and
-   averaged.
+   length): ``180 deg - interior angle`` seen at the scale of a twelfth of the outline,
+   positive at convex corners and negative where the outline bends inwards. A straight side
+   gives 0, a polygon corner whose sides are longer than ``w`` gives its exact exterior
+   angle, and a circle gives the same turn everywhere, ``360 deg / 12 = 30 deg``.
+4. ``angularity = (mean turn of the two sharpest corners - 30 deg - deepest inward turn)
+   / 150 deg``, clipped to [0, 1] (the second corner is the sharpest at least ``w`` away from
+   the first; the inward turn is ``max(0, -min turn)``).
 
-For exact shapes: disk 0, regular hexagon 0.2, square 0.4, equilateral triangle 0.6, a
-thin isosceles sliver with a 15 deg apex (165 and 97.5 deg turns) 0.68, a needle (two
-corners turning ~180 deg) 1. Size and pixel size do not enter (only fractions of the outline
-length do); pixelation adds up to ~0.1 on a disk of 12 px diameter and ~0.05 at 24 px.
-Fibers smaller than :data:`MIN_SHAPE_AREA_PX` pixels get NaN: their corners cannot be
-resolved. ``docs/angularity.md`` has the table at several sizes and rotations.
+The inward term separates two ways of having a sharp convex corner: a polygon whose sides
+are straight or bow in a little (compressed, concave-sided fibers: bowing sharpens the
+corners by more than it costs) keeps a high score, while a bent or tailed profile (a banana,
+a kidney, a fiber with a tail), whose tips are sharp only because the outline turns back on
+the other side, scores low. For exact shapes: every ellipse 0, regular hexagon 0.2, every
+parallelogram 0.4, every triangle 0.6, a triangle with sides bowed in by 5 % of their length
+0.66. Size, rotation and pixel size do not enter (only fractions of the outline length and
+an affine map do); pixelation adds up to ~0.1 on a disk of 12 px diameter and ~0.05 at
+24 px. Fibers smaller than :data:`MIN_SHAPE_AREA_PX` pixels get NaN: their corners cannot be
+resolved. ``docs/angularity.md`` has the table at several sizes and rotations and the
+calibration of the ``angular_min`` threshold on manual human masks.
 """
 
 from __future__ import annotations
@@ -67,6 +79,9 @@ ANGULARITY_WINDOW_FRACTION = 1.0 / 12.0
 ANGULARITY_CORNERS = 2
 #: Smoothing (px) of the outline before the corner angles, against the pixel staircase.
 ANGULARITY_SIGMA_PX = 0.5
+#: Largest elongation (major / minor axis of the inertia ellipse) the normalisation removes;
+#: beyond it (a strip thinner than a tenth of its length) the outline is stretched by this much.
+MAX_ELONGATION = 10.0
 
 #: Vossepoel & Smeulders (1982) corner-count weights: even (axis) step, odd (diagonal)
 #: step, change of chain direction.
@@ -136,6 +151,73 @@ _M = int(round(ANGULARITY_SAMPLES * ANGULARITY_WINDOW_FRACTION))
 CIRCLE_TURN = 2 * np.pi * _M / _N
 
 
+def inertia_normalised_batch(chains: np.ndarray, offsets: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Outlines with their elongation removed (step 1 of the angularity, module doc).
+
+    Each closed outline is mapped by ``p -> R S R^T (p - c)``: ``c`` its centroid, ``R`` the
+    axes of its inertia ellipse (second moments of the area it encloses, from Green's
+    theorem), ``S`` the scaling that makes both axes equal while keeping the area. The
+    stretch is capped at :data:`MAX_ELONGATION`; an outline enclosing no area is only centred.
+
+    Parameters
+    ----------
+    chains : (P, 2) float array
+        Closed outlines ``(x, y)`` stored end to end.
+    offsets : (n + 1,) int array
+        Start of each outline in ``chains`` (:mod:`histo.measure._ragged`).
+
+    Returns
+    -------
+    points : (P, 2) float array
+        The normalised outlines, centred on their centroids, same order.
+    elongation : (n,) float array
+        Major / minor axis ratio of each outline's inertia ellipse (1 for a disk, 3 for a
+        3:1 ellipse; NaN without area).
+
+    Examples
+    --------
+    >>> t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    >>> ellipse = np.column_stack([30 * np.cos(t), 10 * np.sin(t)])
+    >>> pts, elong = inertia_normalised_batch(ellipse, np.array([0, 400]))
+    >>> radius = np.hypot(pts[:, 0], pts[:, 1])
+    >>> round(float(elong[0]), 2), bool(np.ptp(radius) < 0.01 * radius.mean())
+    (3.0, True)
+    """
+    c = np.asarray(chains, dtype=np.float64).reshape(-1, 2)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    sid = segment_ids(offsets)
+    nxt = c[next_index(offsets)]
+    x0, y0, x1, y1 = c[:, 0], c[:, 1], nxt[:, 0], nxt[:, 1]
+    cross = x0 * y1 - x1 * y0
+    area2 = segment_sum(cross, offsets)  # twice the signed area
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mx = segment_sum((x0 + x1) * cross, offsets) / (3 * area2)
+        my = segment_sum((y0 + y1) * cross, offsets) / (3 * area2)
+        cxx = segment_sum((x0 * x0 + x0 * x1 + x1 * x1) * cross, offsets) / (6 * area2) - mx * mx
+        cyy = segment_sum((y0 * y0 + y0 * y1 + y1 * y1) * cross, offsets) / (6 * area2) - my * my
+        cxy = segment_sum((2 * x0 * y0 + x0 * y1 + x1 * y0 + 2 * x1 * y1) * cross,
+                          offsets) / (12 * area2) - mx * my
+    half_gap = np.sqrt(((cxx - cyy) / 2) ** 2 + cxy ** 2)
+    major = (cxx + cyy) / 2 + half_gap
+    minor = (cxx + cyy) / 2 - half_gap
+    valid = np.isfinite(major) & np.isfinite(minor) & (np.abs(area2) > 1e-9) & (minor > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elongation = np.where(valid, np.sqrt(major / minor), np.nan)
+    stretch = np.where(valid, np.minimum(elongation, MAX_ELONGATION), 1.0)
+    theta = np.where(valid, 0.5 * np.arctan2(2 * cxy, cxx - cyy), 0.0)
+    centre = np.where(valid[:, None], np.column_stack([mx, my]), 0.0)
+    if not valid.all():  # no area: centre on the mean point
+        counts = np.maximum(np.diff(offsets), 1)
+        mean = np.column_stack([segment_sum(c[:, 0], offsets), segment_sum(c[:, 1], offsets)])
+        centre = np.where(valid[:, None], centre, mean / counts[:, None])
+    cos, sin = np.cos(theta)[sid], np.sin(theta)[sid]
+    d = c - centre[sid]
+    u = (d[:, 0] * cos + d[:, 1] * sin) / np.sqrt(stretch)[sid]  # along the major axis
+    v = (-d[:, 0] * sin + d[:, 1] * cos) * np.sqrt(stretch)[sid]
+    return np.column_stack([u * cos - v * sin, u * sin + v * cos]), elongation
+
+
 def corner_turns_batch(chains: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Turn (radians, convex > 0) at the ``N`` resampled points of each outline (module doc).
 
@@ -177,16 +259,21 @@ def corner_turns_batch(chains: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def angularity_from_turns(turn: np.ndarray) -> np.ndarray:
-    """Angularity of each row of corner turns: mean score of the two sharpest corners."""
+    """Angularity of each row of corner turns (step 4 of the module doc).
+
+    ``(mean of the two sharpest turns - 30 deg - deepest inward turn) / 150 deg`` in [0, 1].
+    """
     turn = np.array(turn, dtype=np.float64, ndmin=2)
+    inward = np.maximum(-turn.min(axis=1), 0.0)
     rows = np.arange(len(turn))
-    scores = np.zeros(len(turn))
+    sharpest = np.zeros(len(turn))
     offsets = np.arange(-_M, _M + 1)
     for _ in range(ANGULARITY_CORNERS):
         i = np.argmax(turn, axis=1)
-        scores += np.clip((turn[rows, i] - CIRCLE_TURN) / (np.pi - CIRCLE_TURN), 0.0, 1.0)
+        sharpest += turn[rows, i]
         turn[rows[:, None], (i[:, None] + offsets[None, :]) % _N] = -np.inf
-    return scores / ANGULARITY_CORNERS
+    sharpest /= ANGULARITY_CORNERS
+    return np.clip((sharpest - CIRCLE_TURN - inward) / (np.pi - CIRCLE_TURN), 0.0, 1.0)
 
 
 def angularity_batch(chains: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -197,18 +284,19 @@ def angularity_batch(chains: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         c = np.asarray(chains, dtype=np.float64).reshape(-1, 2)
         keep = np.repeat(ok, np.diff(offsets))
         sub_offsets = offsets_from_lengths(np.diff(offsets)[ok])
-        out[ok] = angularity_from_turns(corner_turns_batch(c[keep], sub_offsets))
+        normalised, _ = inertia_normalised_batch(c[keep], sub_offsets)
+        out[ok] = angularity_from_turns(corner_turns_batch(normalised, sub_offsets))
     return out
 
 
 def corner_turns(chain: np.ndarray) -> np.ndarray:
-    """Turn (radians, convex > 0) at each of the resampled points of one outline."""
+    """Turn (radians, convex > 0) at each resampled point of one outline, as drawn (not normalised)."""
     chain = np.asarray(chain, dtype=np.float64).reshape(-1, 2)
     return corner_turns_batch(chain, np.array([0, len(chain)]))[0]
 
 
 def angularity_from_chain(chain: np.ndarray) -> float:
-    """Angularity of one outline (module docstring): 0 for a disk, 1 for a needle.
+    """Angularity of one outline (module docstring): 0 for any ellipse, 0.4 for a square.
 
     Examples
     --------

@@ -212,8 +212,10 @@ class ScoringSettings:
     small_percentile: float | None = None
     """Relative rule alternative: small when below this percentile of the slide (replaces the
     median fraction when set)."""
-    angular_min: float = 0.5
-    """A fiber is angular when its ``angularity`` (histo.measure.morphometry) is >= this."""
+    angular_min: float = 0.34
+    """A fiber is angular when its ``angularity`` (histo.measure.shape) is >= this. 0.34 is
+    the 98th percentile of the manual NCL-SM human masks (S11 1 %, S60 3 % angular), below
+    a square / any parallelogram (0.4) and a triangle (0.6); ``docs/angularity.md``."""
     dark_min_z: float = 2.0
     """A fiber is dark when its ``darkness`` (robust z of mean OD against the slide) >= this."""
     dark_stains: tuple[Stain, ...] = ("he", "nadh", "sdh", "esterase")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from skimage.draw import disk
 
 from histo.errors import HistoInputError
 from histo.score.dubowitz import size_figures
@@ -16,6 +18,7 @@ from histo.score.reference import (
     resolve_reference,
     type_family,
 )
+from histo.score.scoring import score_slide
 from histo.score.settings import ScoringSettings
 
 
@@ -115,3 +118,34 @@ def test_every_ranged_figure_names_the_reference():
 def test_type_family():
     assert [type_family(t) for t in ("1", "2B", "I", "IIa", "IIx/IIb", "hybrid")] == \
         ["1", "2", "1", "2", "2", None]
+
+
+def test_a_rodent_section_scores_with_the_relative_criterion():
+    rng = np.random.default_rng(2)
+    ny = nx = 8
+    cell = 50
+    labels = np.zeros((ny * cell, nx * cell), np.int32)
+    rows = []
+    for k in range(1, ny * nx + 1):
+        i, j = divmod(k - 1, nx)
+        d = rng.normal(32, 3) if k != 30 else 12.0          # one small fiber among ~32 µm
+        cy, cx = i * cell + cell / 2, j * cell + cell / 2
+        rr, cc = disk((cy, cx), d / 2, shape=labels.shape)
+        labels[rr, cc] = k
+        rows.append({"label": k, "min_feret_um": d, "area_um2": float(len(rr)),
+                     "angularity": 0.0, "darkness": 0.0,
+                     "is_edge": i in (0, ny - 1) or j in (0, nx - 1)})
+    fibers = pd.DataFrame(rows)
+    human = score_slide(fibers, labels, None, ScoringSettings(permutations=0), stain="he")[1]
+    out, rat = score_slide(fibers, labels, None, ScoringSettings(reference="rat", permutations=0),
+                           stain="he")
+    assert human["statistics"]["classes"]["small"]["fraction"] > 0.9    # all "small" vs men
+    assert human["statistics"]["atrophy_factor"] > 500
+    st = rat["statistics"]
+    assert st["classes"]["small"]["n"] == 1 and st["thresholds"]["small_rule_used"] == "relative"
+    assert st["atrophy_factor"] is None and not out["is_atrophic"].any()
+    assert st["reference"]["name"] == "rat"
+    assert "no normal range, rat, relative criterion, no published range used" in \
+        rat["evidence"]["text"]
+    assert "atrophy and hypertrophy factors not computed (no published normal range)" in \
+        rat["evidence"]["text"]

@@ -28,6 +28,7 @@ from histo.io.labels import check_labels
 from histo.io.pixelsize import check_pixel_size
 from histo.io.stain import Stain
 from histo.measure.adjacency import fiber_adjacency
+from histo.measure.darkness import local_z
 from histo.measure.morphometry import size_column
 from histo.score import dubowitz, evidence, fibertypes, grouping, nuclei
 from histo.score.dubowitz import (  # noqa: F401  (atrophy_factor & co. re-exported: tests, callers)
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 #: Boolean columns added by :func:`classify_fibers`.
 CLASS_COLUMNS = ("counted", "is_small", "is_angular", "is_dark", "is_sad", "is_atrophic",
-                 "is_hypertrophic")
+                 "is_hypertrophic", "is_regenerating")
 
 
 # ---------------------------------------------------------------------- inputs
@@ -149,11 +150,11 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
     out = fibers.copy()
     counted = ~_bool(out, "is_edge") & ~_bool(out, "excluded") & ~not_fiber(out)
     d, d_um = _min_feret(out, pixel_size_um)
-    ref = settings.reference_in_force
-    rng = ref.min_feret_um
+    reference = settings.reference_in_force
+    rng = reference.min_feret_um
     lo, hi = rng if rng is not None else (None, None)
     info: dict[str, Any] = {"normal_range_um": None if rng is None else [lo, hi],
-                            "reference": ref.tag, "notes": []}
+                            "reference": reference.tag, "notes": []}
 
     rule = settings.small_rule
     if rule == "auto":
@@ -162,7 +163,7 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
         info["notes"].append(f"small_rule {rule!r} needs µm; the relative rule was used instead")
         rule = "relative"
     elif rng is None and settings.small_max_um is None and rule != "relative":
-        info["notes"].append(f"small_rule {rule!r} needs a normal range and {ref.tag} has none; "
+        info["notes"].append(f"small_rule {rule!r} needs a normal range and {reference.tag} has none; "
                              "the relative rule was used instead")
         rule = "relative"
     info["small_rule_used"] = rule
@@ -208,7 +209,10 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
     out["is_small"] = counted & small
     out["is_angular"] = counted & angular
     out["is_dark"] = counted & dark
-    sad = (out["is_small"] & out["is_angular"] & out["is_dark"]).to_numpy()
+    regenerating = regenerating_fibers(out, settings, stain=stain, info=info)
+    out["is_regenerating"] = regenerating
+    sad = ((out["is_small"] & out["is_angular"] & out["is_dark"]).to_numpy(dtype=bool)
+           & ~regenerating.fillna(False).to_numpy(dtype=bool))
     if "review_flag" in out:  # a reviewer's call overrides the classifier (histo.review.state)
         flag = out["review_flag"].fillna("").astype(str).to_numpy()
         out["is_sad_auto"] = sad
@@ -222,9 +226,56 @@ def classify_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: S
     if d_um is None:
         info["notes"].append("no pixel size: is_atrophic / is_hypertrophic are all False")
     elif rng is None:
-        info["notes"].append(f"no normal range ({ref.tag}): is_atrophic / is_hypertrophic are "
+        info["notes"].append(f"no normal range ({reference.tag}): is_atrophic / is_hypertrophic are "
                              "all False")
     return out, info
+
+
+def regenerating_fibers(fibers: pd.DataFrame, settings: ScoringSettings, *, stain: Stain,
+                        info: dict[str, Any] | None = None) -> pd.Series:
+    """Regenerating-like fibers on H&E: basophilic beyond their neighbours and centrally nucleated.
+
+    A counted fiber is regenerating-like when its ``basophilia`` (cytoplasmic hematoxylin
+    share, :func:`histo.io.stain.he_cytoplasm`) is at least ``settings.regenerating_min_z``
+    robust SDs above the median of its 12 nearest fibers
+    (:func:`histo.measure.darkness.local_z`) and it has a central nucleus
+    (``is_centrally_nucleated``). Such fibers are their own class and never SAD: basophilia
+    with central nuclei is regeneration, not denervation.
+
+    Returns
+    -------
+    Series of nullable boolean
+        NA for every fiber when not assessed (not H&E, no ``basophilia`` or no nucleus calls);
+        ``info["regenerating"]`` (when given) says how it was decided or why not.
+    """
+    n = len(fibers)
+    na = pd.Series(pd.array([pd.NA] * n, dtype="boolean"), index=fibers.index)
+    need = {"basophilia", "is_centrally_nucleated", "centroid_y_px", "centroid_x_px"}
+    why = None
+    if stain != "he":
+        why = "regenerating fibers are assessed on H&E only"
+    elif not need <= set(fibers.columns):
+        why = "needs basophilia and central nuclei (colour H&E with nuclei counted)"
+    else:
+        baso = fibers["basophilia"].to_numpy(float)
+        cn = fibers["is_centrally_nucleated"]
+        if not np.isfinite(baso).any() or cn.isna().all():
+            why = "needs basophilia and central nuclei (colour H&E with nuclei counted)"
+    if why is not None:
+        if info is not None:
+            info["regenerating"] = {"assessed": False, "reason": why}
+        return na
+    counted = fibers["counted"].to_numpy(dtype=bool)
+    z, _, scale = local_z(baso, fibers["centroid_y_px"].to_numpy(float),
+                                   fibers["centroid_x_px"].to_numpy(float), counted)
+    basophilic = np.nan_to_num(z, nan=-np.inf) >= settings.regenerating_min_z
+    regen = counted & basophilic & cn.fillna(False).to_numpy(dtype=bool)
+    if info is not None:
+        info["regenerating"] = {
+            "assessed": True, "regenerating_min_z": settings.regenerating_min_z,
+            "basophilia_local_sd": scale, "n_basophilic": int(np.count_nonzero(counted & basophilic)),
+            "n_regenerating": int(regen.sum())}
+    return pd.Series(pd.array(regen, dtype="boolean"), index=fibers.index)
 
 
 # ---------------------------------------------------------------------- slide statistics
@@ -289,7 +340,7 @@ def fiber_counts(fibers: pd.DataFrame) -> dict[str, int]:
            "n_edge": int(_bool(fibers, "is_edge").sum()),
            "n_excluded": int(_bool(fibers, "excluded").sum()),
            "n_rejected": int(not_fiber(fibers).sum())}
-    for name in ("small", "angular", "dark", "sad"):
+    for name in ("small", "angular", "dark", "sad", "regenerating"):
         out[f"n_{name}"] = int((_bool(fibers, f"is_{name}") & counted).sum())
     return out
 
@@ -330,7 +381,7 @@ def slide_statistics(fibers: pd.DataFrame, labels: np.ndarray, settings: Scoring
     if area_mm2 is None:
         stats["reasons"]["density_per_mm2"] = "no pixel size and no tissue area"
     classes = {}
-    for name in ("small", "angular", "dark", "sad"):
+    for name in ("small", "angular", "dark", "sad", "regenerating"):
         n = counts[f"n_{name}"]
         classes[name] = {"n": n, "fraction": n / n_counted if n_counted else None,
                          "density_per_mm2": n / area_mm2 if area_mm2 else None}
@@ -376,6 +427,15 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.
         raise HistoInputError(f"settings must be a ScoringSettings, got {type(settings).__name__}")
     fibers, labels = _validate(fibers, labels)
     ps, ps_source = resolve_pixel_size(fibers, labels, image, settings)
+    # nuclei first: the regenerating class (H&E) needs the central nuclei; a table whose
+    # nuclei were counted elsewhere (tile by tile) keeps its calls when nuclei are off here
+    counted0 = ~_bool(fibers, "is_edge") & ~_bool(fibers, "excluded") & ~not_fiber(fibers)
+    nuc_table, nuc_info = nuclei.central_nuclei(fibers.assign(counted=counted0), labels, image,
+                                                settings, stain=stain, pixel_size_um=ps)
+    if nuc_info.get("method") is not None or "is_centrally_nucleated" not in fibers:
+        fibers = fibers.copy()
+        for col in ("n_nuclei", "n_central_nuclei", "is_centrally_nucleated"):
+            fibers[col] = nuc_table[col].to_numpy()
     out, class_info = classify_fibers(fibers, settings, stain=stain, pixel_size_um=ps)
     stats = slide_statistics(out, labels, settings, pixel_size_um=ps,
                              tissue_area_um2=tissue_area_um2)
@@ -400,10 +460,6 @@ def score_slide(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | np.
     if type_info.get("types"):
         type_info.update(fibertypes.type_statistics(out, edges, settings))
 
-    nuc_table, nuc_info = nuclei.central_nuclei(out, labels, image, settings, stain=stain,
-                                                pixel_size_um=ps)
-    for col in ("n_nuclei", "n_central_nuclei", "is_centrally_nucleated"):
-        out[col] = nuc_table[col].to_numpy()
     if type_info.get("types") and type_info.get("per_type"):
         per_type_dubowitz(out, ps, settings, type_info)
 

@@ -109,8 +109,11 @@ def test_slide_folder_on_real_he(real_data, tmp_path):
     geo = json.loads((out / "fibers.geojson").read_text())
     props = [f["properties"] for f in geo["features"]]
     assert all(p["objectType"] == "detection" for p in props)
-    sad = next(p for p in props if p["name"] == "7")
+    sad = next(p for p in props if p["name"] == "14")  # fiber type unknown: the display class
     assert sad["classification"] == {"name": "sad", "color": list(CLASS_COLORS["sad"])}
+    typed = next(p for p in props if p["name"] == "7")  # type I: QuPath's derived class "sad: Type I"
+    assert typed["classification"] == {"names": ["sad", "Type I"], "color": list(CLASS_COLORS["sad"])}
+    assert typed["metadata"] == {"fiber_type": "I"}
     five = next(p for p in props if p["name"] == "5")["measurements"]
     assert "darkness" not in five and five["is_sad"] == 0.0 and "fiber_type" not in five
 
@@ -182,7 +185,10 @@ def test_labels_pyramid_from_any_array(tmp_path, kind):
     with tifffile.TiffFile(path) as tif:
         levels = tif.series[0].levels
         assert [lv.shape for lv in levels] == [(620, 440), (310, 220), (155, 110), (78, 55)]
-        assert tif.pages.first.is_tiled and tif.pages.first.tilewidth == 128
+        if kind == "numpy":  # in memory and small: base level in strips, for plain ImageJ
+            assert not tif.pages.first.is_tiled and levels[1].keyframe.is_tiled
+        else:  # lazy labels (whole slides) stay tiled
+            assert tif.pages.first.is_tiled and tif.pages.first.tilewidth == 128
         for k, lv in enumerate(levels):
             assert np.array_equal(lv.asarray(), labels[:: 2**k, :: 2**k]), k
         assert 'PhysicalSizeX="0.9224"' in tif.ome_metadata

@@ -121,7 +121,8 @@ def test_small_pyramidal_slide_scored_end_to_end(tmp_path, method):
     folder = tmp_path / "out" / "wsi"
     summary = json.loads((folder / "summary.json").read_text())
     s = summary["slide"]
-    assert s["whole_slide"] and s["analysis_level"] == 1 and s["pixel_size_um"] == 1.0
+    assert s["whole_slide"] and s["analysis_level"] == 1 and s["analysis_pixel_size_um"] == 1.0
+    assert s["pixel_size_um"] == 0.5 and s["labels_downsample"] == 1.0  # outputs: level-0 frame
     assert abs(s["tissue_fraction"] - info["tissue_fraction"]) < 0.05
     fibers = pd.read_csv(folder / "fibers.csv")
     assert summary["n_fibers"] == len(fibers) > 150
@@ -137,7 +138,7 @@ def test_small_pyramidal_slide_scored_end_to_end(tmp_path, method):
     assert fibers["label"].is_unique
     with tifffile.TiffFile(folder / "labels.tif") as tif:
         levels = tif.series[0].levels
-        assert tif.is_ome and len(levels) >= 2 and levels[0].shape == (1536, 1536)
+        assert tif.is_ome and len(levels) >= 2 and levels[0].shape == (3072, 3072)
         full = levels[0].asarray()
     assert set(np.unique(full[full > 0])) == set(fibers["label"])
     geo = json.loads((folder / "fibers.geojson").read_text())

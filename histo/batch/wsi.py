@@ -13,12 +13,19 @@
 5. fibers are measured tile by tile: each fiber is measured once, by the tile that owns it
    (:func:`histo.segment.tiling.owned_labels`), on the tile's labels and pixels with a halo wider than
    any fiber; darkness is then re-referenced to the whole slide's fibers;
-6. the slide is scored from the fiber table and the adjacency edges gathered per tile, and the
-   labels are written as a tiled pyramidal OME-TIFF (:func:`histo.results.writer.write_labels_pyramid`).
+6. the slide is scored from the fiber table and the adjacency edges gathered per tile;
+7. every output is put in the slide's **level-0 pixel frame** (the frame QuPath, ImageJ and the
+   slide file use): ``*_px`` columns (:func:`level0_table`), GeoJSON and ROI outlines
+   (:func:`level0_outlines`), and ``labels.tif``, whose base level is the analysis labels
+   upsampled to level 0 by nearest neighbour (:class:`Level0Labels`, written tile by tile as a
+   tiled pyramidal OME-TIFF by :func:`histo.results.writer.write_labels_pyramid`; its first
+   sub-resolution is the analysis grid again when the downsample is 2).
 
 No full-resolution array of the slide (pixels or labels) is ever in memory: peak memory is a
-few tiles plus the fiber table. Labels live in the slide's *analysis-level* grid, recorded in
-``summary.json`` (``slide.analysis_level``, ``slide.analysis_downsample``).
+few tiles plus the fiber table. The analysis happens on the analysis level, recorded in
+``summary.json`` (``slide.analysis_level``, ``slide.analysis_downsample``,
+``slide.analysis_pixel_size_um``); ``slide.pixel_size_um`` is level 0's, the frame of the
+outputs (``slide.labels_downsample`` is 1: labels.tif's base level is level 0).
 """
 
 from __future__ import annotations
@@ -138,6 +145,120 @@ def _labels_store(path: Path, shape_yx, chunk_px: int = 1024):
 
 
 
+class Level0Labels:
+    """Lazy view of analysis-level labels upsampled to the slide's level 0 (nearest neighbour).
+
+    Level-0 pixel ``(r, c)`` takes the label of the analysis pixel under its centre,
+    ``floor((r + 0.5) * h / H)`` (and the same for columns), so the analysis outlines scaled
+    by ``(W / w, H / h)`` (:func:`level0_outlines`) rasterise to exactly these pixels.
+    Supports 2-D slicing (any step); only the analysis window under the request is read.
+
+    Examples
+    --------
+    >>> lab = np.array([[1, 2], [3, 0]], np.uint32)
+    >>> Level0Labels(lab, (4, 4))[:, :].tolist()
+    [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 0, 0], [3, 3, 0, 0]]
+    """
+
+    def __init__(self, source, shape_yx: tuple[int, int]):
+        self.source = source
+        self.shape = (int(shape_yx[0]), int(shape_yx[1]))
+        self.dtype = np.dtype(source.dtype)
+        self.ndim = 2
+
+    def _index(self, key: slice, axis: int) -> np.ndarray:
+        n0, n = self.shape[axis], int(self.source.shape[axis])
+        level0 = np.arange(*key.indices(n0), dtype=np.int64)
+        return np.minimum(((level0 + 0.5) * n / n0).astype(np.int64), n - 1)
+
+    def __getitem__(self, key) -> np.ndarray:
+        ys, xs = key if isinstance(key, tuple) else (key, slice(None))
+        rows, cols = self._index(ys, 0), self._index(xs, 1)
+        if rows.size == 0 or cols.size == 0:
+            return np.zeros((rows.size, cols.size), self.dtype)
+        window = np.asarray(self.source[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+        return window[np.ix_(rows - rows[0], cols - cols[0])]
+
+
+def level0_table(fibers: pd.DataFrame, scale_yx: tuple[float, float],
+                 pixel_size_um: float | None = None) -> pd.DataFrame:
+    """The fiber table's pixel columns moved from the analysis grid to level 0.
+
+    ``scale_yx`` is level 0's size over the analysis level's, per axis. Centroids map
+    centre to centre (``(c + 0.5) * s - 0.5``); bounding boxes become those of the level-0
+    labels of :class:`Level0Labels` (first and past-the-end level-0 pixel whose centre falls in
+    the analysis box); ``area_px`` and lengths in px (present only without a pixel size) scale
+    by ``sy * sx`` and its square root. With ``pixel_size_um`` (level 0's), the ``centroid_*_um``
+    columns are recomputed from the level-0 centroids, so µm and px positions agree.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"centroid_x_px": [0.0, 4.5], "bbox_x0_px": [0, 4], "bbox_x1_px": [1, 6]})
+    >>> level0_table(t, (2.0, 2.0)).to_dict("list")
+    {'centroid_x_px': [0.5, 9.5], 'bbox_x0_px': [0, 8], 'bbox_x1_px': [2, 12]}
+    """
+    sy, sx = (float(v) for v in scale_yx)
+    if sy == 1.0 and sx == 1.0:
+        return fibers
+    out = fibers.copy()
+    for col, s in (("centroid_y_px", sy), ("centroid_x_px", sx)):
+        if col in out:
+            out[col] = (out[col].astype(float) + 0.5) * s - 0.5
+    for col, s in (("bbox_y0_px", sy), ("bbox_y1_px", sy), ("bbox_x0_px", sx), ("bbox_x1_px", sx)):
+        if col in out:
+            out[col] = np.ceil(out[col].to_numpy(float) * s - 0.5 - 1e-9).astype(out[col].dtype)
+    if "area_px" in out:
+        out["area_px"] = out["area_px"] * (sy * sx)
+    for name in ("perimeter", "min_feret", "max_feret", "equivalent_diameter"):
+        if f"{name}_px" in out:
+            out[f"{name}_px"] = out[f"{name}_px"] * float(np.sqrt(sy * sx))
+    if pixel_size_um:
+        for axis in ("y", "x"):
+            if f"centroid_{axis}_um" in out and f"centroid_{axis}_px" in out:
+                out[f"centroid_{axis}_um"] = out[f"centroid_{axis}_px"] * float(pixel_size_um)
+    return out
+
+
+def level0_outlines(polygons: dict, scale_yx: tuple[float, float]) -> dict:
+    """Outlines (a ring or a list of rings per label, ``(x, y)`` pixel corners) scaled from
+    the analysis grid to level 0; integer vertices stay integers when the scale is.
+
+    Where two pixels of a label touch only at a corner, the traced outline cuts that corner
+    through the pixel edges' midpoints (:mod:`histo.io.polygons`); scaled as they are, those
+    cuts would pass through level-0 pixel centres, so their ends are put a quarter of a
+    level-0 pixel from the corner instead, and the outlines still rasterise to exactly the
+    pixels of :class:`Level0Labels` (for integer scales).
+    """
+    sy, sx = (float(v) for v in scale_yx)
+    if sy == 1.0 and sx == 1.0:
+        return polygons
+    factor = np.array([sx, sy])
+    integral = sx.is_integer() and sy.is_integer()
+
+    def scale(ring):
+        ring = np.asarray(ring)
+        half = ring != np.round(ring)
+        if not half.any():
+            scaled = ring * factor
+            return scaled.astype(np.int64) if integral and ring.dtype.kind in "iu" else scaled
+        ring = ring.astype(np.float64)
+        n, out = len(ring), []
+        for i in range(n):
+            if not half[i].any():
+                out.append(ring[i] * factor)
+                continue
+            axis = int(np.argmax(half[i]))
+            for j in ((i - 1) % n, (i + 1) % n):
+                if (ring[j] != ring[i]).all():  # the other end of a corner cut
+                    corner = ring[i].copy()
+                    corner[axis] = ring[j][axis]
+                    out.append(corner * factor + np.sign(ring[i] - corner) * 0.25)
+        return np.asarray(out)
+
+    return {k: [scale(r) for r in v] if isinstance(v, list) else scale(v)
+            for k, v in polygons.items()}
+
+
 def _plane(thumb: np.ndarray, axes: str, channel: int | None) -> tuple[np.ndarray, str]:
     if axes == "CYX":
         return thumb[channel or 0], "YX"
@@ -184,7 +305,7 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params: ScoreParams, bat
     stain = params.stain
     if stain in (None, "auto"):
         stain = guess_stain(thumb) if slide.axes == "YXS" else "if"
-    target = (_model_pixel_size() if params.method == "model" else CLASSICAL_PIXEL_SIZE_UM)
+    target = (_model_pixel_size(params.model_path) if params.method == "model" else CLASSICAL_PIXEL_SIZE_UM)
     level = choose_level(slide.level_downsamples, ps0, target)
     ds = float(slide.level_downsamples[level])
     ps = ps0 * ds if ps0 else None
@@ -203,7 +324,7 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params: ScoreParams, bat
             from histo.segment.segmenter import segment_image  # torch loads here, only when segmenting
 
             segment_image(source, stain=stain, channel=channel, pixel_size_um=ps, method="model",
-                          out=labels, tissue_mask=tissue, progress=steps.part(0),
+                          model=params.model_path, out=labels, tissue_mask=tissue, progress=steps.part(0),
                           tile_px=_model_tile_px(ps, target))
         else:
             segment_tiles(source, labels, tissue_mask=tissue, pixel_size_um=ps, stain=stain,
@@ -217,6 +338,7 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params: ScoreParams, bat
                                       signal_ref=signal_reference(thumb, stain, channel),
                                       progress=steps.part(1), polygons=polygons, nuclei=nuclei)
         tissue_um2 = float(tissue.mean()) * shape_yx[0] * shape_yx[1] * ps ** 2 if ps else None
+        shape0 = tuple(int(v) for v in slide.level_shapes[0])
         scored, part = score_table(fibers, shape_yx, pixel_size_um=ps, stain=stain,
                                    settings=settings, edges=edges, tissue_area_um2=tissue_um2,
                                    path=path)
@@ -225,21 +347,22 @@ def score_wsi(path: str | Path, out_dir: str | Path, *, params: ScoreParams, bat
             part["evidence"] = build_evidence(part, settings)
         slide_info = {
             "id": out_dir.name, "path": str(path), "sha256": (batch_info or {}).get("input_sha256"),
-            "shape": list(slide.level_shapes[0]), "axes": slide.axes, "pixel_size_um": ps,
+            "shape": list(shape0), "axes": slide.axes, "pixel_size_um": ps0,
             "pixel_size_source": "user" if params.pixel_size_um else slide.pixel_size_source,
             "stain": stain, "channel": channel, "whole_slide": True, "analysis_level": level,
             "analysis_downsample": ds, "analysis_shape": list(shape_yx), "level0_pixel_size_um": ps0,
+            "analysis_pixel_size_um": ps, "labels_downsample": 1.0,
             "tissue_fraction": float(tissue.mean()), "tissue_area_um2": tissue_um2}
         segmentation = {"scale": {"source": "pixel_size" if ps else "estimated", "pixel_size_um": ps,
                                   "checked": False},
-                        "tissue_area_px": int(round(float(tissue.mean()) * shape_yx[0] * shape_yx[1]))}
+                        "tissue_area_px": int(round(float(tissue.mean()) * shape0[0] * shape0[1]))}
         summary = build_summary(slide_info, part, n_fibers=len(scored), model=_model_info(params),
                                 segmentation=segmentation, fibers=scored)
         if batch_info is not None:
             summary["batch"] = batch_info
         write_wsi_outputs(out_dir, labels=labels, fibers=scored, summary=summary,
                           polygons=polygons, thumbnail=thumb, axes=slide.axes, channel=channel,
-                          pixel_size_um=ps)
+                          pixel_size_um=ps0, level0_shape=shape0)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _close(slide)
@@ -254,10 +377,10 @@ def _model_tile_px(ps: float | None, canonical_um: float) -> int | None:
     return max(256, int(round(MODEL_TILE_CANONICAL_PX * canonical_um / ps)))
 
 
-def _model_pixel_size() -> float:
+def _model_pixel_size(model=None) -> float:
     from histo.segment.segmenter import load_segmenter
 
-    return float(load_segmenter()[1].canonical_pixel_size_um)
+    return float(load_segmenter(model)[1].canonical_pixel_size_um)
 
 
 def _model_info(params: ScoreParams) -> dict | None:
@@ -265,7 +388,7 @@ def _model_info(params: ScoreParams) -> dict | None:
         return params.model
     from histo.segment.segmenter import model_info
 
-    return model_info(params.method)
+    return model_info(params.method, params.model_path)
 
 
 class _Steps:
@@ -285,16 +408,32 @@ class _Steps:
 
 def write_wsi_outputs(out_dir: Path, *, labels, fibers: pd.DataFrame, summary: dict,
                       polygons: dict, thumbnail: np.ndarray, axes: str, channel: int | None,
-                      pixel_size_um: float | None) -> Path:
+                      pixel_size_um: float | None, level0_shape: tuple[int, int] | None = None) -> Path:
     """The slide folder of a whole slide, atomically: tables, summary, pyramidal labels,
-    GeoJSON and ROIs from per-tile outlines, overlay from the thumbnail (no full-size array)."""
-    polygons = dict(sorted(polygons.items()))
+    GeoJSON and ROIs from per-tile outlines, overlay from the thumbnail (no full-size array).
+
+    ``labels``, ``fibers`` and ``polygons`` are on the analysis grid; with ``level0_shape``
+    (the slide's level-0 ``(H, W)``) every output is written in the level-0 frame
+    (:func:`level0_table`, :func:`level0_outlines`, :class:`Level0Labels`), where
+    ``pixel_size_um`` is level 0's.
+    """
+    level0_shape = tuple(int(v) for v in (level0_shape or labels.shape))
+    scale_yx = (level0_shape[0] / labels.shape[0], level0_shape[1] / labels.shape[1])
+    fibers = level0_table(fibers, scale_yx, pixel_size_um)
+    polygons = level0_outlines(dict(sorted(polygons.items())), scale_yx)
+    info = summary.get("slide") or {}
+    description = (f"histo fiber labels (uint32, 0 = background) on level 0 of "
+                   f"{Path(str(info.get('path') or out_dir.name)).name} ({level0_shape[0]} x "
+                   f"{level0_shape[1]} px); analysed at level {info.get('analysis_level', 0)} "
+                   f"(downsample {float(info.get('analysis_downsample') or 1.0):g}), upsampled "
+                   "by nearest neighbour")
     text = json.dumps(to_jsonable(summary), indent=2, ensure_ascii=False, allow_nan=False)
     with result_directory(out_dir) as tmp:
         write_fiber_tables(tmp, fibers, slide_id=str((summary.get("slide") or {}).get("id") or out_dir.name),
                            pixel_size_um=pixel_size_um)
         (tmp / "summary.json").write_text(text + "\n", encoding="utf-8")
-        write_labels_pyramid(tmp / "labels.tif", labels, pixel_size_um=pixel_size_um)
+        write_labels_pyramid(tmp / "labels.tif", Level0Labels(labels, level0_shape),
+                             pixel_size_um=pixel_size_um, description=description)
         _write_geojson(tmp / "fibers.geojson", fibers, polygons, fibers_geojson)
         write_roi_zip(tmp / "rois.zip", polygons, fibers)
         display = np.moveaxis(thumbnail, 0, -1)[..., channel or 0] if axes == "CYX" else thumbnail

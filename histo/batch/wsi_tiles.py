@@ -18,10 +18,17 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from histo.errors import HistoInputError
-from histo.io.polygons import label_polygons
-from histo.io.stain import deconvolve_he, estimate_background, image_layout, optical_density
+from histo.io.polygons import label_shapes
+from histo.io.stain import (
+    deconvolve_he,
+    estimate_background,
+    he_cytoplasm,
+    image_layout,
+    optical_density,
+)
 from histo.measure.adjacency import fiber_adjacency
-from histo.measure.morphometry import measure_fibers, robust_z
+from histo.measure.darkness import fiber_darkness
+from histo.measure.morphometry import measure_fibers
 from histo.score.nuclei import count_nuclei, detect_nuclei, nuclear_signal, recount_central
 from histo.score.settings import ScoringSettings
 from histo.segment import tiling
@@ -73,7 +80,7 @@ def tile_signal(pixels: np.ndarray, stain: str, channel: int | None, ref: dict) 
     if axes == "YX":
         return optical_density(arr, background=ref["background"])
     if stain == "he":
-        return deconvolve_he(arr[..., :3], background=ref["background"])[0]
+        return he_cytoplasm(arr[..., :3], background=ref["background"])[0]
     return optical_density(arr[..., :3], background=ref["background"]).sum(axis=-1,
                                                                           dtype=np.float32)
 
@@ -125,10 +132,12 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
     halo (so its neighbours and the tissue edge are in view); positions are shifted to the
     slide's grid. Adjacency edges are gathered the same way. ``mean_od`` uses slide-wide
     constants (``signal_ref`` from :func:`signal_reference`, estimated from ``source`` when
-    None) and ``darkness`` is the robust z-score against all the slide's non-edge fibers.
+    None) and ``darkness`` / ``darkness_ref`` are re-referenced to all the slide's non-edge
+    fibers by :func:`histo.measure.darkness.fiber_darkness` (the function a whole image uses).
 
-    ``polygons``, when given a dict, receives each fiber's outline (``(x, y)`` pixel-corner
-    vertices on the slide's grid, :func:`histo.io.polygons.label_polygons`).
+    ``polygons``, when given a dict, receives each fiber's outline: a list of rings (outer
+    first, then its holes) of ``(x, y)`` pixel-corner vertices on the analysis grid
+    (:func:`histo.io.polygons.label_shapes`).
 
     ``nuclei``, when given a dict ``{"settings": ScoringSettings, "min_area_px": float}``,
     counts the nuclei of each fiber on its owning tile (:func:`count_tile_nuclei`): the table
@@ -161,17 +170,25 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
             table = measure_fibers(lab, None, pixel_size_um=pixel_size_um, stain=stain,
                                    tissue_mask=tissue, max_gap_um=gap_px * (pixel_size_um or 1.0))
             table = table[table["label"].isin(owned)].copy()
-            signal = tile_signal(pixels, stain, channel if cyx else None, signal_ref)
-            table["mean_od"] = ndi.mean(signal.astype(np.float64), labels=lab,
-                                        index=table["label"].to_numpy())
+            ids = table["label"].to_numpy()
+            hema = None
+            if stain == "he" and "background" in signal_ref and pixels.ndim == 3 \
+                    and pixels.shape[-1] in (3, 4):  # cytoplasm, nuclei masked (as darkness_signal)
+                signal, cyto_h = he_cytoplasm(pixels[..., :3], background=signal_ref["background"])
+                table["mean_od"] = _nan_means(signal, lab, ids)
+                table["basophilia"] = _nan_means(cyto_h, lab, ids) / table["mean_od"].to_numpy()
+                hema = deconvolve_he(pixels[..., :3], background=signal_ref["background"])[0]
+            else:
+                signal = tile_signal(pixels, stain, channel if cyx else None, signal_ref)
+                table["mean_od"] = _nan_means(signal, lab, ids)
             if nuclei is not None and nuclei.get("reason") is None:
-                table = count_tile_nuclei(table, lab, pixels, stain, nuclei, darkness=signal)
+                table = count_tile_nuclei(table, lab, pixels, stain, nuclei, darkness=hema)
             tables.append(_shift(table, tile.outer[0].start, tile.outer[1].start, pixel_size_um))
             if polygons is not None:
                 mine = np.where(np.isin(lab, owned), lab, 0)
                 shift = np.array([tile.outer[1].start, tile.outer[0].start], dtype=float)
-                polygons.update({k: _compact(ring + shift)
-                                 for k, ring in label_polygons(mine).items()})
+                polygons.update({k: [_compact(ring + shift) for ring in rings]
+                                 for k, rings in label_shapes(mine).items()})
             pairs = np.asarray(fiber_adjacency(lab, max_gap_px=gap_px)).reshape(-1, 2)
             keep = np.isin(pairs, owned).any(axis=1)
             edges.append(pairs[keep])
@@ -180,9 +197,11 @@ def measure_tiles(labels, source, *, tissue_mask, pixel_size_um: float | None, s
     if not tables:
         raise HistoInputError("no fibers found in the tissue of this slide")
     fibers = pd.concat(tables, ignore_index=True).sort_values("label", ignore_index=True)
-    if "mean_od" in fibers and "darkness" in fibers:
-        fibers["darkness"] = robust_z(fibers["mean_od"].to_numpy(float),
-                                      ~fibers["is_edge"].to_numpy(bool))
+    if "mean_od" in fibers and "darkness" in fibers:  # one reference for the whole slide
+        darkness, darkness_ref, _ = fiber_darkness(fibers, stain=stain)
+        fibers["darkness"] = darkness
+        if "darkness_ref" in fibers:
+            fibers["darkness_ref"] = darkness_ref
     all_edges = np.unique(np.sort(np.concatenate(edges), axis=1), axis=0) if edges else \
         np.zeros((0, 2), dtype=np.int64)
     return fibers, all_edges
@@ -227,8 +246,8 @@ def count_tile_nuclei(table: pd.DataFrame, lab: np.ndarray, pixels: np.ndarray, 
     The nuclear signal, detection and central rule are those of a whole image
     (:func:`histo.score.nuclei.nuclear_signal`, :func:`~histo.score.nuclei.detect_nuclei`,
     :func:`~histo.score.nuclei.count_nuclei`); the tile's halo holds each owned fiber whole, so its
-    nuclei are all in view. On H&E the hematoxylin plane is the tile's ``darkness`` signal
-    (:func:`tile_signal`: the slide-wide white level, not the tile's own). ``state`` (see
+    nuclei are all in view. On H&E the hematoxylin plane is ``darkness`` when given (unmixed
+    with the slide-wide white level, not the tile's own). ``state`` (see
     :func:`measure_tiles`) collects the slide's figures.
     """
     settings = state["settings"]
@@ -248,6 +267,16 @@ def count_tile_nuclei(table: pd.DataFrame, lab: np.ndarray, pixels: np.ndarray, 
     state.setdefault("thresholds", []).append(threshold)
     state["n_nuclei_in_fibers"] = state.get("n_nuclei_in_fibers", 0) + int(np.count_nonzero(host))
     return pd.concat([table, counts], axis=1)
+
+
+def _nan_means(signal: np.ndarray, lab: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Mean of ``signal`` over each label of ``ids``, NaN pixels (masked nuclei) left out."""
+    val = np.asarray(signal, np.float64)
+    ok = np.isfinite(val) & (lab > 0)
+    sums = ndi.sum(np.where(ok, val, 0.0), labels=lab, index=ids)
+    counts = ndi.sum(ok, labels=lab, index=ids)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def _tissue_crop(mask: np.ndarray, shape_yx, outer) -> np.ndarray:

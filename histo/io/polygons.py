@@ -11,6 +11,8 @@ like ImageJ's wand tool, keeping only the corners. Rasterising such an outline w
 :func:`polygons_to_labels` gives back exactly the label's pixels, as long as the label is one
 4-connected piece without holes: holes are filled (the *outer* contour is returned), and of a
 label split into several pieces only the largest piece is kept (logged at debug level).
+:func:`label_shapes` keeps the holes as further rings (opposite orientation), which the
+even-odd rule of :func:`polygons_to_labels` cuts out again.
 Where two pixels of a label touch only at a corner inside the outline, the outline cuts that
 corner diagonally through the pixel edges' midpoints so that it never touches itself
 (a valid simple polygon for QuPath/JTS); the rasterised pixels are still exact.
@@ -38,7 +40,7 @@ from skimage import measure
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["label_polygons", "polygons_to_labels", "rasterize_rings", "ring_area"]
+__all__ = ["label_polygons", "label_shapes", "polygons_to_labels", "rasterize_rings", "ring_area"]
 
 #: Above this many labels-or-max-label, find_objects on raw ids is replaced by compact ids.
 _MAX_DIRECT_LABEL = 10_000_000
@@ -140,6 +142,7 @@ def label_polygons(labels: np.ndarray) -> dict[int, np.ndarray]:
         For every label present, its outline as ``(x, y)`` vertices in pixel-corner
         coordinates (see the module docstring), not closed (first vertex not repeated),
         starting at the top-left vertex, positive :func:`ring_area`. Labels in increasing order.
+        Holes are filled; :func:`label_shapes` keeps them.
 
     Examples
     --------
@@ -147,11 +150,55 @@ def label_polygons(labels: np.ndarray) -> dict[int, np.ndarray]:
     >>> label_polygons(lab)[1].tolist()
     [[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [1.0, 2.0]]
     """
+    return {k: rings[0] for k, rings in _trace_labels(labels, holes=False).items()}
+
+
+def label_shapes(labels: np.ndarray) -> dict[int, list[np.ndarray]]:
+    """Outline of every label with its holes: the outer ring first, then one ring per hole.
+
+    The outer ring is that of :func:`label_polygons`; each hole (background, or another
+    label, enclosed by the label) is traced the same way along pixel edges and returned with
+    the opposite orientation (negative :func:`ring_area`), as GeoJSON (Polygon interior rings)
+    and ImageJ composite ROIs expect. Rasterising all the rings of a label with the even-odd
+    rule (:func:`polygons_to_labels`) gives back exactly its pixels when it is one
+    4-connected piece; of a label in several pieces the largest piece is kept, with its holes.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Y, X)
+
+    Returns
+    -------
+    dict of int -> list of ndarray (n, 2)
+        Labels in increasing order; a label without holes has a list of one ring.
+
+    Examples
+    --------
+    >>> lab = np.zeros((5, 5), np.uint8); lab[1:4, 1:4] = 2; lab[2, 2] = 0
+    >>> [ring_area(r) for r in label_shapes(lab)[2]]
+    [9.0, -1.0]
+    >>> bool((polygons_to_labels(label_shapes(lab), lab.shape) == lab).all())
+    True
+    """
+    return _trace_labels(labels, holes=True)
+
+
+def _ring(contour: np.ndarray, offset_rc: np.ndarray, outer: bool) -> np.ndarray:
+    """A marching-squares contour of a padded crop -> crack ring on the label grid, oriented
+    positive (outer) or negative (hole), starting at its top-left vertex."""
+    ring = _crack_outline(contour + offset_rc)
+    if (ring_area(ring) < 0) == outer:
+        ring = ring[::-1]
+    first = int(np.lexsort((ring[:, 0], ring[:, 1]))[0])  # start at the top-left vertex
+    return np.roll(ring, -first, axis=0)
+
+
+def _trace_labels(labels: np.ndarray, *, holes: bool) -> dict[int, list[np.ndarray]]:
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.dtype.kind not in "biu":
         raise ValueError(f"labels must be a 2-D integer array, got {labels.dtype} of shape {labels.shape}")
     ids, slices = _compact_objects(labels)
-    out: dict[int, np.ndarray] = {}
+    out: dict[int, list[np.ndarray]] = {}
     for lab, sl in zip(ids.tolist(), slices):
         ys, xs = sl
         padded = np.zeros((ys.stop - ys.start + 2, xs.stop - xs.start + 2), np.float32)
@@ -159,17 +206,23 @@ def label_polygons(labels: np.ndarray) -> dict[int, np.ndarray]:
         contours = measure.find_contours(padded, 0.5, fully_connected="low")
         if not contours:  # pragma: no cover - a present label always has a contour
             continue
-        best = contours[0]
-        if len(contours) > 1:
-            best = max(contours, key=lambda c: abs(ring_area(c)))
+        if len(contours) > 1 and holes:
+            pieces, n = ndi.label(padded > 0)  # 4-connected, as the contours see them
+            if n > 1:  # keep the piece with the largest outline, then its own contours
+                logger.debug("label %d has %d pieces; keeping the largest", lab, n)
+                options = [measure.find_contours((pieces == i).astype(np.float32), 0.5,
+                                                 fully_connected="low") for i in range(1, n + 1)]
+                contours = max(options, key=lambda cs: max(abs(ring_area(c)) for c in cs))
+        areas = [abs(ring_area(c)) for c in contours]
+        k = int(np.argmax(areas))
+        if len(contours) > 1 and not holes:
             logger.debug("label %d has %d contours (pieces or holes); keeping the outer one", lab, len(contours))
         # padded-crop centre coordinates -> label-grid corner coordinates
-        best = best + np.array([ys.start - 1 + 0.5, xs.start - 1 + 0.5])
-        ring = _crack_outline(best)
-        if ring_area(ring) < 0:
-            ring = ring[::-1]
-        first = int(np.lexsort((ring[:, 0], ring[:, 1]))[0])  # start at the top-left vertex
-        out[int(lab)] = np.roll(ring, -first, axis=0)
+        offset = np.array([ys.start - 1 + 0.5, xs.start - 1 + 0.5])
+        rings = [_ring(contours[k], offset, outer=True)]
+        if holes:
+            rings += [_ring(c, offset, outer=False) for i, c in enumerate(contours) if i != k]
+        out[int(lab)] = rings
     return out
 
 

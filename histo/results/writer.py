@@ -42,7 +42,7 @@ from histo.errors import HistoInputError
 from histo.io.atomic import atomic_path
 from histo.io.image import ImageLike
 from histo.io.jsonable import to_jsonable
-from histo.io.polygons import label_polygons
+from histo.io.polygons import label_shapes
 from histo.results.folder import result_directory
 from histo.results.tables import write_fiber_tables
 from histo.score.classes import CLASS_COLORS, fiber_class
@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "fibers_geojson",
+    "qupath_type_name",
     "render_overlay",
     "to_jsonable",
     "write_labels_pyramid",
@@ -59,6 +60,10 @@ __all__ = [
 ]
 
 OVERLAY_MAX_PX = 2048
+#: In-memory labels up to this many pixels get an untiled (striped) base level, which plain
+#: ImageJ 1.x opens (it cannot read tiled TIFFs); larger ones, and whole slides, are tiled
+#: (Fiji: File > Import > Bio-Formats, QuPath, napari).
+STRIPED_MAX_PIXELS = 2**28
 
 
 # --------------------------------------------------------------------------- labels.tif
@@ -90,8 +95,8 @@ def _tiles(source, shape: tuple[int, int], tile: int, step: int, on_tile=None):
 
 
 def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um: float | None,
-                         tile: int = 512) -> Path:
-    """Write labels as a tiled, pyramidal uint32 OME-TIFF, tile by tile.
+                         tile: int = 512, description: str | None = None) -> Path:
+    """Write labels as a pyramidal uint32 OME-TIFF, tile by tile.
 
     Parameters
     ----------
@@ -105,6 +110,8 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
         Written as OME ``PhysicalSizeX/Y`` (µm) and TIFF resolution; omitted when None.
     tile : int, default 512
         Tile side, a multiple of 16.
+    description : str, optional
+        Stored in the OME image's ``Description`` (e.g. the pixel frame of the labels).
 
     Returns
     -------
@@ -115,6 +122,9 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
     Levels halve the size until the whole level fits one tile; they are taken by
     nearest-neighbour (every other pixel), which never invents a label that is not there.
     The base level is what ``tifffile.imread``, napari and QuPath (OME-TIFF reader) show.
+    A numpy array of at most :data:`STRIPED_MAX_PIXELS` pixels gets a base level in strips
+    (untiled), which plain ImageJ 1.x also opens (as 32-bit); the lower levels (SubIFDs) and
+    any larger or lazy labels are tiled, for Bio-Formats, QuPath, napari and tifffile.
     """
     path = Path(path)
     if tile % 16 or tile <= 0:
@@ -124,6 +134,8 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
     height, width = (int(s) for s in labels_like.shape)
     shapes = _level_shapes(height, width, tile)
     metadata: dict = {"axes": "YX"}
+    if description:
+        metadata["Description"] = str(description)
     options: dict = {"tile": (tile, tile), "compression": "zlib", "photometric": "minisblack"}
     if pixel_size_um is not None:
         metadata.update(PhysicalSizeX=float(pixel_size_um), PhysicalSizeXUnit="µm",
@@ -131,6 +143,7 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
         options.update(resolution=(1e4 / pixel_size_um, 1e4 / pixel_size_um), resolutionunit="CENTIMETER")
     bigtiff = height * width * 4 * 4 / 3 > 2**31 - 2**25
     in_memory = isinstance(labels_like, np.ndarray)
+    striped = in_memory and height * width <= STRIPED_MAX_PIXELS
     with atomic_path(path) as tmp, tempfile.TemporaryDirectory(dir=path.parent, prefix=".labels-pyramid-") as scratch:
         half = None
         if len(shapes) > 1 and not in_memory:  # half-resolution copy gathered during the first pass
@@ -143,8 +156,14 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
                 half[y0 // 2: y0 // 2 + sub.shape[0], x0 // 2: x0 // 2 + sub.shape[1]] = sub
 
         with tifffile.TiffWriter(tmp, bigtiff=bigtiff, ome=True) as tw:
-            tw.write(_tiles(labels_like, shapes[0], tile, 1, keep_half), shape=shapes[0], dtype=np.uint32,
-                     subifds=len(shapes) - 1, metadata=metadata, **options)
+            if striped:
+                base = np.concatenate(list(_tiles(labels_like, (height, width), max(height, width), 1)))
+                base_opts = {k: v for k, v in options.items() if k != "tile"}
+                tw.write(base[:height, :width], subifds=len(shapes) - 1, metadata=metadata,
+                         rowsperstrip=max(1, 2**20 // (4 * width)), **base_opts)
+            else:
+                tw.write(_tiles(labels_like, shapes[0], tile, 1, keep_half), shape=shapes[0], dtype=np.uint32,
+                         subifds=len(shapes) - 1, metadata=metadata, **options)
             for k in range(1, len(shapes)):
                 source, step = (labels_like, 2**k) if in_memory else (half, 2 ** (k - 1))
                 level_opts = {key: v for key, v in options.items() if key not in ("resolution", "resolutionunit")}
@@ -169,6 +188,13 @@ def _ring_json(ring: np.ndarray) -> list:
     return np.round(closed, 3).tolist()
 
 
+def _rings(shape) -> list[np.ndarray]:
+    """One outline: an (n, 2) ring, or a list of rings (outer first, then holes)."""
+    if isinstance(shape, np.ndarray) and shape.ndim == 2:
+        return [shape]
+    return [np.asarray(r) for r in shape]
+
+
 def _measurements(fibers: pd.DataFrame) -> dict[int, dict[str, float]]:
     numeric = [c for c in fibers.columns
                if c != "label" and (pd.api.types.is_numeric_dtype(fibers[c]) or pd.api.types.is_bool_dtype(fibers[c]))]
@@ -179,33 +205,114 @@ def _measurements(fibers: pd.DataFrame) -> dict[int, dict[str, float]]:
     return out
 
 
+def _fiber_types(fibers: pd.DataFrame) -> dict[int, str]:
+    """Known fiber types by label (``fiber_type`` column; missing, NA and empty left out)."""
+    if "fiber_type" not in fibers.columns:
+        return {}
+    out = {}
+    for label, value in zip(fibers["label"].astype(np.int64), fibers["fiber_type"]):
+        if value is not None and not (isinstance(value, float) and math.isnan(value)) \
+                and value is not pd.NA and str(value).strip():
+            out[int(label)] = str(value).strip()
+    return out
+
+
+def qupath_type_name(fiber_type: str) -> str:
+    """QuPath class name part for a fiber type: ``"I"`` -> ``"Type I"`` (kept if it says type).
+
+    Examples
+    --------
+    >>> qupath_type_name("IIa"), qupath_type_name("type 1")
+    ('Type IIa', 'type 1')
+    """
+    text = str(fiber_type).replace(":", " ").strip()
+    return text if text.lower().startswith("type") else f"Type {text}"
+
+
 def fibers_geojson(labels: np.ndarray, fibers: pd.DataFrame, polygons: dict | None = None) -> dict:
-    """QuPath-importable FeatureCollection: one detection per label with its measurements."""
-    polygons = label_polygons(labels) if polygons is None else polygons
+    """QuPath-importable FeatureCollection: one detection per label with its measurements.
+
+    Parameters
+    ----------
+    labels : ndarray (Y, X) of int, or None when ``polygons`` is given
+    fibers : DataFrame with ``label`` (and the class columns, ``fiber_type`` when typed)
+    polygons : dict label -> ring or list of rings, optional
+        Outlines in pixel-corner coordinates, outer ring first, then holes
+        (:func:`histo.io.polygons.label_shapes`, traced from ``labels`` when None).
+
+    Returns
+    -------
+    dict
+        GeoJSON: a ``Polygon`` per fiber whose interior rings are its holes; ``classification``
+        is the display class, or the derived class ``[class, "Type <t>"]`` (QuPath shows
+        "small: Type IIa") when the fiber's type is known, which is also in ``metadata``.
+    """
+    polygons = label_shapes(labels) if polygons is None else polygons
     classes = _class_table(fibers)
     measures = _measurements(fibers)
+    types = _fiber_types(fibers)
     features = []
-    for label, ring in polygons.items():
+    for label, shape in polygons.items():
         props: dict = {"objectType": "detection", "name": str(label)}
         if label in classes.index:
             name = str(classes.at[label, "class"])
-            props["classification"] = {"name": name, "color": list(CLASS_COLORS[name])}
+            if label in types:  # QuPath >= 0.4 reads "names" as a derived class (needs "color")
+                props["classification"] = {"names": [name, qupath_type_name(types[label])],
+                                           "color": list(CLASS_COLORS[name])}
+            else:
+                props["classification"] = {"name": name, "color": list(CLASS_COLORS[name])}
+        if label in types:
+            props["metadata"] = {"fiber_type": types[label]}
         if label in measures:
             props["measurements"] = measures[label]
-        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [_ring_json(ring)]},
+        coords = [_ring_json(r) for r in _rings(shape)]
+        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": coords},
                          "properties": props})
     return {"type": "FeatureCollection", "features": features}
 
 
+def _roi(label_name: str, rings: list[np.ndarray]):
+    """One ImageJ ROI: traced polygon, or a composite (shape) ROI when there are holes."""
+    if len(rings) == 1:
+        ring = rings[0]
+        pts = ring.astype(np.int32) if np.all(ring == np.round(ring)) else ring.astype(np.float32)
+        roi = roifile.ImagejRoi.frompoints(pts, name=label_name)
+        subpixel = bool(roi.options & roifile.ROI_OPTIONS.SUB_PIXEL_RESOLUTION)
+        roi.roitype = roifile.ROI_TYPE.POLYGON if subpixel else roifile.ROI_TYPE.TRACED
+        return roi
+    # ImageJ ShapeRoi: a RECT roi whose path is MOVETO x y, LINETO x y ..., CLOSE per ring
+    # (absolute image coordinates; holes run the other way round, so even-odd and non-zero
+    # winding both cut them out)
+    path = []
+    for ring in rings:
+        ring = np.asarray(ring, np.float64)
+        path += [0.0, *ring[0]]
+        for x, y in ring[1:]:
+            path += [1.0, x, y]
+        path.append(4.0)
+    outer = np.asarray(rings[0], np.float64)
+    roi = roifile.ImagejRoi(roitype=roifile.ROI_TYPE.RECT, name=label_name)
+    roi.multi_coordinates = np.asarray(path, np.float32)
+    roi.shape_roi_size = len(path)
+    x0, y0 = np.floor(outer.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(outer.max(axis=0)).astype(int)
+    roi.left, roi.top, roi.right, roi.bottom = int(x0), int(y0), int(x1), int(y1)
+    return roi
+
+
 def write_roi_zip(path: str | os.PathLike, polygons: dict, fibers: pd.DataFrame | None = None) -> Path:
-    """ImageJ ROI set: one traced ROI per label, named by the label, coloured by class."""
+    """ImageJ ROI set: one ROI per label, named by the label, coloured by class.
+
+    A ring becomes a traced ROI (integer pixel-corner vertices) or, beyond ImageJ's integer
+    range (-5000..60535, whole slides) or off the pixel corners, a sub-pixel polygon; an
+    outline with holes (a list of rings, :func:`histo.io.polygons.label_shapes`) becomes a
+    composite ROI (ImageJ ``ShapeRoi``) whose holes are cut out.
+    """
     classes = _class_table(fibers) if fibers is not None else None
     width = max(4, len(str(max(polygons, default=0))))
     rois = []
-    for label, ring in polygons.items():
-        pts = ring.astype(np.int32) if np.all(ring == np.round(ring)) else ring.astype(np.float32)
-        roi = roifile.ImagejRoi.frompoints(pts, name=f"{label:0{width}d}")
-        roi.roitype = roifile.ROI_TYPE.TRACED if pts.dtype.kind == "i" else roifile.ROI_TYPE.POLYGON
+    for label, shape in polygons.items():
+        roi = _roi(f"{label:0{width}d}", _rings(shape))
         if classes is not None and label in classes.index:
             r, g, b = CLASS_COLORS[str(classes.at[label, "class"])]
             roi.stroke_color = bytes([255, r, g, b])
@@ -320,7 +427,7 @@ def write_slide_outputs(out_dir: str | os.PathLike, *, labels: np.ndarray, fiber
         write_fiber_tables(tmp, fibers, slide_id=str(slide.get("id") or out_dir.name), pixel_size_um=pixel_size_um)
         (tmp / "summary.json").write_text(summary_text + "\n", encoding="utf-8")
         write_labels_pyramid(tmp / "labels.tif", labels, pixel_size_um=pixel_size_um)
-        polygons = label_polygons(labels)
+        polygons = label_shapes(labels)
         geo = fibers_geojson(labels, fibers, polygons)
         (tmp / "fibers.geojson").write_text(json.dumps(geo, separators=(",", ":")), encoding="utf-8")
         write_roi_zip(tmp / "rois.zip", polygons, fibers)

@@ -29,7 +29,9 @@ def test_stage_packages_import_only_the_stages_above_them():
     from pathlib import Path
 
     order = ["io", "segment", "measure", "score", "results", "review", "report", "batch"]
-    beside = {"synth": {"io", "segment", "measure"}, "train": {"io", "segment", "measure", "synth"}}
+    # train sits below review in the stage list: learning from reviews (train/reviews.py) reads them
+    beside = {"synth": {"io", "segment", "measure"},
+              "train": {"io", "segment", "measure", "score", "results", "review", "synth"}}
     root = Path(histo.__file__).parent
     wrong = []
     for path in root.rglob("*.py"):

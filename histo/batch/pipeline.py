@@ -240,11 +240,13 @@ def segment_and_analyze(
     settings: ScoringSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
     fiber_diameter_px: float | None = None,
+    model=None,
 ) -> SlideResult:
     """Segment an in-memory slide, then measure and score it (no files written).
 
     Objects the fiber score rejects are kept in the table (``rejected``), not counted; the
     segmentation's scale check and tissue area go to ``summary["segmentation"]`` and its QC.
+    ``model`` is a model name or path (default the shipped model).
     """
     from histo.segment.segmenter import model_info as seg_model_info  # torch loads here, only when segmenting
     from histo.segment.segmenter import segment
@@ -260,7 +262,7 @@ def segment_and_analyze(
     try:
         seg = segment(
             image, stain=stain, channel=channel, pixel_size_um=image.pixel_size_um,
-            method=method, progress=progress, fiber_diameter_px=fiber_diameter_px,
+            method=method, progress=progress, fiber_diameter_px=fiber_diameter_px, model=model,
         )
     except HistoInputError as err:
         if err.path is not None:
@@ -269,7 +271,7 @@ def segment_and_analyze(
     labels = np.asarray(seg.labels)
     if not np.any(labels):
         raise HistoInputError(f"no fibers found {hint}", path=image.path)
-    info = seg_model_info(method)
+    info = seg_model_info(method, model)
     return analyze(image, labels, stain=stain, settings=settings, channel=channel, model_info=info,
                    objects=seg.objects, segmentation=seg.info())
 

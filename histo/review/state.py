@@ -38,9 +38,13 @@ import pandas as pd
 import tifffile
 
 from histo import __version__
-from histo.errors import HistoInputError
+from histo.errors import HistoError, HistoInputError
 from histo.io.atomic import atomic_path, atomic_write_text
+from histo.io.image import read_image
+from histo.results.tables import read_fiber_table
 from histo.review.flags import FLAGS, strip_review, validate_flags
+from histo.review.recompute import recompute_changed
+from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -323,9 +327,12 @@ def save_review(
         Fiber label -> one of :data:`FLAGS`. Flags of labels absent from ``labels`` are dropped
         (with a log message): a fiber erased during review cannot stay flagged.
     fibers : DataFrame, optional
-        Per-fiber table of the edited labels (from :func:`recompute_changed`); required when
-        the labels were edited, ignored otherwise. Stored without the review applied
-        (:func:`strip_review`), so :func:`apply_review` on load gives the same table back.
+        Per-fiber table of the edited labels (from :func:`recompute_changed`); ignored when the
+        labels were not edited. When the labels were edited and no table is passed, the edited
+        fibers are re-measured here (:func:`remeasure_edited`: the folder's ``fibers.parquet``
+        and, for the darkness of re-measured fibers, the slide image named in
+        ``summary.json``). Stored without the review applied (:func:`strip_review`), so
+        :func:`apply_review` on load gives the same table back.
 
     Returns
     -------
@@ -335,8 +342,20 @@ def save_review(
     Raises
     ------
     HistoInputError
-        On a folder without ``labels.tif``, labels of another shape, bad flags, or edited labels
-        without their ``fibers`` table.
+        On a folder without ``labels.tif``, labels of another shape or bad flags; for edited
+        labels without their ``fibers`` table, when the folder's table or slide image cannot be
+        read to re-measure them.
+
+    Examples
+    --------
+    Erase fiber 3 and exclude fiber 5 of a slide scored by ``histo score``; the erased fiber's
+    neighbours are re-measured:
+
+    >>> import histo, tifffile
+    >>> labels = tifffile.imread("RESULTS/slide/labels.tif")            # doctest: +SKIP
+    >>> labels[labels == 3] = 0                                          # doctest: +SKIP
+    >>> histo.save_review("RESULTS/slide", labels, {5: "excluded"})      # doctest: +SKIP
+    Review(flags={5: 'excluded'}, edited_labels=True, ...)
     """
     result_dir = Path(result_dir)
     base_path = _result_labels_path(result_dir)
@@ -376,11 +395,7 @@ def save_review(
     labels32 = table = None
     if edited:
         if fibers is None:
-            raise HistoInputError(
-                "the labels were edited, so pass their re-measured table (fibers=..., from "
-                "histo.review.state.recompute_changed) to save the review",
-                path=result_dir,
-            )
+            fibers = remeasure_edited(result_dir, base, labels)
         labels32 = labels.astype(np.uint32, copy=False)
         sha = labels_sha256(labels32)
         table = strip_review(fibers).reset_index(drop=True)
@@ -410,6 +425,43 @@ def save_review(
         software=__version__,
         needs_rereview=tuple(pending),
     )
+
+
+def remeasure_edited(result_dir: str | Path, base_labels: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """The per-fiber table of edited labels: the folder's table with the changed fibers re-measured.
+
+    Uses :func:`histo.review.recompute.recompute_changed` against ``labels.tif`` and its
+    ``fibers.parquet``, with the pixel size, stain, channel and adjacency gap of the slide's
+    ``summary.json`` and the slide image it names (for ``mean_od`` and ``darkness``).
+
+    Raises
+    ------
+    HistoInputError
+        When the table, the summary or the slide image cannot be read (one line naming the
+        file and the fix: put the image back, or pass ``fibers=`` to :func:`save_review`).
+    """
+    result_dir = Path(result_dir)
+    summary_path = result_dir / "summary.json"
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise HistoInputError(f"cannot read the slide's summary to re-measure the edited fibers ({err}); "
+                              "pass fibers=... to save_review", path=summary_path) from err
+    slide = summary.get("slide") or {}
+    image_path = slide.get("path")
+    if not image_path or not Path(image_path).is_file():
+        raise HistoInputError(f"the slide image {image_path!r} is not where it was scored, so the edited "
+                              "fibers cannot be re-measured; put it back or pass fibers=... to save_review",
+                              path=result_dir)
+    try:
+        settings = ScoringSettings.from_dict(summary.get("settings") or {})
+    except HistoError:
+        settings = ScoringSettings()
+    image = read_image(image_path, pixel_size_um=slide.get("pixel_size_um"), channel=slide.get("channel"))
+    table = strip_review(read_fiber_table(result_dir))
+    return recompute_changed(base_labels, labels, table, image, pixel_size_um=slide.get("pixel_size_um"),
+                             stain=slide.get("stain"), channel=slide.get("channel"),
+                             max_gap_um=settings.adjacency_gap_um)
 
 
 def _pending_rereview(result_dir: Path) -> list:

@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -86,6 +86,9 @@ class TrainSettings:
     fg_threshold: float = 0.6
     fg_threshold_fluorescence: float = 0.6
     seed_threshold: float = 0.3
+    # fine-tuning: keep the BatchNorm statistics of the init_from model (a small, narrow training
+    # set would otherwise pull them towards itself)
+    freeze_batchnorm: bool = False
     # partial annotations (histo.train.partial): (image, GeoJSON) pairs of hand-drawn "fiber" and
     # "no_fiber" polygons; their "train" polygons are learned, unannotated pixels carry loss weight 0
     partial: tuple[tuple[str, str], ...] = ()
@@ -179,6 +182,9 @@ def train(
     resume: bool = False,
     device: str | None = None,
     progress: Callable[[str, int, int, dict], None] | None = None,
+    samples: Sequence[Sample] = (),
+    data_record: dict | None = None,
+    keep_base_config: bool = False,
 ) -> Path:
     """Train a :class:`histo.segment.net.FiberNet` and save it as ``out_path`` (.safetensors + .json).
 
@@ -199,6 +205,17 @@ def train(
     progress : callable(phase, done, total, info), optional
         Called for the synthetic pool (``"synth"``) and every 10 training steps (``"train"``,
         info has the running loss and learning rate).
+    samples : sequence of Sample
+        Prepared samples with a loss weight (``kind="partial"``, e.g. reviewed slides from
+        :mod:`histo.train.reviews`), drawn like partial annotations (``settings.partial_fraction``).
+    data_record : dict, optional
+        More to record under ``extra["data"]`` (what ``samples`` came from). It is part of the
+        checkpoint's identity: ``resume`` continues only a checkpoint of the same settings and
+        data, and starts again (with a log message) otherwise.
+    keep_base_config : bool
+        With ``settings.init_from``: save the base model's configuration (thresholds, fiber
+        score, canonical scale) under the new name instead of one built from ``settings``
+        (fine-tuning that must not lose the base model's calibration).
 
     Returns
     -------
@@ -213,35 +230,43 @@ def train(
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     pairs = [p for d in data_dirs for p in find_pairs(d)]
-    if not pairs and not use_synth and not settings.partial:
+    if not pairs and not use_synth and not settings.partial and not samples:
         raise HistoInputError("no training data: give --data folders with image + _labels pairs, "
                               "--partial annotations or use synthetic data")
     real = [s for img, lab in pairs for s in prepare_real(img, lab, settings)]
     partial = [s for img, ann in settings.partial for s in prepare_partial(img, ann, settings)]
+    partial += list(samples)
     t0 = time.perf_counter()
     pool = _Pool(settings, real, rng, use_synth, progress, partial)
     log.info("data: %d real pairs (%d scaled samples), %d partial annotations (%d tiles), %d synthetic; %.0f s",
              len(pairs), len(real), len(settings.partial), len(partial), len(pool.synth), time.perf_counter() - t0)
     net = _net.FiberNet(settings.channels, settings.in_channels)
+    base_config = None
     if settings.init_from:
         base, base_config = _net.load_model(settings.init_from, device="cpu")
         if tuple(base_config.channels) != tuple(settings.channels) or base_config.in_channels != settings.in_channels:
             raise HistoInputError(f"init_from model {settings.init_from} has another architecture "
                                   f"({base_config.channels}, {base_config.in_channels} inputs)")
         net.load_state_dict(base.state_dict())
+        base_config = base_config if keep_base_config else None
         log.info("starting from the weights of %s", settings.init_from)
     net = net.to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     start, history = 0, []
-    if resume and ckpt_json.exists():
-        meta = json.loads(ckpt_json.read_text())
+    data_record = {"real": [str(p[0]) for p in pairs], "synthetic": use_synth,
+                   "partial": [[str(img), str(ann)] for img, ann in settings.partial], **(data_record or {})}
+    meta = json.loads(ckpt_json.read_text()) if resume and ckpt_json.exists() else None
+    if meta is not None and not _same_run(meta.get("extra") or {}, settings, data_record):
+        log.warning("checkpoint %s was made with other settings or data; starting again", ckpt_json)
+        meta = None
+    if meta is not None:
         net.load_state_dict(load_file(str(ckpt_weights)))
         _load_opt_state(opt, load_file(str(ckpt_opt)))
         start, history = int(meta["extra"]["step"]), list(meta["extra"].get("history", []))
         rng = np.random.default_rng([settings.seed, start])
         pool.rng = rng
         log.info("resumed from step %d", start)
-    config = _net.NetConfig(
+    config = replace(base_config, name=settings.name, extra={}) if base_config is not None else _net.NetConfig(
         name=settings.name, channels=tuple(settings.channels),
         canonical_diameter_px=settings.canonical_diameter_px,
         canonical_pixel_size_um=settings.canonical_pixel_size_um,
@@ -250,11 +275,13 @@ def train(
         seed_threshold=settings.seed_threshold,
         in_channels=settings.in_channels,
     )
-    data_record = {"real": [str(p[0]) for p in pairs], "synthetic": use_synth,
-                   "partial": [[str(img), str(ann)] for img, ann in settings.partial]}
     # bfloat16 only where the hardware runs it natively: emulated, it is ~10x slower than float32
     use_bf16 = settings.bf16 and _net.bf16_supported(dev)
     net.train()
+    if settings.freeze_batchnorm:
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
     t_start, running = time.perf_counter(), None
     for step in range(start, settings.steps):
         for group in opt.param_groups:
@@ -285,6 +312,12 @@ def train(
              "data": data_record, "train_seconds": round(time.perf_counter() - t_start, 1)}
     net.eval()
     return _net.save_model(out_path, net, replace(config, extra=extra))
+
+
+def _same_run(extra: dict, settings: TrainSettings, data_record: dict) -> bool:
+    """True when a checkpoint's record says it was made with these settings and this data."""
+    same_settings = json.dumps(extra.get("settings"), sort_keys=True) == json.dumps(_settings_dict(settings), sort_keys=True)
+    return same_settings and json.dumps(extra.get("data"), sort_keys=True) == json.dumps(data_record, sort_keys=True)
 
 
 def _settings_dict(settings: TrainSettings) -> dict:

@@ -236,7 +236,54 @@ def prepare_partial(image_path: str | Path, annotation_path: str | Path, setting
         raise HistoInputError(f"no {split!r} polygons in the annotation", path=annotation_path)
     if labels.max() == 0:
         raise HistoInputError("no fiber polygons: the fiber size (and the scale) is unknown", path=annotation_path)
-    d_px = median_diameter_px(labels)
+    out = known_region_samples(img, labels, known, settings, tile_px=tile_px)
+    log.info("prepared %s (partial, %s): %d tiles", Path(image_path).name, split, len(out))
+    return out
+
+
+def known_region_samples(image: np.ndarray, labels: np.ndarray, known: np.ndarray, settings: TrainSettings, *,
+                         tile_px: int | None = None, diameter_px: float | None = None,
+                         outside_ring_px: int = 1) -> list[Sample]:
+    """Training samples of an image whose truth is known only on ``known`` pixels, at several scales.
+
+    The tiling behind :func:`prepare_partial`, over arrays: used for hand-drawn annotations
+    and for reviewed slides (:mod:`histo.train.reviews`). The image is brought to
+    ``settings.partial_scales`` fiber diameters spread over ``settings.diameter_range_px``
+    (geometric), from ``diameter_px`` (default the median diameter of the ``labels``
+    fibers). Only tiles (``tile_px`` square at the canonical scale, default
+    ``2 * settings.crop_px``) holding known pixels are kept, each with a context margin of at
+    least the largest fiber diameter whose loss weight is 0. Labels and the known mask are
+    rescaled with nearest neighbours and the targets computed after scaling
+    (:func:`partial_targets`), so the weight is exactly 0 on unknown pixels.
+
+    Parameters
+    ----------
+    image : (Y, X, 3) uint8 or (Y, X) float32 array
+        Brightfield RGB, or one fluorescence plane scaled to about [0, 1].
+    labels : (Y, X) int array
+        Fiber instance labels of the known fibers (0 elsewhere).
+    known : (Y, X) bool array
+        Pixels whose truth is known (fibers and certain background).
+    settings : TrainSettings
+        Uses ``diameter_range_px``, ``partial_scales`` (else ``real_scales``), ``crop_px``,
+        ``small_weight_max``.
+    tile_px : int, optional
+    diameter_px : float, optional
+        Typical fiber diameter in the image, px (when ``labels`` holds too few fibers to tell).
+    outside_ring_px : int
+        Known background ring drawn around each fiber (:func:`partial_targets`).
+
+    Returns
+    -------
+    list of Sample
+        ``kind="partial"``, ``labels=None``, targets (4, Y, X) with the loss weight last.
+    """
+    img = image
+    labels = np.asarray(labels)
+    known = np.asarray(known, bool)
+    if img.shape[:2] != labels.shape or known.shape != labels.shape:
+        raise ValueError(f"image {img.shape[:2]}, labels {labels.shape} and known {known.shape} differ in shape")
+    d_px = float(diameter_px) if diameter_px else median_diameter_px(labels)
     lo, hi = settings.diameter_range_px
     crop = int(getattr(settings, "crop_px", 160))
     tile_px = int(tile_px or 2 * crop)
@@ -262,13 +309,12 @@ def prepare_partial(image_path: str | Path, annotation_path: str | Path, setting
                 lab_s = rescale(labels[ya:yb, xa:xb], shape, labels=True)
                 known_s = rescale(known[ya:yb, xa:xb], shape, labels=True)
                 core_s = rescale(core, shape, labels=True)
-                t = partial_targets(lab_s, known_s, max_w)
+                t = partial_targets(lab_s, known_s, max_w, outside_ring_px=outside_ring_px)
                 t[3][~core_s] = 0
                 if not (t[3] > 0).any():
                     continue
                 out.append(Sample(rescale(img[ya:yb, xa:xb], shape), t, "partial", None))
-    log.info("prepared %s (partial, %s): median fiber diameter %.1f px, %d tiles over %d scales",
-             Path(image_path).name, split, d_px, len(out), n_scales)
+    log.info("known-region samples: fiber diameter %.1f px, %d tiles over %d scales", d_px, len(out), n_scales)
     return out
 
 

@@ -378,9 +378,17 @@ def _slide_view(e: SlideEntry) -> dict[str, Any]:
                else ~fibers.get("is_edge", pd.Series(False, index=fibers.index)).astype(bool))
     cf = fibers[counted.to_numpy()]
     col = f"min_feret_{unit}"
+    ref_label = (settings.get("reference_in_force") or {}).get("label")
     hist = plots.min_feret_histogram(cf.get(col, pd.Series(dtype=float)), unit=unit,
                                      normal_range=normal, is_sad=cf.get("is_sad"),
-                                     is_small=cf.get("is_small"))
+                                     is_small=cf.get("is_small"), reference=ref_label)
+    types = e.summary.get("fiber_types") or {}
+    hist_types = None
+    if types.get("histogram_edges") and isinstance(types.get("per_type"), dict):
+        hist_types = plots.min_feret_histogram_by_type(
+            types["histogram_edges"],
+            {t: v.get("histogram") or [] for t, v in types["per_type"].items()},
+            unit=types.get("histogram_unit", unit), normal_range=normal, reference=ref_label)
     area = fibers.get("area_um2" if unit == "um" else "area_px", pd.Series(dtype=float))
     scatter = plots.area_angularity_scatter(area, fibers.get("angularity", area * np.nan),
                                             classes=fiber_class(fibers), unit=unit,
@@ -403,7 +411,7 @@ def _slide_view(e: SlideEntry) -> dict[str, Any]:
         "qc": _qc_view(e.summary),
         "sections": _sections(e.summary),
         "warnings": list(e.summary.get("warnings") or []),
-        "hist": hist, "scatter": scatter, "overlay": overlay,
+        "hist": hist, "hist_types": hist_types, "scatter": scatter, "overlay": overlay,
         "overlay_href": f"{e.slide_id}/overlay.png" if overlay else None,
     }
 

@@ -40,7 +40,7 @@ def _figure(width_in: float = 4.6, height_in: float = 3.0):
 
 
 def min_feret_histogram(min_feret, *, unit: str = "um", normal_range=None, is_sad=None,
-                        is_small=None) -> str:
+                        is_small=None, reference: str | None = None) -> str:
     """Histogram of minimum Feret diameters with the normal range shaded.
 
     Parameters
@@ -52,6 +52,8 @@ def min_feret_histogram(min_feret, *, unit: str = "um", normal_range=None, is_sa
         Shaded band (only meaningful in µm).
     is_sad, is_small : 1-D bool arrays, optional
         Stack the small and small-dark-angular fibers in their class colours.
+    reference : str, optional
+        Name of the reference the range comes from, in the legend (e.g. "adult male").
     """
     d = np.asarray(min_feret, dtype=float)
     keep = np.isfinite(d)
@@ -73,8 +75,43 @@ def min_feret_histogram(min_feret, *, unit: str = "um", normal_range=None, is_sa
         if normal_range is not None and unit == "um":
             lo, hi = normal_range
             ax.axvspan(lo, hi, color="#2ca02c", alpha=0.13, zorder=0,
-                       label=f"normal {lo:g}–{hi:g} µm")
+                       label=f"normal {lo:g}–{hi:g} µm" + (f", {reference}" if reference else ""))
         ax.legend(frameon=False, fontsize=7)
+    ax.set_xlabel(f"minimum Feret diameter ({label})")
+    ax.set_ylabel("fibers")
+    return figure_to_data_uri(fig)
+
+
+def min_feret_histogram_by_type(edges, counts_by_type: dict, *, unit: str = "um",
+                                normal_range=None, reference: str | None = None) -> str:
+    """Min-Feret histograms of each fiber type on shared bins (``summary["fiber_types"]``:
+    ``histogram_edges`` and ``per_type[t]["histogram"]``), drawn as outlines over each other.
+
+    Examples
+    --------
+    >>> min_feret_histogram_by_type([0, 5, 10], {"1": [1, 2], "2": [3, 0]}).startswith("data:image/png")
+    True
+    """
+    e = np.asarray(edges, dtype=float)
+    fig, ax = _figure()
+    label = "µm" if unit == "um" else "px"
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+    drawn = False
+    for i, (name, counts) in enumerate(counts_by_type.items()):
+        c = np.asarray(counts, dtype=float)
+        if c.size != e.size - 1 or c.sum() == 0:
+            continue
+        ax.stairs(c, e, color=palette[i % len(palette)], linewidth=1.4,
+                  label=f"type {name} ({int(c.sum())})")
+        drawn = True
+    if normal_range is not None and unit == "um":
+        lo, hi = normal_range
+        ax.axvspan(lo, hi, color="#2ca02c", alpha=0.13, zorder=0,
+                   label=f"normal {lo:g}–{hi:g} µm" + (f", {reference}" if reference else ""))
+    if drawn:
+        ax.legend(frameon=False, fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no typed fibers", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(f"minimum Feret diameter ({label})")
     ax.set_ylabel("fibers")
     return figure_to_data_uri(fig)

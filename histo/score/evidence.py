@@ -213,7 +213,7 @@ def _type_figures(types: dict[str, Any], settings: ScoringSettings,
         sizes = entry.get("sizes")
         if sizes:
             figs.extend(f for f in _size_figures(sizes, settings, ref, prefix=f"type {name} ")
-                        if f["value"] is not None)
+                        if f["value"] is not None and not f["name"].endswith("mean min Feret"))
         if entry.get("pct_centrally_nucleated") is not None:
             cn_max = settings.central_nuclei_normal_max_pct if ref.human else None
             figs.append(figure(f"type {name} centrally nucleated", entry["pct_centrally_nucleated"],

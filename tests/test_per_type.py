@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from skimage.draw import disk
 
+from histo.report.cohort import slide_figures
 from histo.score.dubowitz import predominance, type_figures
 from histo.score.evidence import build_evidence
 from histo.score.reference import reference_for
@@ -68,6 +69,12 @@ def test_selective_type_2_atrophy_shows_per_type_in_summary_json():
     assert by_name["type 2 atrophy factor"]["outside"] is True
     assert by_name["type 2 atrophy factor"]["reference"] == "adult male, Dubowitz"
     assert f"type 2 AF {af2:.0f}" in summary["evidence"]["text"]
+    # cohort.csv: per-type AF and the reference's name
+    row = slide_figures(summary)
+    assert row["atrophy_factor_type_2"] == pytest.approx(af2) and row["reference"] == "adult-male"
+    _, assumed = score_slide(fibers, labels, None, settings.replace(reference=None),
+                             stain="atpase", edges=edges)
+    assert slide_figures(assumed)["reference"] == "adult-male (assumed)"
 
 
 def test_type_figures_sad_types_central_nuclei_and_too_few():

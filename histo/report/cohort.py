@@ -93,8 +93,8 @@ def _reference_name(value: Any) -> str | None:
         return value
     if isinstance(value, Mapping):
         for key in ("name", "tag", "id"):
-            if isinstance(value.get(key), str):
-                return value[key]
+            if isinstance(value.get(key), str):  # histo.score.reference: "assumed" when none given
+                return value[key] + (" (assumed)" if value.get("assumed") else "")
     return None
 
 

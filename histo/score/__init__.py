@@ -14,12 +14,18 @@ scoring     ``score_slide``, ``classify_fibers``, ``slide_statistics``, ``score_
             ``reviewed_sad``, ``resolve_pixel_size``, ``area_basis``, ``fiber_counts``
             (:mod:`histo.score.scoring`): classes and slide statistics.
 settings    ``ScoringSettings``, ``FiberTypeSettings``, ``NucleiSettings`` (:mod:`histo.score.settings`).
+reference   ``Reference``, ``reference_for``, ``resolve_reference``, ``child_range_um``,
+            ``type_family`` (:mod:`histo.score.reference`): named normal references with citations.
+cases       ``read_cases``, ``parse_cases``, ``case_for``, ``Case`` (:mod:`histo.score.cases`): the
+            ``--cases`` file, one reference per slide of a cohort.
 summary     ``build_summary``, ``pixel_size_warnings`` (:mod:`histo.score.summary`): one slide's summary.
 classes     ``fiber_class`` (:mod:`histo.score.classes`): display classes and their colours.
 dubowitz    ``atrophy_factor``, ``hypertrophy_factor``, ``variability_coefficient``, ``size_figures``,
-            ``describe_sizes`` (:mod:`histo.score.dubowitz`): Dubowitz size figures.
+            ``describe_sizes``, ``type_figures``, ``predominance`` (:mod:`histo.score.dubowitz`):
+            Dubowitz size figures, pooled and per fiber type.
 grouping    ``connected_groups``, ``join_count_test``, ``category_join_test``, ``atrophy_groups``,
-            ``group_summary``, ``index_edges``, ``join_moments``, ``JoinCountResult``
+            ``group_summary``, ``index_edges``, ``join_moments``, ``expected_group_count``,
+            ``JoinCountResult``
             (:mod:`histo.score.grouping`): groups and join-count tests on the neighbour graph.
 fibertypes  ``type_fibers``, ``type_statistics``, ``fit_levels``, ``level_names``, ``fiber_means``,
             ``otsu_1d``, ``enclosed_fibers`` (:mod:`histo.score.fibertypes`): fiber typing.

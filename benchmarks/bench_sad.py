@@ -172,9 +172,10 @@ def lattice_triangles(rng, region_mask, side_px, gap_px=3.0):
 
 
 def synth_section(seed, shape=(2400, 2400), sad_fraction=0.06, decoy_fraction=0.03,
-                  type_od=(0.28, 0.40)):
+                  type_od=(0.28, 0.40), type1_fraction=0.5):
     """Labels, NADH-like RGB image, the planted truth {label: kind} and the planted patches
-    (lists of labels of touching SAD fibers)."""
+    (lists of labels of touching SAD fibers); ``type1_fraction`` of the other fibers are
+    type 1 (the darker ``type_od[1]``)."""
     rng = np.random.default_rng(seed)
     labels = voronoi_fibers(rng, shape, spacing_px=55 / PIXEL_UM).astype(np.int64)
     ids = np.unique(labels)[1:]
@@ -228,7 +229,8 @@ def synth_section(seed, shape=(2400, 2400), sad_fraction=0.06, decoy_fraction=0.
         replace_cells(labels, [c], [(c, spec)], frozen)
     # render: type 2 / type 1 OD from type_od, SAD and dark decoys 0.8-1.0; texture noise
     all_ids = np.unique(labels)[1:]
-    fiber_od = {int(c): type_od[int(rng.random() < 0.5)] + rng.normal(0, 0.03) for c in all_ids}
+    fiber_od = {int(c): type_od[int(rng.random() < type1_fraction)] + rng.normal(0, 0.03)
+                for c in all_ids}
     for c, kind in kinds.items():
         if kind in ("sad", "small_round_dark", "dark_normal"):
             fiber_od[c] = rng.uniform(0.8, 1.0)
@@ -251,7 +253,10 @@ def rates(pred, truth):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sections", type=int, default=4)
+    parser.add_argument("--sections", type=int, default=5,
+                        help="sections; section k gets the type-1 fraction --mixes[k %% len]")
+    parser.add_argument("--mixes", type=float, nargs="+", default=(0.1, 0.3, 0.5, 0.7, 0.9),
+                        help="fractions of type 1 (dark) fibers, cycled over the sections")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--type-od", type=float, nargs=2, default=(0.28, 0.40),
                         metavar=("TYPE2", "TYPE1"),
@@ -263,13 +268,16 @@ def main() -> None:
     if args.dark_min_z is not None:
         settings = settings.replace(dark_min_z=args.dark_min_z)
     all_pred, all_truth, all_small = [], [], []
+    all_angular, all_kind = [], []  # the angular criterion alone, by planted kind
     t_gen = t_measure = t_score = 0.0
     patches_total = [0, 0]
-    print(f"{'section':>7} {'fibers':>6} {'counted':>7} {'SAD':>4} {'found':>5} {'sens':>5} "
-          f"{'prec':>5}  grouping")
+    print(f"{'section':>7} {'type1':>5} {'fibers':>6} {'counted':>7} {'SAD':>4} {'found':>5} "
+          f"{'sens':>5} {'prec':>5} {'dark%':>5}  grouping")
     for k in range(args.sections):
         t0 = time.perf_counter()
-        labels, rgb, kinds, patches = synth_section(args.seed + k, type_od=tuple(args.type_od))
+        mix = args.mixes[k % len(args.mixes)]
+        labels, rgb, kinds, patches = synth_section(args.seed + k, type_od=tuple(args.type_od),
+                                                    type1_fraction=mix)
         t1 = time.perf_counter()
         fibers = measure_fibers(labels, rgb, pixel_size_um=PIXEL_UM, stain="nadh")
         t2 = time.perf_counter()
@@ -280,6 +288,9 @@ def main() -> None:
         truth = scored["label"].map(lambda v: kinds.get(int(v)) == "sad").to_numpy(bool)[counted]
         pred = scored["is_sad"].to_numpy(bool)[counted]
         small = scored["is_small"].to_numpy(bool)[counted]
+        all_angular.append(scored["is_angular"].to_numpy(bool)[counted])
+        all_kind.append(scored["label"].map(lambda v: kinds.get(int(v), "normal"))
+                        .to_numpy(str)[counted])
         sens, prec, _ = rates(pred, truth)
         group_of = dict(zip(scored["label"].astype(int), scored["atrophy_group"].astype(int)))
         counted_of = dict(zip(scored["label"].astype(int), scored["counted"].astype(bool)))
@@ -288,8 +299,11 @@ def main() -> None:
         patches_total[0] += found
         patches_total[1] += len(whole)
         p = summary["grouping"]["join_count"]["p_value"]
-        print(f"{k:>7} {len(scored):>6} {counted.sum():>7} {truth.sum():>4} {pred.sum():>5} "
-              f"{sens:>5.3f} {prec:>5.3f}  {found}/{len(whole)} patches found as groups; "
+        plain = counted & scored["label"].map(lambda v: int(v) not in kinds).to_numpy(bool)
+        dark_pct = 100.0 * scored["is_dark"].to_numpy(bool)[plain].mean()
+        print(f"{k:>7} {mix:>5.2f} {len(scored):>6} {counted.sum():>7} {truth.sum():>4} "
+              f"{pred.sum():>5} {sens:>5.3f} {prec:>5.3f} {dark_pct:>5.1f}  "
+              f"{found}/{len(whole)} patches found as groups; "
               f"{summary['grouping']['n_groups']} groups, join-count p = {p:.3g}")
         missed = scored[counted][truth & ~pred]
         for _, row in missed.iterrows():
@@ -307,6 +321,12 @@ def main() -> None:
           f"{'met' if sens >= 0.95 and prec >= 0.95 else 'NOT met'})")
     print(f"  planted patches of touching SAD fibers found as one atrophy group each: "
           f"{patches_total[0]} of {patches_total[1]}")
+    angular, kind = np.concatenate(all_angular), np.concatenate(all_kind)
+    print(f"  angular (angularity >= {settings.angular_min}) alone: " + ", ".join(
+        f"{name} {int(angular[kind == k].sum())}/{int((kind == k).sum())}"
+        for k, name in (("sad", "planted SAD"), ("small_angular_pale", "small angular decoys"),
+                        ("small_round_dark", "small round decoys"),
+                        ("normal", "normal fibers"))))
     print(f"  baseline 'small' alone: sensitivity {b_sens:.3f}, precision {b_prec:.3f}; "
           f"precision ratio SAD / baseline = {prec / max(b_prec, 1e-9):.2f}x")
     print(f"  time: generate {t_gen:.1f} s, measure_fibers {t_measure:.1f} s, score_slide "

@@ -8,6 +8,7 @@ import pytest
 from matplotlib.path import Path as MplPath
 
 from histo.errors import HistoInputError
+from histo.io.stain import EOSIN_OD, HEMATOXYLIN_OD
 from histo.measure.morphometry import measure_fibers, robust_z, table_columns
 from histo.measure.shape import (
     MIN_SHAPE_AREA_PX,
@@ -424,16 +425,25 @@ def test_mean_od_and_darkness_on_grey_brightfield():
     assert abs(df["darkness"].iloc[:8].median()) < 0.2
 
 
-def test_mean_od_he_uses_hematoxylin():
+def test_mean_od_he_is_cytoplasm_and_basophilia():
+    """H&E: mean_od leaves the nuclei out; basophilia is the hematoxylin share of the cytoplasm."""
+    h_unit = HEMATOXYLIN_OD / np.linalg.norm(HEMATOXYLIN_OD)
+    e_unit = EOSIN_OD / np.linalg.norm(EOSIN_OD)
     lab = np.zeros((40, 40), np.int32)
     lab[5:15, 5:15] = 1
     lab[20:30, 20:30] = 2
-    rgb = np.full((40, 40, 3), 250, np.uint8)
-    rgb[lab == 1] = (90, 60, 150)  # purple: hematoxylin
-    rgb[lab == 2] = (230, 120, 190)  # pink: eosin
+    h = np.zeros((40, 40))
+    e = np.zeros((40, 40))
+    e[lab > 0] = 0.3
+    h[lab == 2] = 0.1                     # basophilic cytoplasm
+    h[8:11, 8:11] = 1.0                   # a nucleus in fiber 1
+    rgb = (255 * 10.0 ** -(h[..., None] * h_unit + e[..., None] * e_unit)).round().astype(np.uint8)
     df = measure_fibers(lab, rgb, stain="he")
-    assert df["mean_od"].iloc[0] > 0.4
-    assert df["mean_od"].iloc[0] > 3 * df["mean_od"].iloc[1]
+    assert df["mean_od"].iloc[0] == pytest.approx(0.3, abs=0.02)   # the nucleus is left out
+    assert df["mean_od"].iloc[1] == pytest.approx(0.4, abs=0.02)
+    assert df["basophilia"].iloc[0] < 0.03
+    assert df["basophilia"].iloc[1] == pytest.approx(0.25, abs=0.03)
+    assert df["darkness_ref"].notna().all()
 
 
 def test_multichannel_without_channel_leaves_od_nan():
@@ -479,7 +489,9 @@ def test_real_he_image(real_data):
     assert inner["n_neighbors"].between(0, 12).all()
     assert (inner["n_neighbors"] >= 1).mean() > 0.9
     assert (df["mean_od"] > 0).all()
-    assert abs(inner["darkness"].median()) < 1e-9
+    # darkness against the 12 nearest fibers: centred near 0, and the cytoplasm is pink
+    assert abs(inner["darkness"].median()) < 0.5
+    assert inner["basophilia"].between(0.0, 0.6).all()
 
 
 def test_real_if_image_through_imagedata(real_data):

@@ -16,6 +16,7 @@ from histo.io.stain import (
     deconvolve_he,
     estimate_background,
     guess_stain,
+    he_cytoplasm,
     image_layout,
     optical_density,
 )
@@ -126,13 +127,21 @@ def test_hematoxylin_agrees_with_skimage_on_real_he(real_data):
 
 
 # ------------------------------------------------------------------ darkness signal
-def test_darkness_signal_he_is_hematoxylin():
-    h = np.full((16, 16), 0.2)
-    h[4:8, 4:8] = 0.9
-    rgb = _mix(h, np.full((16, 16), 0.5)).astype(np.float32) / 255.0
+def test_darkness_signal_he_is_cytoplasm_with_nuclei_masked():
+    """Issue 11: H&E darkness is the cytoplasmic H+E optical density, nuclei left out."""
+    h = np.full((20, 20), 0.02)
+    e = np.full((20, 20), 0.3)
+    h[4:9, 4:9] = 0.9                       # a nucleus
+    h[12:18, 12:18] = 0.12                  # basophilic cytoplasm: not a nucleus
+    rgb = _mix(h, e).astype(np.float32) / 255.0
     sig = darkness_signal(rgb, "he")
-    assert sig.shape == (16, 16) and sig.dtype == np.float32
-    assert sig[5, 5] - sig[0, 0] == pytest.approx(0.7, abs=0.01)
+    assert sig.shape == (20, 20) and sig.dtype == np.float32
+    assert np.isnan(sig[6, 6]) and np.isnan(sig[3, 6])      # nucleus, grown by one pixel
+    assert sig[0, 19] == pytest.approx(0.32, abs=0.01)
+    assert sig[15, 15] == pytest.approx(0.42, abs=0.01)
+    total, hema = he_cytoplasm(rgb, background=1.0)
+    np.testing.assert_allclose(total, sig, rtol=1e-5)
+    assert hema[15, 15] == pytest.approx(0.12, abs=0.01) and np.isnan(hema[6, 6])
 
 
 @pytest.mark.parametrize("stain", ["nadh", "sdh", "atpase", "esterase", "psr"])

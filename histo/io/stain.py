@@ -16,6 +16,7 @@ import typing
 from typing import Literal
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from histo.errors import HistoInputError
 from histo.io.channels import pick_channel
@@ -302,10 +303,61 @@ def deconvolve_he(rgb: np.ndarray, background=None) -> tuple[np.ndarray, np.ndar
 
 
 # ------------------------------------------------------------------ darkness
+#: H&E nuclear pixels: hematoxylin OD (smoothed, sigma 1 px) above this ...
+NUCLEUS_MIN_HEMATOXYLIN_OD = 0.25
+#: ... and above the eosin OD times this (a nucleus is hematoxylin-dominated; a basophilic
+#: regenerating cytoplasm is not).
+NUCLEUS_MIN_H_TO_E = 1.0
+
+
+def he_cytoplasm(rgb: np.ndarray, background=None) -> tuple[np.ndarray, np.ndarray]:
+    """Cytoplasmic optical densities of an H&E image, with the nuclei masked.
+
+    The image is unmixed (:func:`deconvolve_he`); a pixel is nuclear when its smoothed
+    hematoxylin OD is above :data:`NUCLEUS_MIN_HEMATOXYLIN_OD` and above
+    :data:`NUCLEUS_MIN_H_TO_E` times its eosin OD (grown by one pixel). On the bundled mouse
+    H&E images this masks 2-3 % of the fiber pixels, as many blobs as there are nuclei.
+
+    Parameters
+    ----------
+    rgb : (Y, X, 3) array
+    background : optional
+        White level, as for :func:`optical_density`.
+
+    Returns
+    -------
+    total, hematoxylin : two (Y, X) float32 arrays
+        Hematoxylin + eosin OD and hematoxylin OD (each clipped at 0), NaN on nuclear pixels.
+        ``hematoxylin / total`` of a fiber is its basophilia.
+
+    Examples
+    --------
+    >>> od = np.zeros((9, 9, 3)); od[...] = 0.3 * EOSIN_OD / np.linalg.norm(EOSIN_OD)
+    >>> od[3:6, 3:6] = 0.9 * HEMATOXYLIN_OD / np.linalg.norm(HEMATOXYLIN_OD)
+    >>> total, h = he_cytoplasm(255 * 10.0 ** -od, background=255)
+    >>> bool(np.isnan(total[4, 4])), round(float(total[0, 0]), 2), round(float(h[0, 0]), 2)
+    (True, 0.3, 0.0)
+    """
+    h, e, _ = deconvolve_he(rgb, background=background)
+    h = np.clip(h, 0, None)
+    e = np.clip(e, 0, None)
+    hs, es = ndi.gaussian_filter(h, 1.0), ndi.gaussian_filter(e, 1.0)
+    nucleus = (hs > NUCLEUS_MIN_HEMATOXYLIN_OD) & (hs > NUCLEUS_MIN_H_TO_E * es)
+    nucleus = ndi.binary_dilation(nucleus, iterations=1)
+    total = (h + e).astype(np.float32)
+    total[nucleus] = np.nan
+    h = h.astype(np.float32)
+    h[nucleus] = np.nan
+    return total, h
+
+
 def darkness_signal(pixels: ImageLike | np.ndarray, stain: Stain | Literal["auto"], channel: int | None = None) -> np.ndarray:
     """Per-pixel signal whose fiber mean is ``mean_od``: higher = darker (more stain).
 
-    - ``"he"``: hematoxylin OD of :func:`deconvolve_he` (basophilia).
+    - ``"he"`` (colour): cytoplasmic hematoxylin + eosin OD with the nuclei masked (NaN), of
+      :func:`he_cytoplasm`; a fiber's ``mean_od`` is the mean over its non-nuclear pixels.
+      (Until issue 11 this was the hematoxylin OD, i.e. basophilia, which picks regenerating
+      fibers; basophilia is now its own per-fiber column.)
     - other brightfield stains (NADH-TR, SDH, ATPase, esterase, PSR): total OD, the sum of
       the R, G and B optical densities (the single OD of a grey image).
     - ``"if"``: fluorescence has no "dark" in the brightfield sense (every fiber interior is
@@ -351,8 +403,8 @@ def darkness_signal(pixels: ImageLike | np.ndarray, stain: Stain | Literal["auto
             log.warning("H&E darkness needs colour; using the grey optical density instead")
         return optical_density(arr)
     i0 = white_level(arr)
-    if stain == "he":  # the hematoxylin row of the unmixing, applied channel by channel
-        return _weighted_od(arr, i0, _HE_UNMIX[:, 0])
+    if stain == "he":
+        return he_cytoplasm(arr[..., :3], background=i0[:3])[0]
     return _weighted_od(arr, i0, np.ones(arr.shape[-1]))
 
 

@@ -55,7 +55,8 @@ def table_columns(pixel_size_known: bool) -> list[str]:
     cols += ["bbox_y0_px", "bbox_x0_px", "bbox_y1_px", "bbox_x1_px", f"area_{area}",
              f"perimeter_{length}", f"min_feret_{length}", f"max_feret_{length}",
              f"equivalent_diameter_{length}", "aspect_ratio", "circularity", "solidity",
-             "angularity", "mean_od", "darkness", "n_neighbors", "is_edge"]
+             "angularity", "mean_od", "darkness", "darkness_ref", "basophilia", "n_neighbors",
+             "is_edge"]
     return cols
 
 

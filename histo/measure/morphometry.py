@@ -24,10 +24,14 @@ Conventions (pixel centres at integer coordinates, lengths in pixels before scal
   deepest inward bend: 0 for a disk or any ellipse, 0.2 hexagon, 0.4 square or any
   parallelogram, 0.6 any triangle (:mod:`histo.measure.shape`, ``docs/angularity.md``); NaN
   below 16 pixels;
-- mean_od: mean of :func:`histo.io.stain.darkness_signal` over the fiber's pixels;
-- darkness: ``(mean_od - median) / (1.4826 * MAD)`` over the non-edge fibers of the image
-  (all fibers when fewer than 3 are not at the edge; the standard deviation replaces a zero
-  MAD; 0 when all fibers are equally dark);
+- mean_od: mean of :func:`histo.io.stain.darkness_signal` over the fiber's pixels (on colour
+  H&E its cytoplasm: nuclear pixels left out);
+- darkness, darkness_ref: :func:`histo.measure.darkness.fiber_darkness` against the non-edge
+  fibers: on NADH/SDH/esterase a z within the darkest fiber-type level (stain gradient
+  removed), on H&E against the 12 nearest fibers, elsewhere the robust z-score of mean_od;
+  darkness_ref is the OD the fiber is compared with;
+- basophilia: on colour H&E, cytoplasmic hematoxylin OD / (hematoxylin + eosin OD), nuclei
+  masked (:func:`histo.io.stain.he_cytoplasm`); NaN on other stains;
 - n_neighbors: degree in :func:`histo.measure.adjacency.fiber_adjacency` with the gap
   ``max_gap_um`` (3 px when the pixel size is unknown);
 - is_edge: the bounding box touches the image border, or, with ``tissue_mask``, some pixel
@@ -50,9 +54,18 @@ from histo.errors import HistoInputError
 from histo.io.image import ImageLike
 from histo.io.labels import check_labels
 from histo.io.pixelsize import check_pixel_size
-from histo.io.stain import Stain, check_stain, darkness_signal, guess_stain, image_layout
+from histo.io.stain import (
+    Stain,
+    check_stain,
+    darkness_signal,
+    guess_stain,
+    he_cytoplasm,
+    image_layout,
+    white_level,
+)
 from histo.measure._ragged import offsets_from_lengths
 from histo.measure.adjacency import degree, fiber_adjacency, gap_in_pixels
+from histo.measure.darkness import fiber_darkness, robust_z  # noqa: F401  (robust_z re-exported)
 from histo.measure.feret import convex_hull_xy, feret_diameters_batch, lattice_areas_px
 from histo.measure.fiber_table import (  # noqa: F401  (size_column re-exported: its callers)
     empty_table,
@@ -127,7 +140,7 @@ def measure_fibers(
     if not np.isfinite(max_gap_um) or max_gap_um < 0:
         raise HistoInputError(f"max_gap_um must be a number >= 0, got {max_gap_um!r}")
     tissue = _validate_mask(tissue_mask, labels.shape)
-    signal, stain = _signal(image, labels.shape, stain, channel)
+    signal, hema, stain = _signal(image, labels.shape, stain, channel)
 
     ids, slices, work = _objects(labels)
     n = len(ids)
@@ -152,8 +165,12 @@ def measure_fibers(
         n_neighbors = degree(np.asarray(edges).reshape(-1, 2), ids)
     t_graph = time.perf_counter()
 
-    mean_od = _label_means(work, n, signal, area) if signal is not None else np.full(n, np.nan)
-    darkness = robust_z(mean_od, ~is_edge)
+    mean_od = _label_means(work, n, signal) if signal is not None else np.full(n, np.nan)
+    basophilia = (_label_means(work, n, hema) / mean_od if hema is not None
+                  else np.full(n, np.nan))
+    darkness, darkness_ref, _ = fiber_darkness(
+        pd.DataFrame({"mean_od": mean_od, "centroid_y_px": geo["cy"], "centroid_x_px": geo["cx"],
+                      "min_feret_px": geo["min_feret"], "is_edge": is_edge}), stain=stain)
 
     with np.errstate(divide="ignore", invalid="ignore"):
         eq_diam = np.sqrt(4.0 * area / np.pi)
@@ -178,6 +195,7 @@ def measure_fibers(
         "equivalent_diameter": eq_diam * scale,
         "aspect_ratio": aspect, "circularity": circ, "solidity": solidity,
         "angularity": geo["angularity"], "mean_od": mean_od, "darkness": darkness,
+        "darkness_ref": darkness_ref, "basophilia": basophilia,
         "n_neighbors": n_neighbors.astype(np.int64), "is_edge": is_edge.astype(bool),
     })
     suffix = "um" if ps is not None else "px"
@@ -187,39 +205,6 @@ def measure_fibers(
     log.debug("measure_fibers: %d fibers, outlines %.2f s, graph %.2f s, total %.2f s (stain %s)",
               n, t_shape - t_start, t_graph - t_shape, time.perf_counter() - t_start, stain)
     return df
-
-
-def robust_z(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-    """Robust z-score ``(x - median) / (1.4826 * MAD)`` against the reference rows.
-
-    Parameters
-    ----------
-    values : (N,) float array
-        NaN stays NaN.
-    reference : (N,) bool array, optional
-        Rows that define the median and MAD (all finite rows when fewer than 3 are
-        selected). A zero MAD falls back to the standard deviation; when that is zero too
-        every finite value scores 0.
-
-    Examples
-    --------
-    >>> robust_z(np.array([1.0, 2.0, 3.0, 10.0])).round(2).tolist()
-    [-1.01, -0.34, 0.34, 5.06]
-    """
-    x = np.asarray(values, dtype=np.float64)
-    ok = np.isfinite(x)
-    ref = ok if reference is None else ok & np.asarray(reference, bool)
-    if ref.sum() < 3:
-        ref = ok
-    out = np.full(x.shape, np.nan)
-    if not ref.any():
-        return out
-    med = float(np.median(x[ref]))
-    scale = 1.4826 * float(np.median(np.abs(x[ref] - med)))
-    if not scale > 0:
-        scale = float(np.std(x[ref]))
-    out[ok] = (x[ok] - med) / scale if scale > 0 else 0.0
-    return out
 
 
 # ------------------------------------------------------------------ per-fiber outlines
@@ -282,14 +267,20 @@ def _objects(labels: np.ndarray) -> tuple[np.ndarray, list, np.ndarray]:
     return ids, ndi.find_objects(work), work
 
 
-def _label_means(work: np.ndarray, n: int, signal: np.ndarray, area: np.ndarray) -> np.ndarray:
-    """Mean of ``signal`` over each label 1..n, in row blocks to bound memory."""
+def _label_means(work: np.ndarray, n: int, signal: np.ndarray) -> np.ndarray:
+    """Mean of ``signal`` over each label 1..n, NaN pixels (masked nuclei) left out, in row
+    blocks to bound memory; NaN for a label without a finite pixel."""
     sums = np.zeros(n + 1)
+    counts = np.zeros(n + 1)
     rows = max(1, 4_000_000 // max(1, work.shape[1]))
     for y in range(0, work.shape[0], rows):
         lab = work[y:y + rows].ravel()
-        sums += np.bincount(lab, weights=signal[y:y + rows].ravel(), minlength=n + 1)[: n + 1]
-    return sums[1:] / area
+        val = signal[y:y + rows].ravel()
+        ok = np.isfinite(val)
+        sums += np.bincount(lab[ok], weights=val[ok], minlength=n + 1)[: n + 1]
+        counts += np.bincount(lab[ok], minlength=n + 1)[: n + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts[1:] > 0, sums[1:] / np.maximum(counts[1:], 1), np.nan)
 
 
 def _near_tissue_edge(work: np.ndarray, n: int, tissue: np.ndarray, gap_px: int) -> np.ndarray:
@@ -304,9 +295,9 @@ def _near_tissue_edge(work: np.ndarray, n: int, tissue: np.ndarray, gap_px: int)
 
 def _signal(image: ImageLike | np.ndarray | None, shape: tuple[int, int], stain: str | None,
             channel: int | None):
-    """(darkness signal or None, resolved stain)."""
+    """(darkness signal or None, cytoplasmic hematoxylin OD on colour H&E or None, resolved stain)."""
     if image is None:
-        return None, check_stain(stain, allow_auto=True)
+        return None, None, check_stain(stain, allow_auto=True)
     arr, axes = image_layout(image, shape_yx=shape)
     if channel is None:  # an ImageData remembers the channel chosen at reading
         channel = getattr(image, "channel", None)
@@ -324,8 +315,11 @@ def _signal(image: ImageLike | np.ndarray | None, shape: tuple[int, int], stain:
     if axes == "CYX" and channel is None and arr.shape[0] > 1:
         log.warning("multichannel image without a channel: mean_od and darkness left NaN; "
                     "pass channel= to measure one")
-        return None, stain
-    return darkness_signal(image, stain, channel), stain
+        return None, None, stain
+    if stain == "he" and axes == "YXS":
+        total, hema = he_cytoplasm(arr[..., :3], background=white_level(arr)[:3])
+        return total, hema, stain
+    return darkness_signal(image, stain, channel), None, stain
 
 
 # ------------------------------------------------------------------ validation

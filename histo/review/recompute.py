@@ -18,9 +18,10 @@ import pandas as pd
 
 from histo.errors import HistoInputError
 from histo.io.image import ImageLike
-from histo.io.stain import darkness_signal, guess_stain, image_layout
+from histo.io.stain import darkness_signal, guess_stain, he_cytoplasm, image_layout, white_level
 from histo.measure.adjacency import fiber_adjacency, gap_in_pixels
-from histo.measure.morphometry import measure_fibers, robust_z, table_columns
+from histo.measure.darkness import fiber_darkness
+from histo.measure.morphometry import measure_fibers, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -68,26 +69,39 @@ def _union(a: list[int] | None, b: list[int] | None) -> list[int] | None:
 
 
 def _signal_means(image: ImageLike | np.ndarray | None, stain: str | None, channel: int | None, crop_labels: np.ndarray,
-                  ys: slice, xs: slice, wanted: np.ndarray) -> np.ndarray:
-    """``mean_od`` of the ``wanted`` labels of a crop, from the darkness signal of the *whole* image.
+                  ys: slice, xs: slice, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``mean_od`` and ``basophilia`` of the ``wanted`` labels of a crop, from the signals of
+    the *whole* image.
 
     The signal may depend on whole-image statistics (immunofluorescence is divided by its
-    99.5th percentile), so it is computed on the whole image, exactly as the first
-    measurement did, and only then cut to the window.
+    99.5th percentile, brightfield OD uses the image's white level), so it is computed on
+    the whole image, exactly as the first measurement did, and only then cut to the window.
+    NaN pixels (the masked nuclei of H&E) are left out of the means.
     """
     nan = np.full(len(wanted), np.nan)
     if image is None:
-        return nan
+        return nan, nan
     arr, axes = image_layout(image)
     if axes == "CYX" and channel is None and arr.shape[0] > 1:
-        return nan
+        return nan, nan
     if stain in (None, "auto"):
         stain = guess_stain(image)
+    if stain == "he" and axes == "YXS":
+        total, hema = he_cytoplasm(arr[..., :3], background=white_level(arr)[:3])
+        mean_od = _crop_means(total[ys, xs], crop_labels, wanted)
+        return mean_od, _crop_means(hema[ys, xs], crop_labels, wanted) / mean_od
     signal = np.asarray(darkness_signal(image, stain, channel))[ys, xs]
+    return _crop_means(signal, crop_labels, wanted), nan
+
+
+def _crop_means(signal: np.ndarray, crop_labels: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     lab = crop_labels.ravel()
-    sums = np.bincount(lab, weights=signal.ravel().astype(np.float64), minlength=int(lab.max()) + 1)
-    counts = np.bincount(lab, minlength=int(lab.max()) + 1)
-    return sums[wanted] / counts[wanted]
+    val = signal.ravel().astype(np.float64)
+    ok = np.isfinite(val)
+    sums = np.bincount(lab[ok], weights=val[ok], minlength=int(lab.max()) + 1)
+    counts = np.bincount(lab[ok], minlength=int(lab.max()) + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts[wanted] > 0, sums[wanted] / np.maximum(counts[wanted], 1), np.nan)
 
 
 def _edge_set(labels: np.ndarray, gap_px: int) -> set[tuple[int, int]]:
@@ -117,8 +131,8 @@ def recompute_changed(
     * ``n_neighbors``: the adjacency graph is compared before and after the edit on a window
       around the changed pixels (2 gaps wide), and each fiber's degree moves by the edges it
       gained or lost. Adjacency is local (within the gap), so this is exact.
-    * ``darkness``: the robust z-score of ``mean_od`` is re-referenced to the slide's non-edge
-      fibers (:func:`histo.measure.morphometry.robust_z`), as a full measurement does.
+    * ``darkness`` and ``darkness_ref``: re-referenced to the slide's non-edge fibers by
+      :func:`histo.measure.darkness.fiber_darkness`, as a full measurement does.
 
     ``mean_od`` of a re-measured fiber is the mean of the darkness signal computed on the
     whole image (:func:`histo.io.stain.darkness_signal`), since that signal may be normalised
@@ -202,8 +216,11 @@ def recompute_changed(
         )
         new_rows = crop[crop["label"].isin(present)].copy()
         if "mean_od" in new_rows:
-            new_rows["mean_od"] = _signal_means(image, stain, channel, crop_labels, ys, xs,
+            mean_od, basophilia = _signal_means(image, stain, channel, crop_labels, ys, xs,
                                                 new_rows["label"].to_numpy(np.int64))
+            new_rows["mean_od"] = mean_od
+            if "basophilia" in new_rows:
+                new_rows["basophilia"] = basophilia
         for col, axis in _PX_POSITION_COLUMNS:
             if col in new_rows:
                 new_rows[col] = new_rows[col] + (y0, x0)[axis]
@@ -223,7 +240,11 @@ def recompute_changed(
     if "n_neighbors" in out:
         out["n_neighbors"] = _updated_degrees(before, after, diff_box, gap, table, out)
     if "mean_od" in out and "darkness" in out and "is_edge" in out:
-        out["darkness"] = robust_z(out["mean_od"].to_numpy(float), ~out["is_edge"].fillna(False).to_numpy(bool))
+        resolved = guess_stain(image) if stain in (None, "auto") and image is not None else stain
+        darkness, darkness_ref, _ = fiber_darkness(out, stain=resolved)
+        out["darkness"] = darkness
+        if "darkness_ref" in out:
+            out["darkness_ref"] = darkness_ref
     log.info("re-measured %d changed fibers (%d gone)", present.size, changed.size - present.size)
     return out
 

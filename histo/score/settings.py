@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
+try:  # Python >= 3.11
+    import tomllib  # novermin (3.10 takes tomli below)
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package
+    import tomli as tomllib
 
 from histo.errors import HistoInputError
 from histo.io.stain import STAINS, Stain
@@ -216,8 +219,14 @@ class ScoringSettings:
     """A fiber is angular when its ``angularity`` (histo.measure.shape) is >= this. 0.34 is
     the 98th percentile of the manual NCL-SM human masks (S11 1 %, S60 3 % angular), below
     a square / any parallelogram (0.4) and a triangle (0.6); ``docs/angularity.md``."""
-    dark_min_z: float = 2.0
-    """A fiber is dark when its ``darkness`` (robust z of mean OD against the slide) >= this."""
+    dark_min_z: float = 3.0
+    """A fiber is dark when its ``darkness`` >= this: on NADH/SDH/esterase a z within the
+    darkest fiber-type level, on H&E against its neighbours (histo.measure.darkness,
+    docs/scoring.md "Darkness"). 3 keeps normal type-1 fibers (a Gaussian level: 0.13 %
+    above 3) from being called dark."""
+    regenerating_min_z: float = 2.0
+    """H&E: a centrally nucleated fiber whose basophilia is this many robust SDs above its
+    neighbours' is regenerating-like (``is_regenerating``), never SAD."""
     dark_stains: tuple[Stain, ...] = ("he", "nadh", "sdh", "esterase")
     """Stains on which darkness means atrophy; elsewhere (ATPase: type, IF, PSR) no fiber is
     dark and so none is SAD."""
@@ -277,6 +286,7 @@ class ScoringSettings:
                       allow_none=True)
         _check_number("angular_min", self.angular_min)
         _check_number("dark_min_z", self.dark_min_z)
+        _check_number("regenerating_min_z", self.regenerating_min_z)
         stains = tuple(str(s) for s in self.dark_stains)
         for s in stains:
             _check_choice("dark_stains", s, STAINS)

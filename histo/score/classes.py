@@ -1,7 +1,7 @@
 """Fiber classes shown to the user (overlay, napari colours, report) and their colours.
 
 One place decides the display class of a fiber from the boolean columns the scoring adds
-(``is_sad``, ``is_small``, ``is_dark``, ``is_angular``, ``excluded``, and ``rejected``: objects
+(``is_sad``, ``is_regenerating``, ``is_small``, ``is_dark``, ``is_angular``, ``excluded``, and ``rejected``: objects
 the fiber score says are not fibers, shown as ``"not_fiber"`` unless a reviewer flagged them
 ``"restored"``); missing columns count as False, so a table from ``measure_fibers`` alone is all
 ``"normal"``.
@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 #: Display classes, in priority order (a SAD fiber is also small, dark and angular).
-CLASS_NAMES: tuple[str, ...] = ("excluded", "not_fiber", "sad", "small", "dark", "angular", "normal")
+CLASS_NAMES: tuple[str, ...] = ("excluded", "not_fiber", "sad", "regenerating", "small", "dark",
+                                 "angular", "normal")
 
 #: RGB colours, 0-255, chosen to stay distinguishable for red-green colour blindness.
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {
@@ -22,6 +23,7 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "angular": (170, 90, 255),   # violet
     "dark": (0, 90, 255),        # blue
     "sad": (255, 40, 40),        # red
+    "regenerating": (255, 130, 0),  # orange: H&E basophilic and centrally nucleated, never SAD
     "excluded": (128, 128, 128), # grey
     "not_fiber": (255, 255, 255),  # white: rejected by the fiber score, not counted
 }
@@ -36,8 +38,8 @@ def fiber_class(fibers: pd.DataFrame) -> pd.Series:
     Parameters
     ----------
     fibers : DataFrame
-        Per-fiber table; uses ``excluded``, ``is_sad``, ``is_small``, ``is_dark`` and
-        ``is_angular`` when present.
+        Per-fiber table; uses ``excluded``, ``is_sad``, ``is_regenerating`` (H&E),
+        ``is_small``, ``is_dark`` and ``is_angular`` when present.
 
     Returns
     -------
@@ -55,6 +57,7 @@ def fiber_class(fibers: pd.DataFrame) -> pd.Series:
         ("angular", "is_angular"),
         ("dark", "is_dark"),
         ("small", "is_small"),
+        ("regenerating", "is_regenerating"),
         ("sad", "is_sad"),
         ("not_fiber", "rejected"),
         ("excluded", "excluded"),
@@ -62,6 +65,6 @@ def fiber_class(fibers: pd.DataFrame) -> pd.Series:
         if column in fibers:
             hit = fibers[column].fillna(False).to_numpy(dtype=bool)
             if column == "rejected" and "review_flag" in fibers:
-                hit &= fibers["review_flag"].fillna("").to_numpy(dtype=object) != "restored"
+                hit = hit & (fibers["review_flag"].fillna("").to_numpy(dtype=object) != "restored")  # to_numpy may be read-only
             out[hit] = name
     return pd.Series(out, index=fibers.index, name="fiber_class")

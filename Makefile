@@ -1,5 +1,7 @@
 # histo: `make demo` (set up + score the bundled sample), `make test` (set up + lint + the whole suite,
-# doctests of histo/ included: see testpaths and addopts in pyproject.toml), `make lint` (ruff only).
+# doctests of histo/ included: see testpaths and addopts in pyproject.toml; the suite also builds the
+# docs and checks the sources against Python 3.10, tests/test_interop.py), `make lint` (ruff only),
+# `make docs` (API reference from the numpydoc docstrings + docs/*.md -> site/, mkdocs).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -10,7 +12,7 @@ APT_PACKAGES = xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-ran
 DEMO_OUT ?= demo_out
 LINT_PATHS = histo plugins tests benchmarks models
 
-.PHONY: setup apt demo lint test test-fast bench clean
+.PHONY: setup apt demo lint test test-fast bench docs clean
 
 # System packages for the headless napari tests (Xvfb) and the report check (Chromium).
 apt:
@@ -48,8 +50,13 @@ test-fast: setup
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m pytest -q -m "not slow and not napari"
 
+docs: $(STAMP)
+	$(BIN)/python -m histo.measure.fiber_table > docs/columns.md
+	$(BIN)/mkdocs build -q -f mkdocs.yml -d site
+	@echo "docs in site/ (open site/index.html)"
+
 bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info $(DEMO_OUT)
+	rm -rf $(VENV) build dist *.egg-info $(DEMO_OUT) site

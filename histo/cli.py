@@ -16,7 +16,7 @@ import logging
 import sys
 
 from histo import __version__
-from histo.errors import HistoError
+from histo.errors import TORCH_MISSING, HistoError
 
 COMMANDS: dict[str, str] = {
     "score": "segment, measure and score slides or folders of slides (the main job)",
@@ -61,6 +61,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def verbosity(args: argparse.Namespace) -> int:
+    """``-v`` count minus ``-q`` count, wherever they were given.
+
+    Examples
+    --------
+    >>> argv = ["-v", "report", "results", "-v", "-q", "-v"]
+    >>> verbosity(build_parser(argv).parse_args(argv))
+    2
+    """
+    return (args.verbose + getattr(args, "sub_verbose", 0)
+            - args.quiet - getattr(args, "sub_quiet", 0))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``histo`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -69,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    args.verbosity = (args.verbose + getattr(args, "sub_verbose", 0)
-                      - args.quiet - getattr(args, "sub_quiet", 0))
+    args.verbosity = verbosity(args)
     args.quiet = args.verbosity < 0
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(args.verbosity, 2)), logging.DEBUG)
@@ -79,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(_command_module(args.command).run(args) or 0)
     except HistoError as err:
         print(f"histo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:  # the optional model extra (training, histo segment)
+        if (err.name or "").partition(".")[0] != "torch":
+            raise
+        print(f"histo {args.command}: error: {TORCH_MISSING}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"histo {args.command}: interrupted", file=sys.stderr)

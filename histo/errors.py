@@ -34,3 +34,18 @@ class HistoInputError(HistoError, ValueError):
         self.path = None if path is None else Path(path)
         self.reason = message
         super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+#: What to do when torch is missing (it is the optional ``model`` extra).
+TORCH_MISSING = ("the segmentation model needs PyTorch, which is not installed: pip install "
+                 "'histo[model]' (or torch>=2.2); --method classical and histo measure run without it")
+
+
+class MissingDependencyError(HistoError, ImportError):
+    """An optional dependency a feature needs is not installed; the message says how to get it.
+
+    Examples
+    --------
+    >>> str(MissingDependencyError(TORCH_MISSING)).startswith("the segmentation model needs PyTorch")
+    True
+    """

@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -409,6 +410,48 @@ def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str, float | None, str 
         arr = np.asarray(im)
     axes = "YX" if arr.ndim == 2 else "YXS"
     return arr, axes, size_um, source, None
+
+
+def image_from_array(pixels, *, pixel_size_um: float | None = None, axes: str | None = None,
+                     channel: int | str | None = None) -> ImageData:
+    """An in-memory array as an :class:`ImageData`, as :func:`read_image` would give it.
+
+    Parameters
+    ----------
+    pixels : array-like
+        ``(Y, X)`` grey, ``(Y, X, 3|4)`` RGB(A) or ``(C, Y, X)`` channels.
+    pixel_size_um : float, optional
+        Micrometres per pixel (``pixel_size_source="user"``); None: unknown, sizes in pixels.
+    axes : str, optional
+        Axes of ``pixels`` (``"YX"``, ``"YXS"``, ``"CYX"``, or any :func:`normalise_axes`
+        takes); default guessed from the shape as above.
+    channel : int or str, optional
+        Analysis channel of a multichannel image.
+
+    Examples
+    --------
+    >>> img = image_from_array(np.zeros((20, 30, 3), np.uint8), pixel_size_um=0.5)
+    >>> img.axes, img.shape_yx, img.pixel_size_um, img.pixel_size_source
+    ('YXS', (20, 30), 0.5, 'user')
+    """
+    arr = np.asarray(pixels)
+    if axes is None:
+        if arr.ndim == 2:
+            axes = "YX"
+        elif arr.ndim == 3 and arr.shape[2] in (3, 4):
+            axes = "YXS"
+        elif arr.ndim == 3:
+            axes = "CYX"
+        else:
+            raise HistoInputError(f"image must be (Y, X), (Y, X, 3) or (C, Y, X); got shape {arr.shape}")
+    arr, axes = normalise_axes(arr, axes)
+    arr = normalise_values(arr, axes)
+    size = check_pixel_size(pixel_size_um, name="pixel_size_um", in_range=True)
+    image = ImageData(pixels=arr, axes=axes, pixel_size_um=size,
+                      pixel_size_source="user" if size is not None else None)
+    if channel is not None:
+        image = dataclasses.replace(image, channel=validate_channel(channel, image))
+    return image
 
 
 def read_image(path: str | os.PathLike, *, pixel_size_um: float | None = None,

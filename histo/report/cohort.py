@@ -158,7 +158,8 @@ def _typed(series: pd.Series, dtype: str) -> pd.Series:
 def cohort_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The cohort table: :data:`COHORT_COLUMNS` first with their dtypes, then the per-type
     columns (types in first-seen order), then other statistics in first-seen order."""
-    table = pd.DataFrame([dict(r) for r in rows])
+    rows = [dict(r) for r in rows]
+    table = pd.DataFrame(rows)
     extra = [c for c in table.columns if c not in _DTYPES]
     typed = [c for c in extra if any(c.startswith(p.format("")) for p, _ in TYPE_COLUMNS)]
     other = [c for c in extra if c not in typed]
@@ -168,7 +169,7 @@ def cohort_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     for name in typed:
         table[name] = _typed(table[name], "float64")
     for name in other:  # integer counts stay integers when a failed row leaves them empty
-        values = table[name].dropna()
-        if len(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        values = [r[name] for r in rows if r.get(name) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             table[name] = _typed(table[name], "Int64")
     return table

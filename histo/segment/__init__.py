@@ -3,8 +3,10 @@
 Takes an :class:`~histo.io.image.ImageData` or a (Y, X), (Y, X, 3|4) or (C, Y, X) array-like
 (numpy, dask, zarr), the stain and, when known, the pixel size; gives a ``uint32`` (Y, X) label
 image on the input grid, from the network or the classical baseline. Imports only :mod:`histo.io`
-and :mod:`histo.errors`. ``net``, ``inference`` and ``segmenter`` load torch when imported, so
-other packages import them inside the function that segments.
+and :mod:`histo.errors`. torch is optional (the ``model`` extra): only ``net`` imports it, and
+``inference`` imports ``net`` on the network's first use (:func:`histo.segment.inference.torch_net`,
+a one-line :class:`histo.errors.MissingDependencyError` without torch), so the classical
+segmenter and ``segmenter``'s other functions run without it.
 
 Modules
 -------

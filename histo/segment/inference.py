@@ -18,6 +18,7 @@ is not run through the network twice.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 from dataclasses import replace
 from functools import lru_cache
@@ -26,9 +27,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from histo import __version__
-from histo.errors import HistoInputError
+from histo.errors import TORCH_MISSING, HistoInputError, MissingDependencyError
 from histo.io.labels import touches_edge
-from histo.segment import net as _net
 from histo.segment import scale as _scale
 from histo.segment.netinput import input_stats, network_input
 from histo.segment.postprocess import drop_small, maps_to_labels, upsample_labels
@@ -55,15 +55,30 @@ STATS_SAMPLES = 250_000
 
 
 # ---------------------------------------------------------------------------- the model
+def torch_net():
+    """:mod:`histo.segment.net` (the network, torch), imported on first use.
+
+    torch is the optional ``model`` extra: measuring given masks and the classical segmenter
+    never get here. Without torch this raises :class:`histo.errors.MissingDependencyError`,
+    whose message says how to install it.
+    """
+    try:
+        return importlib.import_module("histo.segment.net")
+    except ModuleNotFoundError as err:
+        if (err.name or "").partition(".")[0] != "torch":
+            raise
+        raise MissingDependencyError(TORCH_MISSING) from err
+
+
 @lru_cache(maxsize=4)
 def _cached_model(model: str | None, device: str | None):
     import torch
 
-    net, config = _net.load_model(model, device=device)
-    weights, _ = _net._model_paths(model)
+    net, config = torch_net().load_model(model, device=device)
+    weights, _ = torch_net()._model_paths(model)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
     config = replace(config, version=f"{config.version}+{digest}")
-    return _net.fuse_batchnorm(net).to(memory_format=torch.channels_last), config
+    return torch_net().fuse_batchnorm(net).to(memory_format=torch.channels_last), config
 
 
 def load_segmenter(model=None, device: str | None = None):
@@ -88,7 +103,7 @@ def model_info(method: str = "model", model=None) -> dict | None:
 def precision_for(precision: str, device) -> str:
     """``"auto"`` -> bfloat16 where the hardware runs it fast, else float32."""
     if precision == "auto":
-        return "bfloat16" if _net.bf16_supported(device) else "float32"
+        return "bfloat16" if torch_net().bf16_supported(device) else "float32"
     if precision not in ("float32", "bfloat16"):
         raise HistoInputError(f"precision must be auto, float32 or bfloat16, got {precision!r}")
     return precision
@@ -133,7 +148,7 @@ def canonical_maps(net, config, src, ys: slice, xs: slice, period: int, stats, d
         return hit
     pixels = src.read(ys, xs)
     canonical = _scale.rescale_aligned(pixels, period, ALIGN_CANONICAL_PX)
-    maps = _net.predict_maps(net, network_input(canonical, stats, config.in_channels),
+    maps = torch_net().predict_maps(net, network_input(canonical, stats, config.in_channels),
                              pad_multiple=config.pad_multiple, device=device, precision=precision)
     if cache is not None:
         cache.put(key, maps)

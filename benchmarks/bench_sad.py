@@ -269,6 +269,7 @@ def main() -> None:
         settings = settings.replace(dark_min_z=args.dark_min_z)
     all_pred, all_truth, all_small = [], [], []
     all_angular, all_kind = [], []  # the angular criterion alone, by planted kind
+    all_angular, all_kind = [], []  # the angular criterion alone, by planted kind
     t_gen = t_measure = t_score = 0.0
     patches_total = [0, 0]
     print(f"{'section':>7} {'type1':>5} {'fibers':>6} {'counted':>7} {'SAD':>4} {'found':>5} "
@@ -288,6 +289,9 @@ def main() -> None:
         truth = scored["label"].map(lambda v: kinds.get(int(v)) == "sad").to_numpy(bool)[counted]
         pred = scored["is_sad"].to_numpy(bool)[counted]
         small = scored["is_small"].to_numpy(bool)[counted]
+        all_angular.append(scored["is_angular"].to_numpy(bool)[counted])
+        all_kind.append(scored["label"].map(lambda v: kinds.get(int(v), "normal"))
+                        .to_numpy(str)[counted])
         all_angular.append(scored["is_angular"].to_numpy(bool)[counted])
         all_kind.append(scored["label"].map(lambda v: kinds.get(int(v), "normal"))
                         .to_numpy(str)[counted])
@@ -321,6 +325,12 @@ def main() -> None:
           f"{'met' if sens >= 0.95 and prec >= 0.95 else 'NOT met'})")
     print(f"  planted patches of touching SAD fibers found as one atrophy group each: "
           f"{patches_total[0]} of {patches_total[1]}")
+    angular, kind = np.concatenate(all_angular), np.concatenate(all_kind)
+    print(f"  angular (angularity >= {settings.angular_min}) alone: " + ", ".join(
+        f"{name} {int(angular[kind == k].sum())}/{int((kind == k).sum())}"
+        for k, name in (("sad", "planted SAD"), ("small_angular_pale", "small angular decoys"),
+                        ("small_round_dark", "small round decoys"),
+                        ("normal", "normal fibers"))))
     angular, kind = np.concatenate(all_angular), np.concatenate(all_kind)
     print(f"  angular (angularity >= {settings.angular_min}) alone: " + ", ".join(
         f"{name} {int(angular[kind == k].sum())}/{int((kind == k).sum())}"

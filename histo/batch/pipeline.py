@@ -37,6 +37,7 @@ from histo.io.image import ImageLike, image_checksum, read_image
 from histo.io.masks import read_labels, validate_labels
 from histo.io.stain import Stain, check_stain, guess_stain
 from histo.measure.adjacency import fiber_adjacency
+from histo.measure.collagen import collagen_summary
 from histo.measure.morphometry import measure_fibers
 from histo.results.writer import write_slide_outputs
 from histo.score.scoring import score_slide
@@ -171,8 +172,18 @@ def analyze(
     if objects is not None and "fiber_score" in objects:
         fibers = add_fiber_scores(fibers, objects)
     fibers, scored = score_slide(fibers, labels, image, settings, stain=stain, edges=edges)
+    notes = []
+    if stain == "psr":  # endomysial / perimysial collagen (histo.measure.collagen)
+        feret_px = fibers["min_feret_px"].median() if "min_feret_px" in fibers else None
+        try:
+            scored = {**scored, "collagen": collagen_summary(
+                np.asarray(image.pixels), labels, pixel_size_um=image.pixel_size_um,
+                fiber_min_feret_px=feret_px, tissue_mask=tissue_mask)}
+        except HistoInputError as err:
+            notes.append(f"{image.path or 'image'}: collagen fractions not measured: {err}")
     summary = build_summary(_slide_info(image, stain, channel), scored, n_fibers=len(fibers),
-                            model=model_info, segmentation=segmentation, fibers=fibers)
+                            model=model_info, segmentation=segmentation, fibers=fibers,
+                            warnings=notes)
     return SlideResult(labels=labels, fibers=fibers, summary=summary)
 
 

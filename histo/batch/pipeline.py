@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -33,8 +33,9 @@ import pandas as pd
 
 from histo.errors import HistoInputError
 from histo.io.channels import pick_channel
-from histo.io.image import ImageLike, image_checksum, read_image
+from histo.io.image import ImageLike, image_checksum, image_from_array, read_image
 from histo.io.masks import read_labels, validate_labels
+from histo.io.pixelsize import check_pixel_size
 from histo.io.stain import Stain, check_stain, guess_stain
 from histo.measure.adjacency import fiber_adjacency
 from histo.measure.collagen import collagen_summary
@@ -111,10 +112,11 @@ def _slide_info(image: ImageLike, stain: Stain, channel: int | None) -> dict[str
 
 
 def analyze(
-    image: ImageLike,
+    image: ImageLike | np.ndarray,
     labels: np.ndarray,
     *,
-    stain: Stain,
+    stain: Stain | Literal["auto"] = "auto",
+    pixel_size_um: float | None = None,
     settings: ScoringSettings | None = None,
     channel: int | None = None,
     tissue_mask: np.ndarray | None = None,
@@ -127,12 +129,17 @@ def analyze(
 
     Parameters
     ----------
-    image : histo.io.image.ImageData
-        The slide's pixels and metadata.
+    image : histo.io.image.ImageData or array
+        The slide's pixels and metadata, or a plain ``(Y, X)``, ``(Y, X, 3)`` or ``(C, Y, X)``
+        array (:func:`histo.io.image.image_from_array`; give ``pixel_size_um`` with it).
     labels : (Y, X) integer array
         Instance labels on the image's pixel grid, 0 = background.
     stain : str
-        One of :data:`STAINS` (resolve ``"auto"`` with :func:`resolve_stain` first).
+        One of :data:`STAINS`, or ``"auto"`` (default): guessed from the pixels
+        (:func:`resolve_stain`).
+    pixel_size_um : float, optional
+        Micrometres per pixel of an array ``image`` (sizes in pixels when None); for an
+        ImageData it overrides the image's own.
     settings : histo.score.settings.ScoringSettings, optional
         Thresholds and normal ranges; defaults when omitted.
     channel : int, optional
@@ -152,7 +159,24 @@ def analyze(
     Returns
     -------
     SlideResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((60, 60), np.uint16)
+    >>> labels[5:25, 5:25], labels[30:55, 30:55] = 1, 2
+    >>> result = analyze(np.full((60, 60, 3), 200, np.uint8), labels, stain="he", pixel_size_um=2.0)
+    >>> result.fibers["area_um2"].tolist()
+    [1600.0, 2500.0]
     """
+    if not (hasattr(image, "pixels") and hasattr(image, "axes")):  # a plain array
+        image = image_from_array(image, pixel_size_um=pixel_size_um, channel=channel)
+        stain = resolve_stain(image, stain)
+        channel = default_channel(image, stain, channel)
+    elif pixel_size_um is not None:
+        image = replace(image, pixel_size_um=check_pixel_size(pixel_size_um, in_range=True),
+                        pixel_size_source="user")
+    stain = resolve_stain(image, stain)
     settings = settings or ScoringSettings()
     labels = validate_labels(labels, image_shape=image.shape_yx, path=image.path)
     gap_px = settings.gap_px(image.pixel_size_um)

@@ -25,6 +25,12 @@ from histo.io.polygons import label_shapes, polygons_to_labels
 LEVEL1_CROP = (560, 640)  # (Y, X) of the analysis level; level 0 is twice that
 
 
+def _polygons(geometry: dict) -> list[list]:
+    """The polygons (lists of rings) of a GeoJSON Polygon or MultiPolygon."""
+    coords = geometry["coordinates"]
+    return [coords] if geometry["type"] == "Polygon" else coords
+
+
 def _pyramid(path, real_data) -> tuple[int, int]:
     """Write the two-level OME-TIFF; return level 0's (H, W)."""
     img = read_image(real_data / "he" / "cn_img01.tif").pixels[: LEVEL1_CROP[0], : LEVEL1_CROP[1]]
@@ -70,12 +76,13 @@ def test_whole_slide_outputs_are_in_the_level0_frame(scored_slide):
     # GeoJSON: maxima reach level 0's extent (not half of it), and the outlines overlaid on
     # level 0 are labels.tif's pixels exactly (holes included)
     geo = json.loads((folder / "fibers.geojson").read_text())
-    xy = np.concatenate([np.asarray(r, float) for f in geo["features"] for r in f["geometry"]["coordinates"]])
+    xy = np.concatenate([np.asarray(r, float) for f in geo["features"]
+                         for poly in _polygons(f["geometry"]) for r in poly])
     assert xy[:, 0].max() == w0 and xy[:, 1].max() == h0
     assert xy.min() >= 0
     assert np.array_equal(read_labels(folder / "fibers.geojson", shape=(h0, w0)), base)
     assert np.array_equal(read_labels(folder / "rois.zip", shape=(h0, w0)), base)
-    holes = sum(len(f["geometry"]["coordinates"]) > 1 for f in geo["features"])
+    holes = sum(any(len(poly) > 1 for poly in _polygons(f["geometry"])) for f in geo["features"])
     with_holes = sum(
         bool((ndi.binary_fill_holes(base[sl] == lab, structure=np.ones((3, 3))) & (base[sl] != lab)).any())
         for lab, sl in enumerate(ndi.find_objects(base), start=1) if sl is not None)

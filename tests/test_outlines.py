@@ -49,6 +49,21 @@ def test_label_shapes_on_random_labels_are_exact_and_valid():
         assert all(shapely.Polygon(r[0], r[1:]).is_valid for r in shapes.values())
 
 
+def test_label_in_pieces_keeps_every_piece_as_a_multipolygon(tmp_path):
+    lab = _holed_labels()
+    lab[33:36, 40:45] = 1  # a second piece of fiber 1
+    shapes = label_shapes(lab)
+    assert [ring_area(r) for r in shapes[1]] == [18 * 18, -12, 15]  # largest piece first
+    assert np.array_equal(shapes[1][0], label_polygons(lab)[1])
+    assert np.array_equal(polygons_to_labels(shapes, lab.shape), lab)
+    geo = fibers_geojson(lab, measure_fibers(lab, None, pixel_size_um=0.5))
+    one = next(f for f in geo["features"] if f["properties"]["name"] == "1")["geometry"]
+    assert one["type"] == "MultiPolygon" and [len(p) for p in one["coordinates"]] == [2, 1]
+    assert shapely.geometry.shape(one).is_valid
+    path = write_roi_zip(tmp_path / "r.zip", shapes)
+    assert np.array_equal(read_labels(path, shape=lab.shape), lab)
+
+
 def _table(lab: np.ndarray) -> pd.DataFrame:
     fibers = measure_fibers(lab, None, pixel_size_um=0.5)
     fibers["fiber_type"] = pd.Series(["I", pd.NA, "IIa", None], dtype=object).to_numpy()

@@ -11,8 +11,8 @@ like ImageJ's wand tool, keeping only the corners. Rasterising such an outline w
 :func:`polygons_to_labels` gives back exactly the label's pixels, as long as the label is one
 4-connected piece without holes: holes are filled (the *outer* contour is returned), and of a
 label split into several pieces only the largest piece is kept (logged at debug level).
-:func:`label_shapes` keeps the holes as further rings (opposite orientation), which the
-even-odd rule of :func:`polygons_to_labels` cuts out again.
+:func:`label_shapes` keeps the holes (rings of opposite orientation) and every piece, which
+the even-odd rule of :func:`polygons_to_labels` turns back into exactly the label's pixels.
 Where two pixels of a label touch only at a corner inside the outline, the outline cuts that
 corner diagonally through the pixel edges' midpoints so that it never touches itself
 (a valid simple polygon for QuPath/JTS); the rasterised pixels are still exact.
@@ -154,14 +154,15 @@ def label_polygons(labels: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def label_shapes(labels: np.ndarray) -> dict[int, list[np.ndarray]]:
-    """Outline of every label with its holes: the outer ring first, then one ring per hole.
+    """Outline of every label with its holes and all its pieces.
 
-    The outer ring is that of :func:`label_polygons`; each hole (background, or another
-    label, enclosed by the label) is traced the same way along pixel edges and returned with
-    the opposite orientation (negative :func:`ring_area`), as GeoJSON (Polygon interior rings)
-    and ImageJ composite ROIs expect. Rasterising all the rings of a label with the even-odd
-    rule (:func:`polygons_to_labels`) gives back exactly its pixels when it is one
-    4-connected piece; of a label in several pieces the largest piece is kept, with its holes.
+    For each 4-connected piece of a label, largest first: its outer ring (positive
+    :func:`ring_area`), then one ring per hole (background, or another label, enclosed by the
+    piece) with the opposite orientation (negative area), as GeoJSON (Polygon interior rings)
+    and ImageJ composite ROIs expect. The first ring is that of :func:`label_polygons`. A
+    positive ring thus starts a piece and the negative rings after it are its holes
+    (a GeoJSON ``MultiPolygon`` when there are several pieces). Rasterising all the rings of
+    a label with the even-odd rule (:func:`polygons_to_labels`) gives back exactly its pixels.
 
     Parameters
     ----------
@@ -206,22 +207,26 @@ def _trace_labels(labels: np.ndarray, *, holes: bool) -> dict[int, list[np.ndarr
         contours = measure.find_contours(padded, 0.5, fully_connected="low")
         if not contours:  # pragma: no cover - a present label always has a contour
             continue
-        if len(contours) > 1 and holes:
-            pieces, n = ndi.label(padded > 0)  # 4-connected, as the contours see them
-            if n > 1:  # keep the piece with the largest outline, then its own contours
-                logger.debug("label %d has %d pieces; keeping the largest", lab, n)
-                options = [measure.find_contours((pieces == i).astype(np.float32), 0.5,
-                                                 fully_connected="low") for i in range(1, n + 1)]
-                contours = max(options, key=lambda cs: max(abs(ring_area(c)) for c in cs))
-        areas = [abs(ring_area(c)) for c in contours]
-        k = int(np.argmax(areas))
-        if len(contours) > 1 and not holes:
-            logger.debug("label %d has %d contours (pieces or holes); keeping the outer one", lab, len(contours))
         # padded-crop centre coordinates -> label-grid corner coordinates
         offset = np.array([ys.start - 1 + 0.5, xs.start - 1 + 0.5])
-        rings = [_ring(contours[k], offset, outer=True)]
-        if holes:
-            rings += [_ring(c, offset, outer=False) for i, c in enumerate(contours) if i != k]
+        if not holes:
+            if len(contours) > 1:
+                logger.debug("label %d has %d contours (pieces or holes); keeping the outer one",
+                             lab, len(contours))
+            best = max(contours, key=lambda c: abs(ring_area(c)))
+            out[int(lab)] = [_ring(best, offset, outer=True)]
+            continue
+        groups = [contours]
+        if len(contours) > 1:
+            pieces, n = ndi.label(padded > 0)  # 4-connected, as the contours see them
+            if n > 1:
+                groups = [measure.find_contours((pieces == i).astype(np.float32), 0.5,
+                                                fully_connected="low") for i in range(1, n + 1)]
+        rings = []
+        for group in sorted(groups, key=lambda cs: -max(abs(ring_area(c)) for c in cs)):
+            k = int(np.argmax([abs(ring_area(c)) for c in group]))  # a piece's outer contour
+            rings.append(_ring(group[k], offset, outer=True))
+            rings += [_ring(c, offset, outer=False) for i, c in enumerate(group) if i != k]
         out[int(lab)] = rings
     return out
 

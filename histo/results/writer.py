@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,7 +43,7 @@ from histo.errors import HistoInputError
 from histo.io.atomic import atomic_path
 from histo.io.image import ImageLike
 from histo.io.jsonable import to_jsonable
-from histo.io.polygons import label_shapes
+from histo.io.polygons import label_shapes, ring_area
 from histo.results.folder import result_directory
 from histo.results.tables import write_fiber_tables
 from histo.score.classes import CLASS_COLORS, fiber_class
@@ -218,15 +219,24 @@ def _fiber_types(fibers: pd.DataFrame) -> dict[int, str]:
 
 
 def qupath_type_name(fiber_type: str) -> str:
-    """QuPath class name part for a fiber type: ``"I"`` -> ``"Type I"`` (kept if it says type).
+    """QuPath class name part for a fiber type.
+
+    Type designations get a "Type" prefix (``"IIa"`` -> ``"Type IIa"``, ``"1"`` -> ``"Type 1"``,
+    kept when already there); ``"negative"`` (no type channel positive) becomes
+    ``"type-negative"``, apart from QuPath's own "Negative" class; other names (``"hybrid"``)
+    are kept. Colons are QuPath's class separator and become spaces.
 
     Examples
     --------
-    >>> qupath_type_name("IIa"), qupath_type_name("type 1")
-    ('Type IIa', 'type 1')
+    >>> [qupath_type_name(t) for t in ("IIa", "type 1", "2B", "negative", "hybrid")]
+    ['Type IIa', 'type 1', 'Type 2B', 'type-negative', 'hybrid']
     """
-    text = str(fiber_type).replace(":", " ").strip()
-    return text if text.lower().startswith("type") else f"Type {text}"
+    text = " ".join(str(fiber_type).replace(":", " ").split())
+    if re.fullmatch(r"(?i)([IVX]+|\d+)[a-z]?(/([IVX]+|\d+)[a-z]?)*", text):
+        return f"Type {text}"
+    if text.lower() == "negative":
+        return "type-negative"
+    return text
 
 
 def fibers_geojson(labels: np.ndarray, fibers: pd.DataFrame, polygons: dict | None = None) -> dict:
@@ -243,7 +253,8 @@ def fibers_geojson(labels: np.ndarray, fibers: pd.DataFrame, polygons: dict | No
     Returns
     -------
     dict
-        GeoJSON: a ``Polygon`` per fiber whose interior rings are its holes; ``classification``
+        GeoJSON: a ``Polygon`` per fiber whose interior rings are its holes (a ``MultiPolygon``
+        for a fiber in several pieces); ``classification``
         is the display class, or the derived class ``[class, "Type <t>"]`` (QuPath shows
         "small: Type IIa") when the fiber's type is known, which is also in ``metadata``.
     """
@@ -265,10 +276,22 @@ def fibers_geojson(labels: np.ndarray, fibers: pd.DataFrame, polygons: dict | No
             props["metadata"] = {"fiber_type": types[label]}
         if label in measures:
             props["measurements"] = measures[label]
-        coords = [_ring_json(r) for r in _rings(shape)]
-        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": coords},
-                         "properties": props})
+        features.append({"type": "Feature", "geometry": _geometry(_rings(shape)), "properties": props})
     return {"type": "FeatureCollection", "features": features}
+
+
+def _geometry(rings: list[np.ndarray]) -> dict:
+    """GeoJSON geometry of one outline: each positive ring starts a polygon, negative rings
+    after it are its holes (:func:`histo.io.polygons.label_shapes`); a Polygon, or a
+    MultiPolygon for a fiber in several pieces."""
+    polygons: list[list] = []
+    for i, ring in enumerate(rings):
+        if i == 0 or ring_area(ring) > 0:
+            polygons.append([])
+        polygons[-1].append(_ring_json(ring))
+    if len(polygons) == 1:
+        return {"type": "Polygon", "coordinates": polygons[0]}
+    return {"type": "MultiPolygon", "coordinates": polygons}
 
 
 def _roi(label_name: str, rings: list[np.ndarray]):
@@ -305,8 +328,8 @@ def write_roi_zip(path: str | os.PathLike, polygons: dict, fibers: pd.DataFrame 
 
     A ring becomes a traced ROI (integer pixel-corner vertices) or, beyond ImageJ's integer
     range (-5000..60535, whole slides) or off the pixel corners, a sub-pixel polygon; an
-    outline with holes (a list of rings, :func:`histo.io.polygons.label_shapes`) becomes a
-    composite ROI (ImageJ ``ShapeRoi``) whose holes are cut out.
+    outline with holes or several pieces (a list of rings, :func:`histo.io.polygons.label_shapes`)
+    becomes a composite ROI (ImageJ ``ShapeRoi``) whose holes are cut out.
     """
     classes = _class_table(fibers) if fibers is not None else None
     width = max(4, len(str(max(polygons, default=0))))

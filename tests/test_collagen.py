@@ -129,3 +129,20 @@ def test_psr_slide_summary_has_collagen():
     assert col["septum_min_basis"] == "10 µm at 1 µm/px"
     he = analyze(image, labels, stain="he")
     assert "collagen" not in he.summary
+
+
+def test_collagen_reaches_the_cohort_row_and_the_report_section():
+    from histo.report.cohort import slide_figures
+    from histo.report.html import _sections
+
+    img, labels, _, _, _ = section()
+    summary = {"statistics": {"n_counted": 20},
+               "collagen": collagen_summary(img, labels, pixel_size_um=1.0)}
+    row = slide_figures(summary)
+    assert row["perimysial_collagen_fraction"] == summary["collagen"]["perimysial_fraction"]
+    assert row["endomysial_collagen_fraction"] == summary["collagen"]["endomysial_fraction"]
+    sections = dict(_sections(summary))
+    rows = dict(sections["Collagen (picrosirius red)"])
+    assert rows["septum from"] == "10 µm at 1 µm/px"
+    assert "perimysial collagen (fraction of tissue)" in rows
+    assert "Collagen (picrosirius red)" not in dict(_sections({"statistics": {}}))

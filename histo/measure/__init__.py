@@ -19,7 +19,7 @@ feret        ``calipers``, ``convex_hull_xy``, ``caliper_widths``, ``feret_diame
 shape        ``outer_contours``, ``perimeter_px``, ``outline_length_px``, ``angularity``,
              ``corner_turns``, ``main_outline``, ``inertia_normalised_batch`` and the ``*_batch`` forms
              (:mod:`histo.measure.shape`): outline, perimeter, angularity.
-collagen     ``collagen_fractions``, ``collagen_summary``, ``red_collagen_od``
+collagen     ``collagen_fractions``, ``collagen_masks``, ``collagen_summary``, ``red_collagen_od``
              (:mod:`histo.measure.collagen`): endomysial / perimysial collagen of PSR images.
 _ragged      private: many polygons stored end to end (offsets), for the batch geometry.
 """

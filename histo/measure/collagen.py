@@ -12,14 +12,13 @@ on the RGB pixels:
    least :data:`TISSUE_MIN_SATURATION` (glass is grey), plus the collagen and the fibers.
    A tissue mask given by the caller replaces this.
 3. **Endomysial or perimysial.** The space between fibers (everything that is not a fiber:
-   the fiber labels when given, else the yellow tissue in pieces larger than a septum's
-   width squared) is opened with a disk of diameter
-   ``septum_min_px``: a pixel lies in a *wide septum* when such a disk fits in the space
-   around it. Collagen in wide septa (and at the fascicle edge, where the space opens onto
-   glass) is **perimysial**; collagen in gaps narrower than the disk (around single fibers and
-   in the junctions between a few) is **endomysial**. The default width,
-   :data:`SEPTUM_MIN_UM` = 10 µm, sits between normal endomysium (0.5-3 µm) and perimysial
-   septa (tens of µm).
+   the fiber labels when given, else the yellow tissue in pieces of at least
+   ``(septum_min_px / 2) ** 2`` pixels) is opened with a disk of diameter ``septum_min_px``:
+   a pixel lies in a *wide septum* when such a disk fits in the space around it. Collagen
+   in wide septa (and at the fascicle edge, where the space opens onto glass) is
+   **perimysial**; collagen in gaps narrower than the disk (around single fibers and in the
+   junctions between a few) is **endomysial**. The default width, :data:`SEPTUM_MIN_UM` =
+   10 µm, sits between normal endomysium (0.5-3 µm) and perimysial septa (tens of µm).
 
 Fractions are of the tissue area. Pure functions over arrays; :func:`collagen_summary` picks
 the septum width in pixels from the pixel size (or, without one, from the fiber size, and
@@ -76,6 +75,16 @@ class CollagenFractions:
         return self.perimysial_px / self.tissue_px if self.tissue_px else float("nan")
 
 
+@dataclass(frozen=True)
+class CollagenMasks:
+    """Boolean ``(Y, X)`` masks of a PSR image (module doc)."""
+
+    tissue: np.ndarray
+    fibers: np.ndarray
+    endomysial: np.ndarray
+    perimysial: np.ndarray
+
+
 def _rgb(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
@@ -119,6 +128,51 @@ def red_collagen_od(image: np.ndarray, *, white: np.ndarray | None = None) -> np
     return od_green - od_red
 
 
+def collagen_masks(image: np.ndarray, *, septum_min_px: float,
+                   fibers: np.ndarray | None = None, tissue: np.ndarray | None = None,
+                   red_min_od: float = RED_MIN_OD,
+                   white: np.ndarray | None = None) -> CollagenMasks:
+    """The masks behind :func:`collagen_fractions` (same parameters), e.g. for an overlay."""
+    rgb = _rgb(image)
+    shape = rgb.shape[:2]
+    if not np.isfinite(septum_min_px) or septum_min_px < 1:
+        raise HistoInputError(f"septum_min_px is {septum_min_px}; give a width of at least 1 px")
+    for name, arr in (("fibers", fibers), ("tissue", tissue)):
+        if arr is not None and np.shape(arr) != shape:
+            raise HistoInputError(f"{name} has shape {np.shape(arr)} but the image is "
+                                  f"{shape[0]} x {shape[1]}; pass a mask of the image's size")
+    collagen = red_collagen_od(image, white=white) >= red_min_od
+    if tissue is None:
+        vmax, vmin = rgb.max(axis=-1), rgb.min(axis=-1)
+        saturation = (vmax - vmin) / np.maximum(vmax, 1e-9)
+        tissue = (saturation >= TISSUE_MIN_SATURATION) | collagen
+        if fibers is not None:
+            tissue |= np.asarray(fibers) != 0
+    else:
+        tissue = np.asarray(tissue, dtype=bool)
+    collagen &= tissue
+    if fibers is not None:
+        fiber = np.asarray(fibers) != 0
+    else:
+        fiber = _yellow_fibers(rgb, tissue & ~collagen, min_area_px=(septum_min_px / 2) ** 2)
+    space = (~fiber).astype(np.uint8)
+    radius = septum_min_px / 2.0
+    # opening of the space by a disk of that radius, with exact Euclidean distances: centres
+    # where the disk fits (farther than the radius from every fiber pixel), grown back by the
+    # radius. The image is mirrored at its border, so that gaps and septa cut by the border
+    # keep their width.
+    pad = int(np.ceil(septum_min_px)) + 1
+    padded = cv2.copyMakeBorder(space, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    to_fiber = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    not_centre = (to_fiber <= radius).astype(np.uint8)
+    to_centre = cv2.distanceTransform(not_centre, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    wide = (to_centre <= radius)[pad:-pad, pad:-pad]
+    return CollagenMasks(tissue=tissue, fibers=fiber, endomysial=collagen & ~wide,
+                         perimysial=collagen & wide)
+
+
+
+
 def collagen_fractions(image: np.ndarray, *, septum_min_px: float,
                        fibers: np.ndarray | None = None, tissue: np.ndarray | None = None,
                        red_min_od: float = RED_MIN_OD,
@@ -133,7 +187,7 @@ def collagen_fractions(image: np.ndarray, *, septum_min_px: float,
         Width in pixels from which the space between fibers is a (perimysial) septum.
     fibers : (Y, X) array, optional
         Fiber labels or mask (nonzero = fiber); default the yellow-orange tissue that is not
-        collagen, in pieces of at least ``septum_min_px ** 2`` pixels.
+        collagen, in pieces of at least ``(septum_min_px / 2) ** 2`` pixels.
     tissue : (Y, X) bool array, optional
         Tissue mask; default from colour (step 2).
     red_min_od : float
@@ -158,45 +212,12 @@ def collagen_fractions(image: np.ndarray, *, septum_min_px: float,
     >>> f.endomysial_px, f.perimysial_px   # 324 and 1680, but for 2 px at the gap's mouth
     (322, 1682)
     """
-    rgb = _rgb(image)
-    shape = rgb.shape[:2]
-    if not np.isfinite(septum_min_px) or septum_min_px < 1:
-        raise HistoInputError(f"septum_min_px is {septum_min_px}; give a width of at least 1 px")
-    for name, arr in (("fibers", fibers), ("tissue", tissue)):
-        if arr is not None and np.shape(arr) != shape:
-            raise HistoInputError(f"{name} has shape {np.shape(arr)} but the image is "
-                                  f"{shape[0]} x {shape[1]}; pass a mask of the image's size")
-    collagen = red_collagen_od(image, white=white) >= red_min_od
-    if tissue is None:
-        vmax, vmin = rgb.max(axis=-1), rgb.min(axis=-1)
-        saturation = (vmax - vmin) / np.maximum(vmax, 1e-9)
-        tissue = (saturation >= TISSUE_MIN_SATURATION) | collagen
-        if fibers is not None:
-            tissue |= np.asarray(fibers) != 0
-    else:
-        tissue = np.asarray(tissue, dtype=bool)
-    collagen &= tissue
-    if fibers is not None:
-        fiber = np.asarray(fibers) != 0
-    else:
-        fiber = _yellow_fibers(rgb, tissue & ~collagen, min_area_px=septum_min_px ** 2)
-    space = (~fiber).astype(np.uint8)
-    radius = septum_min_px / 2.0
-    # opening of the space by a disk of that radius, with exact Euclidean distances: centres
-    # where the disk fits (farther than the radius from every fiber pixel), grown back by the
-    # radius. The image is mirrored at its border, so that gaps and septa cut by the border
-    # keep their width.
-    pad = int(np.ceil(septum_min_px)) + 1
-    padded = cv2.copyMakeBorder(space, pad, pad, pad, pad, cv2.BORDER_REFLECT)
-    to_fiber = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    not_centre = (to_fiber <= radius).astype(np.uint8)
-    to_centre = cv2.distanceTransform(not_centre, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    wide = (to_centre <= radius)[pad:-pad, pad:-pad]
-    perimysial = collagen & wide
-    return CollagenFractions(
-        tissue_px=int(np.count_nonzero(tissue)), collagen_px=int(np.count_nonzero(collagen)),
-        endomysial_px=int(np.count_nonzero(collagen & ~wide)),
-        perimysial_px=int(np.count_nonzero(perimysial)), septum_min_px=float(septum_min_px))
+    m = collagen_masks(image, septum_min_px=septum_min_px, fibers=fibers, tissue=tissue,
+                       red_min_od=red_min_od, white=white)
+    endo, peri = int(np.count_nonzero(m.endomysial)), int(np.count_nonzero(m.perimysial))
+    return CollagenFractions(tissue_px=int(np.count_nonzero(m.tissue)), collagen_px=endo + peri,
+                             endomysial_px=endo, perimysial_px=peri,
+                             septum_min_px=float(septum_min_px))
 
 
 def _yellow_fibers(rgb: np.ndarray, candidates: np.ndarray, *, min_area_px: float) -> np.ndarray:

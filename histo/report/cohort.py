@@ -139,6 +139,12 @@ def slide_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
             out[f"pct_type_{name}"] = _pct(_get(entry, "fraction"))
             out[f"atrophy_factor_type_{name}"] = _get(entry, "sizes", "atrophy_factor")
             out[f"hypertrophy_factor_type_{name}"] = _get(entry, "sizes", "hypertrophy_factor")
+    collagen = summary.get("collagen") or {}  # PSR slides (histo.measure.collagen)
+    for key, column in (("endomysial_fraction", "endomysial_collagen_fraction"),
+                        ("perimysial_fraction", "perimysial_collagen_fraction"),
+                        ("collagen_fraction", "collagen_fraction")):
+        if collagen.get(key) is not None:
+            out[column] = collagen[key]
     for key, value in stats.items():  # any other scalar statistic, as before
         if key not in out and (isinstance(value, (int, float, str, bool)) or value is None):
             out[key] = value

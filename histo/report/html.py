@@ -433,8 +433,13 @@ SECTION_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
                ("n_centrally_nucleated", "centrally nucleated fibers"),
                ("pct_centrally_nucleated", "centrally nucleated (%)"),
                ("central_ratio", "central ratio")),
+    "collagen": (("endomysial_fraction", "endomysial collagen (fraction of tissue)"),
+                 ("perimysial_fraction", "perimysial collagen (fraction of tissue)"),
+                 ("collagen_fraction", "all collagen (fraction of tissue)"),
+                 ("tissue_area_mm2", "tissue area (mm²)"), ("septum_min_basis", "septum from")),
 }
-SECTION_TITLES = {"grouping": "Grouped atrophy", "fiber_types": "Fiber types", "nuclei": "Nuclei"}
+SECTION_TITLES = {"grouping": "Grouped atrophy", "fiber_types": "Fiber types", "nuclei": "Nuclei",
+                  "collagen": "Collagen (picrosirius red)"}
 
 
 def _dig(part: Any, dotted: str) -> Any:

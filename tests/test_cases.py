@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from histo.batch.run import run_batch
 from histo.batch.slides import ScoreParams, SlideJob, run_fingerprint
 from histo.errors import HistoInputError
+from histo.io.atomic import atomic_directory
 from histo.score.cases import Case, case_for, read_cases
 from histo.score.settings import ScoringSettings
 
@@ -67,3 +70,29 @@ def test_a_bad_cases_file_is_one_line_naming_the_file_and_the_row(tmp_path: Path
 def test_a_missing_cases_file(tmp_path: Path):
     with pytest.raises(HistoInputError, match="cannot read the cases file"):
         read_cases(tmp_path / "nope.csv")
+
+
+def _recording_slide_fn(job, params, batch_info, progress):
+    """Writes a minimal slide folder whose summary records the reference the slide got."""
+    ref = params.settings.reference_in_force
+    summary = {"slide": {"id": job.slide_id, "path": str(job.path)}, "n_fibers": 1,
+               "statistics": {"n_counted": 1, "reference": ref.to_dict()}, "batch": batch_info}
+    with atomic_directory(job.out_dir) as tmp:
+        (tmp / "summary.json").write_text(json.dumps(summary))
+        (tmp / "fibers.csv").write_text("label\n1\n")
+        (tmp / "labels.tif").write_bytes(b"x")
+    return summary
+
+
+def test_a_cohort_run_gives_each_slide_its_case(tmp_path: Path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("kid.tif", "rat.tif", "other.tif"):
+        (src / name).write_bytes(name.encode())
+    cases_csv = tmp_path / "cases.csv"
+    cases_csv.write_text("slide,sex,age,species\nkid,female,4,\nrat.tif,,,rat\n")
+    params = ScoreParams(settings=ScoringSettings(), cases=read_cases(cases_csv))
+    result = run_batch([src], tmp_path / "out", params=params, slide_fn=_recording_slide_fn,
+                       show_progress=False, write_report=False)
+    ref = result.cohort.set_index("slide_id")["reference"]
+    assert ref["kid"] == "child" and ref["rat"] == "rat" and ref["other"] == "adult-male (assumed)"

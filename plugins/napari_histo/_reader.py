@@ -131,7 +131,9 @@ def read_result_folder(path) -> list[tuple[Any, dict, str]]:
         log.warning("slide file %s not found; showing the labels only", image_path)
 
     ps = slide_info.get("pixel_size_um")
-    downsample = float(slide_info.get("analysis_downsample") or 1.0)
+    # labels.tif's base level over the slide's level 0: 1 since issue 12 (whole slides are written
+    # in the level-0 frame); earlier whole-slide folders hold analysis-level labels
+    downsample = float(slide_info.get("labels_downsample", slide_info.get("analysis_downsample")) or 1.0)
     kwargs: dict[str, Any] = {}
     if layers:
         kwargs["scale"] = tuple(np.asarray(layers[0][1].get("scale", (1.0, 1.0)), dtype=float) * downsample)
@@ -150,7 +152,7 @@ def read_result_folder(path) -> list[tuple[Any, dict, str]]:
         "stain": slide_info.get("stain"),
         "channel": slide_info.get("channel"),
         "pixel_size_um": ps * downsample if ps else None,
-        "analysis_downsample": downsample,
+        "analysis_downsample": float(slide_info.get("analysis_downsample") or 1.0),
     }
     layers.append((
         data,

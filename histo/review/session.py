@@ -9,6 +9,7 @@ and a cheap *accept* part run on the GUI thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ from histo.io.image import ImageLike, read_image
 from histo.measure.adjacency import fiber_adjacency
 from histo.results.writer import write_slide_outputs
 from histo.review.flags import FLAGS, FlagHistory, apply_review, strip_review
+from histo.review.options import with_pixel_size
 from histo.review.recompute import changed_labels, recompute_changed
+from histo.review.rescore import rescore_flags
 from histo.review.state import save_review
 from histo.score.scoring import score_slide
 from histo.score.settings import ScoringSettings
@@ -43,6 +46,18 @@ def rescore_table(fibers: pd.DataFrame, labels: np.ndarray, image: ImageLike | n
     base["review_flag"] = base["label"].map(flags).astype(object).fillna("").to_numpy(dtype=object)
     scored, part = score_slide(base, labels, image, settings, stain=stain, edges=edges)
     return apply_review(scored, flags), part
+
+
+def rescore_snapshot(session: ReviewSession, fibers: pd.DataFrame, labels: np.ndarray, flags: dict[int, str], *,
+                     summary: dict[str, Any], settings: ScoringSettings) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score a snapshot (:meth:`ReviewSession.rescore_inputs`) again after flags or settings changed.
+
+    Only what a flag can change is recomputed, without the slide's pixels
+    (:func:`histo.review.rescore.rescore_flags`, the computation of ``histo report``); the
+    adjacency of the labels is computed once per labels and cached. Runs in a worker thread.
+    """
+    edges = session.edges_for(labels)
+    return rescore_flags(fibers, labels, flags, summary=summary, settings=settings, edges=edges)
 
 
 @dataclass
@@ -88,6 +103,7 @@ class ReviewSession:
     version: int = 0
     history: FlagHistory = field(default_factory=FlagHistory, repr=False)
     _edges: np.ndarray | None = field(default=None, repr=False)
+    _edges_of: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.settings is None:
@@ -117,10 +133,10 @@ class ReviewSession:
         return self.image is not None and self.labels is not None
 
     def normal_range_um(self) -> tuple[float, float] | None:
-        try:
-            return tuple(self.settings.normal_range)
-        except AttributeError:
-            return None
+        """The normal min-Feret range in force, or None (no settings, or a reference without a
+        published range such as mouse / rat)."""
+        rng = getattr(self.settings, "normal_range", None)
+        return None if rng is None else tuple(rng)
 
     def row(self, label: int) -> pd.Series | None:
         """The table row of a label (None when absent)."""
@@ -129,9 +145,17 @@ class ReviewSession:
 
     def edges(self) -> np.ndarray:
         """The fiber adjacency graph of :attr:`labels` (cached until the labels change)."""
-        if self._edges is None:
-            self._edges = fiber_adjacency(self.labels, max_gap_px=self.settings.gap_px(self.pixel_size_um))
-        return self._edges
+        return self.edges_for(self.labels)
+
+    def edges_for(self, labels: np.ndarray) -> np.ndarray:
+        """The adjacency of ``labels``; cached when they are still :attr:`labels` (safe from a worker)."""
+        edges, for_labels = self._edges, self._edges_of
+        if edges is not None and for_labels is labels:
+            return edges
+        edges = fiber_adjacency(labels, max_gap_px=self.settings.gap_px(self.pixel_size_um))
+        if labels is self.labels:
+            self._edges, self._edges_of = edges, labels
+        return edges
 
     # -- flags ----------------------------------------------------------------------------
     def set_flag(self, label: int, flag: str | None) -> bool:
@@ -195,16 +219,38 @@ class ReviewSession:
 
     # -- scoring --------------------------------------------------------------------------
     def rescore_inputs(self) -> dict[str, Any]:
-        """A snapshot for :func:`rescore_table` (safe to hand to a worker thread)."""
+        """A snapshot for :func:`rescore_snapshot` (safe to hand to a worker thread: nothing
+        is computed here, the table is replaced, never changed in place)."""
         return {
-            "fibers": self.fibers.copy(),
+            "session": self,
+            "fibers": self.fibers,
             "labels": self.labels,
-            "image": self.image,
             "flags": dict(self.flags),
+            "summary": self.summary,
             "settings": self.settings,
-            "stain": self.stain,
-            "edges": self.edges(),
         }
+
+    def set_settings(self, settings: ScoringSettings) -> None:
+        """Score with other settings (reference, age, ...); the figures follow on the next rescore."""
+        self.settings = settings
+        self.summary = {**self.summary, "settings": settings.to_dict()}
+        self.version += 1
+        self.dirty = True
+
+    def set_pixel_size(self, pixel_size_um: float) -> None:
+        """Give the slide another pixel size: the µm sizes of every fiber follow at once
+        (:func:`histo.review.options.with_pixel_size`), the figures on the next rescore."""
+        previous = self.pixel_size_um
+        self.fibers = with_pixel_size(self.fibers, pixel_size_um, previous_um=previous)
+        ps = float(pixel_size_um)
+        if self.image is not None and dataclasses.is_dataclass(self.image):
+            self.image = dataclasses.replace(self.image, pixel_size_um=ps, pixel_size_source="user")
+        slide = dict(self.summary.get("slide") or {})
+        slide.update(pixel_size_um=ps, pixel_size_source="user (napari review)")
+        self.summary = {**self.summary, "slide": slide}
+        self._edges = None  # the neighbour gap is in µm
+        self.version += 1
+        self.dirty = True
 
     def accept_rescore(self, fibers: pd.DataFrame, part: dict[str, Any], flags_used: dict[int, str],
                        version: int | None = None) -> bool:
@@ -224,7 +270,7 @@ class ReviewSession:
         if not self.can_score:
             return
         inputs = self.rescore_inputs()
-        fibers, part = rescore_table(**inputs)
+        fibers, part = rescore_snapshot(**inputs)
         self.accept_rescore(fibers, part, inputs["flags"])
 
     # -- edits ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from histo.batch.pipeline import analyze
 from histo.errors import HistoInputError
 from histo.io.image import read_image
 from histo.io.masks import read_labels
-from histo.review.session import ReviewSession, rescore_table
+from histo.review.session import ReviewSession, rescore_snapshot
 from histo.review.state import load_review
 from histo.sample_data import demo_image_path, demo_labels_path
 
@@ -57,10 +57,10 @@ def test_confirmed_sad_overrides_the_classifier_and_stale_worker_results_are_ref
     label = _counted_label(session)
     inputs = session.rescore_inputs()  # a snapshot, as a worker thread gets it
     session.set_flag(label, "confirmed_sad")
-    fibers, part = rescore_table(**inputs)
+    fibers, part = rescore_snapshot(**inputs)
     assert not session.accept_rescore(fibers, part, inputs["flags"])  # flags moved on
     inputs = session.rescore_inputs()
-    fibers, part = rescore_table(**inputs)
+    fibers, part = rescore_snapshot(**inputs)
     assert session.accept_rescore(fibers, part, inputs["flags"])
     assert bool(session.row(label)["is_sad"])
     assert int(session.fibers["is_sad"].sum()) >= 1

@@ -25,6 +25,6 @@ recompute  ``changed_labels``, ``recompute_changed`` (:mod:`histo.review.recompu
            only the fibers an edit changed.
 rescore    ``reviewed_result`` (:mod:`histo.review.rescore`): a saved review applied to a
            result folder; the figures after review.
-session    ``ReviewSession``, ``session_from_result``, ``rescore_table`` (:mod:`histo.review.session`):
+session    ``ReviewSession``, ``session_from_result``, ``rescore_table``, ``rescore_snapshot`` (:mod:`histo.review.session`):
            the slide under review (flags, edits, rescoring, saving), tested without a display.
 """

@@ -1,7 +1,10 @@
-"""Review actions of the dock widget: flags, re-scoring, Recompute after edits, Save.
+"""Review actions of the dock widget: flags, undo / redo, re-scoring, Recompute after edits, Save.
 
 Flags take effect in the table at once, then the slide is re-scored in a worker thread
-(the latest request wins) so that the figures follow. Recompute re-measures only the fibers changed with
+(the latest request wins) so that the figures follow. During the review walk
+(:mod:`._queue`) a flag moves on to the next queued fiber; otherwise the table keeps its
+place when the flagged row leaves a filtered list. Flag changes are undone and redone in
+steps (a bulk exclusion is one step; :class:`histo.review.flags.FlagHistory`). Recompute re-measures only the fibers changed with
 napari's label tools, in a worker. Save writes the review atomically into the result
 folder (:func:`histo.review.state.save_review`), re-measuring pending edits first.
 """
@@ -16,7 +19,8 @@ from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import QShortcut
 
 from histo.errors import HistoError
-from histo.review.session import ReviewSession, rescore_table
+from histo.review.flags import flag_label
+from histo.review.session import ReviewSession, rescore_snapshot
 from napari_histo import _dialogs
 from napari_histo._layers import METADATA_KEY
 from napari_histo._ui import FLAG_ACTIONS
@@ -24,7 +28,7 @@ from napari_histo._worker import start_job
 
 
 def _rescore_job(report, **inputs):
-    return rescore_table(**inputs)
+    return rescore_snapshot(**inputs)
 
 
 def _recompute_job(session: ReviewSession, labels_now: np.ndarray, report):
@@ -76,18 +80,66 @@ class ReviewActions:
             return
         label = self.widget.selected_label()
         if label is None:
-            self.widget.status("Select a fiber first (click a row or a fiber).")
+            self.widget.status("Select a fiber first (click a row or a fiber, or press Space to walk the queue).")
             return
+        index = self.ui.table.currentIndex()
+        row_before = index.row() if index.isValid() else None
         try:
             changed = session.set_flag(label, flag)
         except HistoError as err:
             self.widget.error("Cannot flag", err)
             return
-        if not changed:
+        if changed:
+            self.widget.refresh_views()
+            self.widget.status(f"Fiber {label}: {flag_label(flag) or 'flag cleared'} (unsaved; U undoes).")
+            self.request_rescore()  # exclusions change every figure, SAD calls the SAD figures
+        walk = getattr(self.widget, "walk", None)
+        if walk is not None and walk.after_flag(label):
             return
+        if changed:
+            self.widget.selection.keep_place(label, row_before)
+
+    def flag_labels(self, changes: dict[int, str | None], what: str) -> list[int]:
+        """Flag several fibers as one undoable step; returns the labels that changed."""
+        session = self.widget.session
+        if session is None or self.recompute_running:
+            return []
+        try:
+            changed = session.set_flags(changes)
+        except HistoError as err:
+            self.widget.error("Cannot flag", err)
+            return []
+        if changed:
+            self.widget.refresh_views()
+            self.request_rescore()
+        self.widget.status(f"{what}: {len(changed)} fiber(s) changed (unsaved; U undoes).")
+        return changed
+
+    def undo_flags(self) -> list[int]:
+        """Undo the last flag step (one flag, or a whole bulk exclusion)."""
+        return self._history_step("undo")
+
+    def redo_flags(self) -> list[int]:
+        """Redo the last undone flag step."""
+        return self._history_step("redo")
+
+    def _history_step(self, which: str) -> list[int]:
+        session = self.widget.session
+        if session is None or self.recompute_running:
+            return []
+        changed = session.undo_flags() if which == "undo" else session.redo_flags()
+        if not changed:
+            self.widget.status(f"Nothing to {which}.")
+            return []
         self.widget.refresh_views()
-        self.widget.status(f"Fiber {label}: {flag or 'flag cleared'} (unsaved).")
-        self.request_rescore()  # exclusions change every figure, SAD calls the SAD figures
+        self.request_rescore()
+        walk = getattr(self.widget, "walk", None)
+        if walk is not None:
+            walk.update_info()
+        shown = ", ".join(f"{k} ({flag_label(session.flags.get(k)) or 'no flag'})" for k in changed[:5])
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        self.widget.status(f"{which.capitalize()}: fiber {shown}{more} (unsaved).")
+        return changed
 
     def request_rescore(self) -> None:
         """Score the slide again in a worker; a request during a run queues one more run."""

@@ -44,6 +44,12 @@ def ask_results_folder(parent) -> Path | None:
     return Path(path) if path else None
 
 
+def ask_result_folder(parent) -> Path | None:
+    """Ask for a slide's result folder to open (None when cancelled)."""
+    path = QFileDialog.getExistingDirectory(parent, "Open a histo result folder (RESULTS/<slide-id>/)")
+    return Path(path) if path else None
+
+
 def show_error(parent, title: str, message: str) -> None:
     """Tell the user something failed (non-blocking napari notification)."""
     from napari.utils.notifications import show_error as napari_show_error

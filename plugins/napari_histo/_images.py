@@ -15,18 +15,39 @@ import numpy as np
 
 from histo.errors import HistoInputError
 from histo.io.image import ImageData, read_image
+from histo.io.slide import open_slide
 from napari_histo._layers import base_level, histo_metadata
 
 
+def source_file(layer) -> Path | None:
+    """The slide file a layer was read from (histo's reader, or napari's built-in one)."""
+    meta = histo_metadata(layer) or {}
+    path = meta.get("image_path") or getattr(getattr(layer, "source", None), "path", None)
+    return Path(path) if path and Path(path).is_file() else None
+
+
 def layer_pixel_size_um(layer) -> float | None:
-    """Pixel size the layer says it has: plugin metadata, else a non-unit scale, else None."""
+    """Pixel size the layer says it has: plugin metadata, a non-unit scale, else the pixel
+    size in the header of the file napari read it from, else None."""
     meta = histo_metadata(layer) or {}
     if meta.get("pixel_size_um"):
         return float(meta["pixel_size_um"])
+    path = source_file(layer)
+    if path is not None and not meta:
+        try:
+            ps = open_slide(path).pixel_size_um
+        except Exception:  # noqa: BLE001 - not a slide histo reads: no pixel size from it
+            ps = None
+        if ps:
+            return float(ps)
     scale = np.asarray(layer.scale[-2:], dtype=float)
     if np.allclose(scale, scale[0]) and not np.isclose(scale[0], 1.0) and 0.05 <= scale[0] <= 50:
         return float(scale[0])
     return None
+
+
+#: Files the analysis reads again itself (all channels, pixel size from the header).
+SLIDE_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".png", ".jpg", ".jpeg")
 
 
 def layer_channel(layer) -> int | None:
@@ -57,8 +78,9 @@ def image_from_layer(layer, *, pixel_size_um: float | None, channel: int | None)
     """
     meta = histo_metadata(layer) or {}
     path = meta.get("image_path") or getattr(getattr(layer, "source", None), "path", None)
-    if meta.get("image_path") and Path(path).is_file():
-        return read_image(path, pixel_size_um=pixel_size_um, channel=channel)
+    source = source_file(layer)
+    if source is not None and (meta.get("image_path") or source.name.lower().endswith(SLIDE_SUFFIXES)):
+        return read_image(source, pixel_size_um=pixel_size_um, channel=channel)
     if getattr(layer, "multiscale", False):
         raise HistoInputError(
             f"layer {layer.name!r} is a whole-slide pyramid; score it with `histo score` and open "

@@ -8,18 +8,30 @@
   slide's image layer(s) (when the slide file is still where it was scored) and a labels
   layer coloured by class with the per-fiber table on its features, the saved review
   applied (edited labels and flags), and what the review widget needs in its metadata.
+* Any other folder is read by napari's built-in reader, as if histo were not installed.
+
+napari asks which plugin should read a path that more than one reader claims (and
+``viewer.open(path)`` without ``plugin=`` then fails). The manifest (``napari.yaml``) claims
+folders and only the slide formats napari's built-in reader cannot show as pyramids
+(``*.svs``, ``*.ndpi``); :func:`claim_reader_preferences` records histo as napari's reader
+for folders and those formats (napari's own "remember this choice"), once, unless the user
+already chose another reader for them. Large images and labels open as multiscale layers
+(napari then prepares only the part on screen).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import tifffile
+from napari.settings import get_settings
+from napari_builtins.io import napari_get_reader as builtin_get_reader
 
 from histo.io.image import read_image
 from histo.io.slide import open_slide
@@ -33,6 +45,8 @@ log = logging.getLogger(__name__)
 SLIDE_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".png", ".jpg", ".jpeg")
 #: Slides with more pixels than this open as multiscale layers when they have levels.
 MULTISCALE_MIN_PIXELS = 4096 * 4096
+#: Labels larger than this per side are shown as a pyramid (napari cannot paint on those).
+LARGE_LABELS_SIDE_PX = 4096
 
 
 def is_result_folder(path: str | Path) -> bool:
@@ -41,18 +55,54 @@ def is_result_folder(path: str | Path) -> bool:
     return p.is_dir() and (p / "summary.json").is_file() and (p / "labels.tif").is_file()
 
 
+#: Reader preferences histo records in napari's settings (pattern -> plugin).
+PREFERENCES = {"*" + os.sep: "histo", "*.svs": "histo", "*.ndpi": "histo"}
+
+
+def claim_reader_preferences() -> dict[str, str]:
+    """Record histo as napari's reader for folders and whole-slide files (see the module
+    docstring); patterns the user already gave a reader are left alone. Returns what was added."""
+    try:
+        plugins = get_settings().plugins
+        current = dict(plugins.extension2reader)
+    except Exception as err:  # noqa: BLE001 - settings unavailable: napari will ask instead
+        log.debug("napari settings unavailable (%s)", err)
+        return {}
+    added = {k: v for k, v in PREFERENCES.items() if k not in current}
+    if added:
+        plugins.extension2reader = {**current, **added}
+    return added
+
+
 def get_reader(path: str | list[str]):
-    """npe2 reader contribution: a reader function for paths histo understands, else None."""
+    """npe2 reader contribution: a reader function for paths histo understands, else None.
+
+    A folder that is no histo result folder goes to napari's built-in reader (histo claims
+    every folder so that result folders open without a reader dialog).
+    """
+    claim_reader_preferences()
     if isinstance(path, (list, tuple)):
         if len(path) != 1:
-            return None
+            return builtin_get_reader(path)
         path = path[0]
     p = Path(path)
     if is_result_folder(p):
         return read_result_folder
+    if p.is_dir():
+        return builtin_get_reader(str(p))
     if p.is_file() and p.name.lower().endswith(SLIDE_SUFFIXES):
         return read_slide
     return None
+
+
+def _strided_levels(data: np.ndarray, axes: str) -> list[np.ndarray]:
+    """Display levels of an in-memory image (views, no copies): factor 2 down to ~1024 px."""
+    levels = [data]
+    ys, xs = (0, 1) if axes == "YXS" else (-2, -1)
+    while max(levels[-1].shape[ys], levels[-1].shape[xs]) > 1024:
+        last = levels[-1]
+        levels.append(last[::2, ::2] if axes == "YXS" else last[..., ::2, ::2])
+    return levels
 
 
 def _one(path) -> Path:
@@ -72,6 +122,8 @@ def read_slide(path, *, name: str | None = None) -> list[tuple[Any, dict, str]]:
     else:
         image = read_image(path)
         data, axes, ps = image.pixels, image.axes, image.pixel_size_um
+        if h * w > MULTISCALE_MIN_PIXELS:  # one big level: strided views for display
+            data, multiscale = _strided_levels(data, axes), True
     name = name or path.stem
     meta = {"image_path": str(path), "pixel_size_um": ps, "axes": axes,
             "n_channels": slide.n_channels if axes == "CYX" else 1}
@@ -142,7 +194,8 @@ def read_result_folder(path) -> list[tuple[Any, dict, str]]:
     elif ps:
         kwargs["scale"] = (ps * downsample, ps * downsample)
         kwargs["units"] = ("um", "um")
-    data = labels if isinstance(labels, list) else labels_pyramid(labels)
+    data = labels if isinstance(labels, list) or labels.size <= MULTISCALE_MIN_PIXELS else \
+        labels_pyramid(labels, max_px=LARGE_LABELS_SIDE_PX)
     meta = {
         "result_dir": str(result_dir),
         "summary": summary,

@@ -1,8 +1,9 @@
 """The "Segment and score" part of the dock widget: image choice, worker, progress, cancel.
 
 :class:`RunController` fills the image / channel / pixel-size controls from the chosen
-layer, runs :func:`napari_histo._worker.analyse_image` in a worker thread, and hands the
-result to the widget as a new labels layer with its review session.
+layer, runs :func:`_run_job` in a worker thread (reading the slide file again, segmenting,
+scoring and preparing the table and figures, all off the GUI thread), and hands the result
+to the widget as a new labels layer with its review session.
 """
 
 from __future__ import annotations
@@ -15,10 +16,29 @@ from napari.layers import Image
 from histo.errors import HistoError
 from histo.review.flags import apply_review
 from histo.review.session import ReviewSession
-from histo.score.settings import ScoringSettings
 from napari_histo._images import image_from_layer, layer_channel, layer_n_channels, layer_pixel_size_um
 from napari_histo._layers import METADATA_KEY
+from napari_histo._views import prepare_views
 from napari_histo._worker import Cancelled, analyse_image, start_job
+
+
+def _run_job(report, *, layer, pixel_size_um, channel, stain, method, settings, histogram_size_px, **kwargs):
+    """Worker: read the image (the slide file again, when it has one), segment and score it,
+    and prepare the views of the result."""
+    report(0, 1, "reading the image")
+    image = image_from_layer(layer, pixel_size_um=pixel_size_um, channel=channel)
+    result = analyse_image(image, stain=stain, channel=channel, method=method, settings=settings,
+                           report=report, **kwargs)
+    fibers = apply_review(result.fibers, {})
+    session = ReviewSession(
+        labels=np.asarray(result.labels, dtype=np.uint32), fibers=fibers,
+        summary=result.summary, image=image, stain=(result.summary.get("slide") or {}).get("stain") or "he",
+        channel=(result.summary.get("slide") or {}).get("channel"), settings=settings, base=result,
+    )
+    report(1, 1, "preparing the table")
+    views = prepare_views(session.fibers, session.summary, session.normal_range_um(),
+                          histogram_size_px=histogram_size_px, stamp=(id(session), id(session.fibers)))
+    return session, views
 
 
 class RunController:
@@ -82,15 +102,15 @@ class RunController:
         channel = self.ui.channel_spin.value()
         channel = None if channel < 0 else channel
         try:
-            image = image_from_layer(layer, pixel_size_um=self.ui.pixel_spin.value() or None, channel=channel)
-            settings = ScoringSettings(sex=self.ui.sex_combo.currentText())
+            settings = self.widget.scoring_settings()
         except HistoError as err:
             self.widget.error("Cannot analyse", err)
             return
         self.job = start_job(
-            analyse_image, image=image, stain=self.ui.stain_combo.currentText(), channel=channel,
-            method=self.ui.method_combo.currentText(), settings=settings,
-            on_done=partial(self._on_done, layer, image, settings), on_error=self._on_error,
+            _run_job, layer=layer, pixel_size_um=self.ui.pixel_spin.value() or None, channel=channel,
+            stain=self.ui.stain_combo.currentText(), method=self.ui.method_combo.currentText(),
+            settings=settings, histogram_size_px=self.widget.ui.histogram.size_px(), model=self.widget.train_panel.model(), 
+            on_done=partial(self._on_done, layer), on_error=self._on_error,
             on_progress=self._on_progress, on_finished=self.widget.update_buttons,
         )
         self.ui.progress.setRange(0, 0)
@@ -116,13 +136,8 @@ class RunController:
         else:
             self.widget.error("Analysis failed", err)
 
-    def _on_done(self, image_layer, image, settings, result) -> None:
-        slide = result.summary.get("slide") or {}
-        session = ReviewSession(
-            labels=np.asarray(result.labels, dtype=np.uint32), fibers=apply_review(result.fibers, {}),
-            summary=result.summary, image=image, stain=slide.get("stain") or "he",
-            channel=slide.get("channel"), settings=settings, base=result,
-        )
+    def _on_done(self, image_layer, result) -> None:
+        session, views = result
         name = f"{image_layer.name} fibers"
         old = self.viewer.layers[name] if name in self.viewer.layers else None
         self.widget.detach()
@@ -134,7 +149,7 @@ class RunController:
             metadata={METADATA_KEY: {"session": session}},
         )
         layer.contour = 2
-        self.widget.attach(layer, session)
+        self.widget.attach(layer, session, views)
         self.ui.progress.setRange(0, 1)
         self.ui.progress.setValue(1)
         self.widget.status(f"{len(session.fibers)} fibers. Click a row or a fiber; flag with the buttons "

@@ -15,6 +15,7 @@ import pandas as pd
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
 from qtpy.QtGui import QColor
 
+from histo.review.flags import flag_label
 from histo.score.classes import CLASS_COLORS, fiber_class
 
 
@@ -57,6 +58,55 @@ SORT_ROLE = Qt.ItemDataRole.UserRole
 _TEXT_HEADERS = ("class", "flag", "type")
 
 
+@dataclass
+class TableData:
+    """Everything the model shows, computed from the table once (:func:`prepare_table`)."""
+
+    columns: list[Column]
+    source_names: list[str]
+    text: list[np.ndarray]
+    keys: list[np.ndarray]
+    labels: np.ndarray
+    classes: np.ndarray
+    flags: np.ndarray
+    counted: np.ndarray
+    row_of_label: dict[int, int]
+
+
+def _display_table(fibers: pd.DataFrame) -> pd.DataFrame:
+    df = fibers.reset_index(drop=True)
+    if "fiber_class" not in df:
+        df = df.assign(fiber_class=fiber_class(df).to_numpy())
+    if "review_flag" in df:  # "SAD (confirmed)", not "confirmed_sad"
+        df = df.assign(review_flag=[flag_label(f) for f in df["review_flag"].fillna("").to_numpy(dtype=object)])
+    return df
+
+
+def prepare_table(fibers: pd.DataFrame) -> TableData:
+    """The model's arrays for a per-fiber table: display text and sort keys of every shown
+    column, formatted with numpy. Pure and Qt-free, so a worker thread prepares it and the GUI
+    thread only swaps it in (:meth:`FiberTableModel.set_table`)."""
+    df = _display_table(fibers)
+    columns, names = [], []
+    for col in COLUMNS:
+        src = next((s for s in col.sources if s in df), None)
+        if src is not None:
+            columns.append(col)
+            names.append(src)
+    labels = df["label"].to_numpy(dtype=np.int64)
+    flags = df["review_flag"].fillna("").astype(str) if "review_flag" in df else pd.Series([""] * len(df))
+    return TableData(
+        columns=columns, source_names=names,
+        text=[np.array(_format(df[n], c.fmt), dtype=object) for c, n in zip(columns, names)],  # writable copies:
+        keys=[np.array(_sort_key(df[n]), dtype=float) for n in names],  # update_rows changes them in place
+        labels=labels,
+        classes=np.array(df["fiber_class"].astype(str).to_numpy(dtype=object), dtype=object),
+        flags=np.array(flags.to_numpy(dtype=object), dtype=object),
+        counted=np.array(df["counted"].fillna(False).to_numpy(dtype=bool) if "counted" in df else np.ones(len(df), bool)),
+        row_of_label={int(v): i for i, v in enumerate(labels)},
+    )
+
+
 def _format(series: pd.Series, fmt: str) -> np.ndarray:
     """Display strings of a whole column at once (printf-style ``fmt`` for numbers)."""
     if pd.api.types.is_bool_dtype(series):
@@ -94,6 +144,7 @@ class FiberTableModel(QAbstractTableModel):
         self._counted = np.zeros(0, dtype=bool)
         self._order = np.zeros(0, dtype=np.int64)  # displayed row -> table row
         self._row_of_label: dict[int, int] = {}
+        self._table_row: dict[int, int] = {}  # label -> row of the table (unfiltered)
         self._sort: tuple[int, Qt.SortOrder] | None = None
         self._filter_text = ""
         self._filter_class = "all"
@@ -101,25 +152,41 @@ class FiberTableModel(QAbstractTableModel):
     # -- data ----------------------------------------------------------------------------
     def set_fibers(self, fibers: pd.DataFrame) -> None:
         """Show a new table, keeping the current sort and filter."""
-        df = fibers.reset_index(drop=True)
-        if "fiber_class" not in df:
-            df = df.assign(fiber_class=fiber_class(df).to_numpy())
-        columns, names = [], []
-        for col in COLUMNS:
-            src = next((s for s in col.sources if s in df), None)
-            if src is not None:
-                columns.append(col)
-                names.append(src)
+        self.set_table(prepare_table(fibers))
+
+    def set_table(self, data: TableData) -> None:
+        """Show prepared table data (:func:`prepare_table`), keeping the sort and filter."""
         self.beginResetModel()
-        self._columns, self._source_names = columns, names
-        self._text = [_format(df[n], c.fmt) for c, n in zip(columns, names)]
-        self._keys = [_sort_key(df[n]) for n in names]
-        self._labels = df["label"].to_numpy(dtype=np.int64)
-        self._classes = df["fiber_class"].astype(str).to_numpy(dtype=object)
-        self._flags = (df["review_flag"].fillna("").astype(str) if "review_flag" in df else pd.Series([""] * len(df))).to_numpy(dtype=object)
-        self._counted = df["counted"].fillna(False).to_numpy(dtype=bool) if "counted" in df else np.ones(len(df), bool)
+        self._columns, self._source_names = data.columns, data.source_names
+        self._text, self._keys = data.text, data.keys
+        self._labels, self._classes, self._flags, self._counted = data.labels, data.classes, data.flags, data.counted
+        self._table_row = data.row_of_label
         self._refresh_order()
         self.endResetModel()
+
+    def update_rows(self, fibers: pd.DataFrame, labels) -> None:
+        """Refresh the rows of some labels from ``fibers`` in place (after a flag): only those
+        cells are formatted again; the order and the filter stay as they are, so a flagged
+        row never jumps away from under the reviewer."""
+        wanted = [int(v) for v in labels if int(v) in self._table_row]
+        if not wanted or not self._columns:
+            return
+        sub = _display_table(fibers[fibers["label"].isin(wanted)])
+        rows = np.array([self._table_row[int(v)] for v in sub["label"]], dtype=np.int64)
+        for i, (col, name) in enumerate(zip(self._columns, self._source_names)):
+            if name in sub:
+                self._text[i][rows] = _format(sub[name], col.fmt)
+                if pd.api.types.is_bool_dtype(sub[name]) or pd.api.types.is_numeric_dtype(sub[name]):
+                    self._keys[i][rows] = _sort_key(sub[name])  # text keys are codes over the whole column
+        self._classes[rows] = sub["fiber_class"].astype(str).to_numpy(dtype=object)
+        if "review_flag" in sub:
+            self._flags[rows] = sub["review_flag"].fillna("").astype(str).to_numpy(dtype=object)
+        if "counted" in sub:
+            self._counted[rows] = sub["counted"].fillna(False).to_numpy(dtype=bool)
+        for r in rows:
+            shown = np.flatnonzero(self._order == r)
+            if len(shown):
+                self.dataChanged.emit(self.index(int(shown[0]), 0), self.index(int(shown[0]), len(self._columns) - 1))
 
     def set_filter(self, text: str = "", fiber_class: str = "all") -> None:
         """Keep rows whose label, class or flag contains ``text`` and whose class matches.

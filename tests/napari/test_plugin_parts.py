@@ -128,7 +128,10 @@ def test_whole_slide_result_opens_multiscale_and_reviews_with_flags(make_napari_
     assert lab.multiscale and not lab.editable
     np.testing.assert_allclose(image.scale, (0.5, 0.5))
     np.testing.assert_allclose(lab.scale, (0.5, 0.5))
-    assert widget.layer is lab and widget.session.labels is None
+    qtbot.waitUntil(lambda: widget.layer is lab and not widget.busy, timeout=60_000)  # loaded in a worker
+    # a pyramid (not a whole slide: labels on the slide's grid) loads its labels for rescoring,
+    # but napari cannot paint on it: flags only
+    assert widget.session.labels is not None and widget.session.labels.shape == (1002, 1002)
     assert not widget.ui.recompute_button.isEnabled()
 
     widget.ui.table.selectRow(0)
@@ -140,7 +143,7 @@ def test_whole_slide_result_opens_multiscale_and_reviews_with_flags(make_napari_
     assert not widget.session.dirty
 
 
-def test_result_folder_without_its_slide_opens_labels_for_flags_only(make_napari_viewer, tmp_path):
+def test_result_folder_without_its_slide_opens_labels_for_flags_only(make_napari_viewer, qtbot, tmp_path):
     import shutil
 
     from histo.batch.pipeline import measure_file
@@ -153,6 +156,7 @@ def test_result_folder_without_its_slide_opens_labels_for_flags_only(make_napari
     viewer = make_napari_viewer(show=True)
     _, widget = viewer.window.add_plugin_dock_widget("histo", "Myofiber review")
     (layer,) = viewer.open(str(out_dir), plugin="histo")
+    qtbot.waitUntil(lambda: widget.layer is layer and not widget.busy, timeout=60_000)
     assert widget.layer is layer and not layer.editable and not widget.session.can_score
     assert "pixels not loaded" in widget.ui.status.text()
     assert len(widget.session.fibers) == 55 and not widget.ui.recompute_button.isEnabled()

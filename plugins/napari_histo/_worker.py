@@ -143,7 +143,7 @@ def start_job(
     return job
 
 
-def analyse_image(image, *, stain: str, channel: int | None, method: str, settings, report):
+def analyse_image(image, *, stain: str, channel: int | None, method: str, settings, report, model=None):
     """Segment, measure and score an in-memory slide (the "Segment and score" job).
 
     Returns
@@ -156,6 +156,6 @@ def analyse_image(image, *, stain: str, channel: int | None, method: str, settin
         report(done, total, "segmenting" if done < total else "measuring and scoring")
 
     result = pipeline.segment_and_analyze(image, stain=stain, channel=channel, method=method,
-                                 settings=settings, progress=progress)
+                                 settings=settings, progress=progress, model=model)
     report(1, 1, "done")
     return result

@@ -151,7 +151,9 @@ class Level0Labels:
     Level-0 pixel ``(r, c)`` takes the label of the analysis pixel under its centre,
     ``floor((r + 0.5) * h / H)`` (and the same for columns), so the analysis outlines scaled
     by ``(W / w, H / h)`` (:func:`level0_outlines`) rasterise to exactly these pixels.
-    Supports 2-D slicing (any step); only the analysis window under the request is read.
+    Supports 2-D slicing (any step); only the analysis rows under the request are read, a
+    band of them across the whole width at a time (kept for the next request in the same
+    rows: :func:`histo.results.writer.write_labels_pyramid` asks tile by tile, row by row).
 
     Examples
     --------
@@ -165,6 +167,16 @@ class Level0Labels:
         self.shape = (int(shape_yx[0]), int(shape_yx[1]))
         self.dtype = np.dtype(source.dtype)
         self.ndim = 2
+        self._band: tuple[int, int, np.ndarray] | None = None
+
+    def _rows(self, r0: int, r1: int) -> np.ndarray:
+        """Analysis rows ``r0:r1`` across the whole width (cached band)."""
+        if self._band is None or not (self._band[0] <= r0 and r1 <= self._band[1]):
+            width = int(self.source.shape[1])
+            extra = max(0, min(int(self.source.shape[0]), r0 + max(r1 - r0, 2**24 // (4 * width))) - r1)
+            self._band = (r0, r1 + extra, np.asarray(self.source[r0:r1 + extra, :]))
+        b0, _, band = self._band
+        return band[r0 - b0:r1 - b0]
 
     def _index(self, key: slice, axis: int) -> np.ndarray:
         n0, n = self.shape[axis], int(self.source.shape[axis])
@@ -176,7 +188,7 @@ class Level0Labels:
         rows, cols = self._index(ys, 0), self._index(xs, 1)
         if rows.size == 0 or cols.size == 0:
             return np.zeros((rows.size, cols.size), self.dtype)
-        window = np.asarray(self.source[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+        window = self._rows(int(rows[0]), int(rows[-1]) + 1)[:, cols[0]:cols[-1] + 1]
         return window[np.ix_(rows - rows[0], cols - cols[0])]
 
 

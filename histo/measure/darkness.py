@@ -27,6 +27,7 @@ stain (``docs/scoring.md``, "Darkness"):
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -49,9 +50,13 @@ OUTLIER_MAX_SIZE_RATIO = 0.75
 MIN_LOG_SD = 0.0043
 #: Adjacent type levels closer than this many SDs (of the wider) are not two levels.
 MIN_SEPARATION_SD = 1.0
+#: Smallest share of the fibers a level (or outlier component) holds.
+MIN_LEVEL_FRACTION = 0.02
 #: Fewest reference fibers for a gradient to be fitted.
 MIN_FIBERS_TREND = 30
 _LOG_FLOOR = 1e-3
+#: Quantiles at which the EM starts split the sorted values.
+_START_QUANTILES = (0.05, 0.15, 0.35, 0.65, 0.85, 0.95)
 
 
 def robust_z(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
@@ -105,29 +110,43 @@ def _design(y: np.ndarray | None, x: np.ndarray | None, use: np.ndarray) -> np.n
 
 def _em(z: np.ndarray, uv: np.ndarray | None, k: int, n_iter: int = 300):
     """EM of a k-component 1-D Gaussian mixture of ``z - uv @ beta`` (beta fitted jointly),
-    the best of a few starts (equal-count splits of the sorted values, and splits with a
-    small darkest or lightest component, 10 % and 25 %).
+    from the best of many starts.
+
+    The starts split the sorted values at every choice of k - 1 cut points among the
+    quantiles :data:`_START_QUANTILES` (so a small darkest or lightest component is among
+    them); each is run for a few iterations on a subsample of at most 4000 fibers, and the
+    two best are run to convergence on all of them.
 
     Returns (weights, means, variances, beta, log-likelihood, responsibilities), components
     sorted by mean.
     """
     if k == 1:
         return _em_from(z, uv, [np.arange(z.size)], n_iter)
-    order = np.argsort(z)
     n = z.size
-    starts = [np.linspace(0, 1, k + 1)]
-    for f in (0.1, 0.25):
-        starts.append(np.r_[np.linspace(0, 1 - f, k), 1.0])
-        starts.append(np.r_[0.0, np.linspace(f, 1, k)])
+    sub = (np.arange(n) if n <= 4000
+           else np.sort(np.random.default_rng(0).choice(n, 4000, replace=False)))
+    zs, uvs = z[sub], (uv[sub] if uv is not None else None)
+    order = np.argsort(zs)
+    trials = []
+    for cuts in itertools.combinations(_START_QUANTILES, k - 1):
+        edges = np.unique(np.round(np.r_[0.0, cuts, 1.0] * zs.size).astype(int))
+        parts = [order[a:b] for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        if len(parts) != k:
+            continue
+        fit = _em_from(zs, uvs, parts, 15)
+        trials.append((fit[4], cuts))
     best = None
-    for cuts in starts:
-        edges = np.unique(np.clip(np.round(cuts * n).astype(int), 0, n))
+    order = np.argsort(z)
+    for _, cuts in sorted(trials, key=lambda t: -t[0])[:2]:
+        edges = np.unique(np.round(np.r_[0.0, cuts, 1.0] * n).astype(int))
         parts = [order[a:b] for a, b in zip(edges[:-1], edges[1:]) if b > a]
         if len(parts) != k:
             continue
         fit = _em_from(z, uv, parts, n_iter)
         if best is None or fit[4] > best[4]:
             best = fit
+    if best is None:  # fewer distinct values than starts need
+        best = _em_from(z, uv, np.array_split(np.argsort(z), k), n_iter)
     return best
 
 
@@ -164,16 +183,20 @@ def _em_from(z: np.ndarray, uv: np.ndarray | None, parts: list[np.ndarray], n_it
                 beta = np.linalg.solve(a + 1e-9 * np.eye(2), b)
             except np.linalg.LinAlgError:
                 beta = np.zeros(2)
-        if abs(ll - ll_old) < 1e-9 * max(1.0, abs(ll)):
+        if abs(ll - ll_old) < 1e-7 * max(1.0, abs(ll)):
             break
         ll_old = ll
     order = np.argsort(mu)
     return w[order], mu[order], var[order], beta, ll, r[:, order]
 
 
-def _separated(mu: np.ndarray, var: np.ndarray) -> bool:
-    """Adjacent components at least :data:`MIN_SEPARATION_SD` of the wider one's SD apart (a
-    narrow and a wide component on the same level are one non-Gaussian level, not two)."""
+def _plausible(w: np.ndarray, mu: np.ndarray, var: np.ndarray, n: int) -> bool:
+    """Every component holds at least :data:`MIN_LEVEL_FRACTION` of the fibers and 5 of them
+    (one stray fiber is not a level), and adjacent components are at least
+    :data:`MIN_SEPARATION_SD` of the wider one's SD apart (a narrow and a wide component on
+    the same level are one non-Gaussian level, not two)."""
+    if len(mu) > 1 and (np.min(w) < MIN_LEVEL_FRACTION or np.min(w) * n < 5):
+        return False
     sd = np.sqrt(var)
     return bool(np.all(np.diff(mu) >= MIN_SEPARATION_SD * np.maximum(sd[:-1], sd[1:])))
 
@@ -188,7 +211,8 @@ def _best_mixture(z: np.ndarray, uv: np.ndarray | None, ks: list[int]) -> dict[s
         n_par = 3 * k_eff - 1 + (2 if uv is not None else 0)
         bic[k] = -2 * ll + n_par * math.log(z.size)
     ranked = sorted(bic, key=bic.get)
-    best = next((k for k in ranked if _separated(fits[k][1], fits[k][2])), min(ks))
+    best = next((k for k in ranked if _plausible(fits[k][0], fits[k][1], fits[k][2], z.size)),
+                min(ks))
     w, mu, var, beta, r = fits[best]
     return {"k": len(mu), "weights": w, "means": mu, "vars": var, "beta": beta, "resp": r,
             "bic": {str(k): float(v) for k, v in bic.items()}}

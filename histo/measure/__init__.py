@@ -9,6 +9,9 @@ label pairs). Imports :mod:`histo.io` and :mod:`histo.errors` only.
 Modules
 -------
 morphometry  ``measure_fibers``, ``robust_z`` (:mod:`histo.measure.morphometry`): the per-fiber table.
+darkness     ``fiber_darkness``, ``fit_type_levels``, ``local_z``, ``local_reference``, ``robust_z``
+             (:mod:`histo.measure.darkness`): darkness against the right reference per stain
+             (darkest fiber-type level with the stain gradient; local neighbours on H&E).
 fiber_table  ``table_columns``, ``size_column``, ``empty_table`` (:mod:`histo.measure.fiber_table`):
              the table's column names and unit suffixes.
 adjacency    ``fiber_adjacency``, ``gap_in_pixels``, ``degree``, ``grow_labels``

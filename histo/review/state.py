@@ -511,13 +511,27 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
 CARRY_MIN_IOU = 0.8
 
 
+def _on_grid(previous: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``previous`` labels of the same slide on a coarser or finer grid, resampled to ``shape``
+    by nearest neighbour (pixel centres, as whole slides' labels.tif is upsampled to level 0);
+    None when the two grids are not one image at two scales."""
+    (h, w), (big_h, big_w) = previous.shape, shape
+    if not h or not w or abs(big_h / h - big_w / w) > 0.02 * max(big_h / h, big_w / w):
+        return None
+    rows = np.minimum(((np.arange(big_h) + 0.5) * h / big_h).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(big_w) + 0.5) * w / big_w).astype(np.int64), w - 1)
+    return previous[np.ix_(rows, cols)]
+
+
 def carry_flags(previous: np.ndarray, labels: np.ndarray, flags: Mapping[int, str], *,
                 min_iou: float = CARRY_MIN_IOU) -> tuple[dict[int, str], dict[int, str]]:
     """Move review flags from ``previous`` labels to new ``labels`` of the same grid, by overlap.
 
     A new fiber gets the flag of the flagged previous fiber it overlaps with IoU >= ``min_iou``
     (above 0.5 the match is unique both ways). Returns ``(carried, lost)``: the new flags by
-    new label, and the previous label -> flag of those that found no match.
+    new label, and the previous label -> flag of those that found no match. Previous labels
+    on another grid of the same slide (a whole slide's folder written before issue 12 holds
+    analysis-level labels, now level 0's) are first resampled to the new grid.
 
     Examples
     --------
@@ -525,12 +539,16 @@ def carry_flags(previous: np.ndarray, labels: np.ndarray, flags: Mapping[int, st
     >>> new = np.array([[7, 7, 7, 7, 8, 8, 9, 9]])     # fiber 1 renamed 7, fiber 2 split
     >>> carry_flags(old, new, {1: "excluded", 2: "confirmed_sad"})
     ({7: 'excluded'}, {2: 'confirmed_sad'})
+    >>> carry_flags(np.array([[1, 1, 2, 2]]), np.repeat(new, 2, axis=0), {1: "excluded"})  # 2x grid
+    ({7: 'excluded'}, {})
     """
     flags = validate_flags(flags)
     if not flags:
         return {}, {}
     if previous.shape != labels.shape:
-        return {}, dict(flags)
+        previous = _on_grid(previous, labels.shape)
+        if previous is None:
+            return {}, dict(flags)
     keys = np.fromiter(flags, dtype=np.uint64, count=len(flags))
     inside = np.isin(previous, keys)
     old = previous[inside].astype(np.uint64)

@@ -129,6 +129,27 @@ def test_cohort_csv_has_the_figures_and_integer_counts(scored):
     assert [r["n_fibers"] == "" for r in rows] == [r["status"] == "error" for r in rows]
 
 
+def test_cohort_per_type_figures_of_a_typed_slide(real_data, tmp_path):
+    from histo.batch.run import cohort_table
+    from histo.report.cohort import slide_figures
+
+    assert main(["measure", str(real_data / "if" / "fs_rat.tif"), str(real_data / "if" / "fs_rat_labels.tif"),
+                 "-o", str(tmp_path), "--channel", "3", "--type-channels", "I=1,IIa=2", "--nuclei-channel", "0",
+                 "-q"]) == 0
+    summary = json.loads((tmp_path / "fs_rat" / "summary.json").read_text())
+    per_type = summary["fiber_types"]["per_type"]
+    table = cohort_table([{"slide_id": "fs_rat", "status": "scored", **slide_figures(summary)},
+                          {"slide_id": "bad", "status": "error", "error": "unreadable"}])
+    assert table.loc[0, "fiber_types"] == ", ".join(per_type)
+    for name, entry in per_type.items():
+        assert table.loc[0, f"pct_type_{name}"] == pytest.approx(100 * entry["fraction"])
+        assert table.loc[0, f"atrophy_factor_type_{name}"] == pytest.approx(entry["sizes"]["atrophy_factor"])
+    assert table.loc[0, "n_centrally_nucleated"] == summary["nuclei"]["n_centrally_nucleated"]
+    assert str(table["n_centrally_nucleated"].dtype) == "Int64" and table["n_counted"].isna().tolist() == [False, True]
+    fibers = pq.read_table(tmp_path / "fs_rat" / "fibers.parquet").to_pandas()
+    assert fibers["fiber_type"].notna().any() and str(fibers["n_nuclei"].dtype) == "Int64"
+
+
 def test_collect_and_read_back(scored, tmp_path):
     _, out = scored
     proc = _run(["-m", "histo", "collect", str(out), "-o", str(tmp_path / "all.parquet"), "--json"])

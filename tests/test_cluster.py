@@ -104,8 +104,17 @@ def _fibers_tables(results: Path, cohort: pd.DataFrame) -> dict[str, pd.DataFram
     return {sid: pd.read_csv(results / sid / "fibers.csv") for sid in ok}
 
 
+def _slide_tasks(address: str) -> int:
+    """How many histo slide tasks the scheduler has seen (its transition log)."""
+    from distributed import Client
+
+    with Client(address, timeout="30s") as client:
+        return client.run_on_scheduler(lambda dask_scheduler: len(
+            {str(t[0]) for t in dask_scheduler.transition_log if str(t[0]).startswith("histo-slide-")}))
+
+
 @pytest.mark.slow
-def test_scheduler_with_two_worker_processes_equals_serial(dask_cluster, real_data, tmp_path):
+def test_scheduler_with_two_worker_processes_equals_serial(dask_cluster, real_data, tmp_path, monkeypatch, capsys):
     inputs = _copy_inputs(real_data, tmp_path / "slides")
     assert sorted(p.name for p in inputs.rglob("*")) == ["broken.png", "crop.tif", "crop.tif",
                                                          "other.tif", "sub"]
@@ -129,6 +138,27 @@ def test_scheduler_with_two_worker_processes_equals_serial(dask_cluster, real_da
         fa = json.loads((tmp_path / "serial" / sid / "summary.json").read_text())["batch"]
         fb = json.loads((tmp_path / "remote" / sid / "summary.json").read_text())["batch"]
         assert fa["fingerprint"] == fb["fingerprint"]
+
+    # histo score finds the cluster as a cluster job tells it: $DASK_SCHEDULER_ADDRESS, or the
+    # scheduler file written by `dask scheduler --scheduler-file` (issue 12)
+    from histo.cli import main
+
+    seen = _slide_tasks(dask_cluster)
+    assert seen == 4
+    options = ["--stain", "he", "--method", "classical", "--pixel-size", "0.5", "--permutations", "99"]
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_cluster)
+    assert main(["score", str(inputs), "-o", str(tmp_path / "env"), *options, "-q", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in doc["slides"]] == list(serial.cohort["status"])
+    assert _slide_tasks(dask_cluster) == seen + 4  # scored on the cluster, not in this process
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+    assert main(["score", str(inputs), "-o", str(tmp_path / "file"), *options,
+                 "--scheduler-file", str(tmp_path / "scheduler.json")]) == 1
+    err = capsys.readouterr().err
+    assert _slide_tasks(dask_cluster) == seen + 8
+    # not a terminal: one plain progress line per slide on stderr
+    assert sorted(line.split("]")[0] for line in err.splitlines() if line.startswith("[")) == \
+        ["[1/4", "[2/4", "[3/4", "[4/4"]
 
 
 def test_local_cluster_equals_serial(tmp_path):

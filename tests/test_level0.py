@@ -125,3 +125,25 @@ def test_level0_labels_outlines_and_boxes_agree(shape0):
     for lab, sl in enumerate(ndi.find_objects(full), start=1):
         if sl is not None:
             assert tuple(moved.loc[lab]) == (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)
+
+
+def test_level0_labels_pyramid_written_from_the_analysis_zarr(tmp_path):
+    """labels.tif's levels come straight from the analysis labels (no half-size copy on disk)."""
+    import zarr
+
+    from histo.results.writer import write_labels_pyramid
+
+    rng = np.random.default_rng(0)
+    small = np.repeat(np.repeat(rng.integers(0, 3000, (30, 40), np.uint32), 7, 0), 7, 1)[:205, :277]
+    store = zarr.create_array(store=str(tmp_path / "a.zarr"), shape=small.shape, chunks=(64, 64),
+                              dtype=np.uint32)
+    store[:] = small
+    up = Level0Labels(store, (410, 554))
+    full = Level0Labels(small, (410, 554))[:, :]
+    path = write_labels_pyramid(tmp_path / "labels.tif", up, pixel_size_um=0.25, tile=64)
+    with tifffile.TiffFile(path) as tif:
+        levels = tif.series[0].levels
+        assert len(levels) == 5 and levels[0].keyframe.is_tiled
+        for k, level in enumerate(levels):
+            assert np.array_equal(level.asarray(), full[:: 2**k, :: 2**k]), k
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zarr", "labels.tif"]

@@ -151,9 +151,11 @@ class Level0Labels:
     Level-0 pixel ``(r, c)`` takes the label of the analysis pixel under its centre,
     ``floor((r + 0.5) * h / H)`` (and the same for columns), so the analysis outlines scaled
     by ``(W / w, H / h)`` (:func:`level0_outlines`) rasterise to exactly these pixels.
-    Supports 2-D slicing (any step); only the analysis rows under the request are read, a
-    band of them across the whole width at a time (kept for the next request in the same
-    rows: :func:`histo.results.writer.write_labels_pyramid` asks tile by tile, row by row).
+    Supports 2-D slicing (any step). Contiguous requests read the analysis rows under them,
+    a band across the whole width at a time (kept for the next request in the same rows:
+    :func:`histo.results.writer.write_labels_pyramid` asks tile by tile, row by row); strided
+    requests (the pyramid's lower levels, ``strided_reads``) read only the analysis rows and
+    columns they sample (zarr orthogonal selection), so no copy of the labels is needed.
 
     Examples
     --------
@@ -167,6 +169,7 @@ class Level0Labels:
         self.shape = (int(shape_yx[0]), int(shape_yx[1]))
         self.dtype = np.dtype(source.dtype)
         self.ndim = 2
+        self.strided_reads = True  # write_labels_pyramid may read lower levels from it directly
         self._band: tuple[int, int, np.ndarray] | None = None
 
     def _rows(self, r0: int, r1: int) -> np.ndarray:
@@ -178,6 +181,23 @@ class Level0Labels:
         b0, _, band = self._band
         return band[r0 - b0:r1 - b0]
 
+    def _pick(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Analysis labels at sorted unique ``rows`` x ``cols``: a band or a strided slice
+        when they are evenly spaced, else an orthogonal selection."""
+        dr = np.diff(rows)
+        dc = np.diff(cols)
+        even_r = rows.size == 1 or (dr == dr[0]).all()
+        even_c = cols.size == 1 or (dc == dc[0]).all()
+        if even_r and even_c:
+            sr = int(dr[0]) if rows.size > 1 else 1
+            sc = int(dc[0]) if cols.size > 1 else 1
+            if sr == 1:
+                return self._rows(int(rows[0]), int(rows[-1]) + 1)[:, cols[0]:cols[-1] + 1:sc]
+            return np.asarray(self.source[rows[0]:rows[-1] + 1:sr, cols[0]:cols[-1] + 1:sc])
+        if hasattr(self.source, "oindex"):
+            return np.asarray(self.source.oindex[rows, cols])
+        return np.asarray(self.source)[np.ix_(rows, cols)]
+
     def _index(self, key: slice, axis: int) -> np.ndarray:
         n0, n = self.shape[axis], int(self.source.shape[axis])
         level0 = np.arange(*key.indices(n0), dtype=np.int64)
@@ -188,6 +208,11 @@ class Level0Labels:
         rows, cols = self._index(ys, 0), self._index(xs, 1)
         if rows.size == 0 or cols.size == 0:
             return np.zeros((rows.size, cols.size), self.dtype)
+        steps = [k.step for k in (ys, xs) if isinstance(k, slice)]
+        if any(step not in (None, 1) for step in steps):
+            urows, row_of = np.unique(rows, return_inverse=True)
+            ucols, col_of = np.unique(cols, return_inverse=True)
+            return self._pick(urows, ucols)[np.ix_(row_of.ravel(), col_of.ravel())]
         window = self._rows(int(rows[0]), int(rows[-1]) + 1)[:, cols[0]:cols[-1] + 1]
         return window[np.ix_(rows - rows[0], cols - cols[0])]
 

@@ -145,9 +145,12 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
     bigtiff = height * width * 4 * 4 / 3 > 2**31 - 2**25
     in_memory = isinstance(labels_like, np.ndarray)
     striped = in_memory and height * width <= STRIPED_MAX_PIXELS
+    # lower levels straight from the source when strided reads are cheap (numpy, or a lazy view
+    # that says so, e.g. histo.batch.wsi.Level0Labels); else from a half-size copy on disk
+    direct = in_memory or bool(getattr(labels_like, "strided_reads", False))
     with atomic_path(path) as tmp, tempfile.TemporaryDirectory(dir=path.parent, prefix=".labels-pyramid-") as scratch:
         half = None
-        if len(shapes) > 1 and not in_memory:  # half-resolution copy gathered during the first pass
+        if len(shapes) > 1 and not direct:  # half-resolution copy gathered during the first pass
             half = np.lib.format.open_memmap(Path(scratch) / "level1.npy", mode="w+", dtype=np.uint32,
                                              shape=shapes[1])
 
@@ -166,7 +169,7 @@ def write_labels_pyramid(path: str | os.PathLike, labels_like, *, pixel_size_um:
                 tw.write(_tiles(labels_like, shapes[0], tile, 1, keep_half), shape=shapes[0], dtype=np.uint32,
                          subifds=len(shapes) - 1, metadata=metadata, **options)
             for k in range(1, len(shapes)):
-                source, step = (labels_like, 2**k) if in_memory else (half, 2 ** (k - 1))
+                source, step = (labels_like, 2**k) if direct else (half, 2 ** (k - 1))
                 level_opts = {key: v for key, v in options.items() if key not in ("resolution", "resolutionunit")}
                 tw.write(_tiles(source, shapes[k], tile, step), shape=shapes[k], dtype=np.uint32,
                          subfiletype=1, **level_opts)

@@ -70,6 +70,7 @@ def scored(real_data, tmp_path_factory):
     return proc, out
 
 
+@pytest.mark.slow  # python -m histo in subprocesses: ~35 s for the module's scored folder
 def test_score_quiet_json_is_one_document_and_exit_code(scored):
     proc, out = scored
     assert proc.returncode == 1  # the truncated file failed, the others were scored
@@ -82,6 +83,7 @@ def test_score_quiet_json_is_one_document_and_exit_code(scored):
     assert "slide_id" not in proc.stderr  # -q: no text table, no progress on stderr
 
 
+@pytest.mark.slow  # python -m histo in subprocesses: ~35 s for the module's scored folder
 def test_fiber_tables_concatenate_with_polars_and_pyarrow(scored):
     pl = pytest.importorskip("polars")
     _, out = scored
@@ -110,6 +112,7 @@ def test_fiber_tables_concatenate_with_polars_and_pyarrow(scored):
     assert json.loads(schemas[1].metadata[b"histo.pixel_size_um"]) == pytest.approx(ps)
 
 
+@pytest.mark.slow  # python -m histo in subprocesses: ~35 s for the module's scored folder
 def test_cohort_csv_has_the_figures_and_integer_counts(scored):
     _, out = scored
     text = (out / "cohort.csv").read_text()
@@ -150,6 +153,7 @@ def test_cohort_per_type_figures_of_a_typed_slide(real_data, tmp_path):
     assert fibers["fiber_type"].notna().any() and str(fibers["n_nuclei"].dtype) == "Int64"
 
 
+@pytest.mark.slow  # python -m histo in subprocesses: ~35 s for the module's scored folder
 def test_collect_and_read_back(scored, tmp_path):
     _, out = scored
     proc = _run(["-m", "histo", "collect", str(out), "-o", str(tmp_path / "all.parquet"), "--json"])
@@ -261,6 +265,7 @@ def test_plain_progress_line_per_slide_when_not_a_terminal():
 
 
 # --------------------------------------------------------------------------- packaging
+@pytest.mark.slow  # three subprocesses, ~25 s
 def test_measure_and_classical_score_run_without_torch(real_data, tmp_path):
     img = real_data / "he" / "fs_he_patch.tif"
     measured = _run(["-c", NO_TORCH, "measure", str(real_data / "if" / "fs_rat.tif"),

@@ -258,3 +258,16 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_he_cytoplasm_keeps_a_whole_deeply_basophilic_fiber():
+    """Nuclei are small blobs: a blob far larger than the typical nucleus is not masked."""
+    h = np.full((60, 60), 0.02)
+    e = np.full((60, 60), 0.3)
+    for y, x in ((5, 5), (5, 50), (50, 5), (50, 50), (28, 5)):
+        h[y:y + 4, x:x + 4] = 0.9            # nuclei
+    h[20:45, 20:45] = 0.6                     # a deeply basophilic fiber (H > 1.5 E)
+    total, _ = he_cytoplasm(_mix(h, e), background=255)
+    assert np.isnan(total[6, 6]) and np.isnan(total[51, 51])
+    assert np.isfinite(total[20:45, 20:45]).all()
+    assert total[30, 30] == pytest.approx(0.9, abs=0.02)

@@ -154,13 +154,16 @@ def test_cohort_per_type_figures_of_a_typed_slide(real_data, tmp_path):
 
 
 @pytest.mark.slow  # python -m histo in subprocesses: ~35 s for the module's scored folder
-def test_collect_and_read_back(scored, tmp_path):
+def test_collect_and_read_back(scored, tmp_path, capsys):
     _, out = scored
     proc = _run(["-m", "histo", "collect", str(out), "-o", str(tmp_path / "all.parquet"), "--json"])
     doc = json.loads(proc.stdout)
     table = pq.read_table(tmp_path / "all.parquet")
     assert doc["n_slides"] == 2 and table.num_rows == doc["n_fibers"] > 0
     assert table.column_names == list(COLUMN_NAMES)
+    assert main(["collect", str(out), "-o", "-"]) == 0  # "-": CSV on stdout
+    on_stdout = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(on_stdout.columns) == list(COLUMN_NAMES) and len(on_stdout) == table.num_rows
     # the pipeline's in-memory table comes back (units of the slide, numpy dtypes)
     rat = read_fiber_table(out / "rat_if")
     assert "min_feret_um" in rat and "min_feret_px" not in rat and "slide_id" not in rat

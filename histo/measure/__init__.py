@@ -12,8 +12,9 @@ morphometry  ``measure_fibers``, ``robust_z`` (:mod:`histo.measure.morphometry`)
 darkness     ``fiber_darkness``, ``fit_type_levels``, ``local_z``, ``local_reference``, ``robust_z``
              (:mod:`histo.measure.darkness`): darkness against the right reference per stain
              (darkest fiber-type level with the stain gradient; local neighbours on H&E).
-fiber_table  ``table_columns``, ``size_column``, ``empty_table`` (:mod:`histo.measure.fiber_table`):
-             the table's column names and unit suffixes.
+fiber_table  ``table_columns``, ``size_column``, ``empty_table``, the column registry ``COLUMNS``,
+             ``to_export`` / ``from_export`` (:mod:`histo.measure.fiber_table`): the table's column
+             names and unit suffixes, and the one exported schema (``docs/columns.md``).
 adjacency    ``fiber_adjacency``, ``gap_in_pixels``, ``degree``, ``grow_labels``
              (:mod:`histo.measure.adjacency`): the fiber neighbour graph.
 feret        ``calipers``, ``convex_hull_xy``, ``caliper_widths``, ``feret_diameters_px``,

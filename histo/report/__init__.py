@@ -11,6 +11,8 @@ Modules
 -------
 html   ``build_report``, ``render_report``, ``load_cohort``, ``load_slide``, ``SlideEntry``,
        ``format_number``, ``pretty_unit`` (:mod:`histo.report.html`): the cohort report.
+cohort ``COHORT_COLUMNS``, ``slide_figures``, ``cohort_frame`` (:mod:`histo.report.cohort`): the
+       ``cohort.csv`` table, the same typed columns for every cohort.
 plots  ``min_feret_histogram``, ``area_angularity_scatter``, ``cohort_min_feret_boxplot``,
        ``thumbnail_data_uri``, ``figure_to_data_uri`` (:mod:`histo.report.plots`): plots as
        ``data:`` URIs, no pyplot state.

@@ -9,6 +9,8 @@ and :mod:`histo.errors`.
 
 Modules
 -------
+tables  ``write_fiber_tables``, ``read_fiber_table``, ``collect_fiber_tables``
+        (:mod:`histo.results.tables`): fibers.parquet / fibers.csv in the common schema.
 writer  ``write_slide_outputs``, ``write_labels_pyramid``, ``fibers_geojson``, ``write_roi_zip``,
         ``render_overlay`` (:mod:`histo.results.writer`); ``to_jsonable`` is re-exported there
         from :mod:`histo.io.jsonable`.

@@ -155,7 +155,8 @@ def measure(meter: GapMeter, name: str, action, done) -> dict:
 
 def _interior(widget) -> int:
     df = widget.session.fibers
-    df = df[df["counted"]].sort_values("area_px", ascending=False)
+    area = "area_px" if "area_px" in df else "area_um2"
+    df = df[df["counted"]].sort_values(area, ascending=False)
     return int(df["label"].iloc[len(df) // 2])
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from histo.score.classes import CLASS_COLORS
+from histo.score.classes import CLASS_COLORS, CLASS_NAMES
 
 RGB = tuple[int, int, int]
 
@@ -28,6 +28,7 @@ RGB = tuple[int, int, int]
 CANDIDATES: dict[str, tuple[RGB, ...]] = {
     "sad": (CLASS_COLORS["sad"], (200, 0, 0), (255, 110, 0), (255, 0, 140)),
     "small": (CLASS_COLORS["small"], (190, 255, 0), (255, 150, 0)),
+    "regenerating": (CLASS_COLORS.get("regenerating", (255, 130, 0)), (255, 170, 60), (150, 60, 0)),
     "dark": (CLASS_COLORS["dark"], (60, 160, 255), (0, 0, 140)),
     "angular": (CLASS_COLORS["angular"], (255, 0, 255), (255, 140, 255), (40, 0, 60)),
     "normal": (CLASS_COLORS["normal"], (0, 230, 0), (170, 255, 0), (255, 255, 255), (0, 90, 0)),
@@ -42,7 +43,8 @@ MIN_CONTRAST = 35.0
 #: Two classes' outlines at least this far apart (CIEDE2000) are told apart in the legend.
 MIN_SEPARATION = 20.0
 #: Classes choose in this order (the most important calls get their own colour first).
-PRIORITY: tuple[str, ...] = ("sad", "small", "normal", "dark", "angular", "excluded", "not_fiber")
+PRIORITY: tuple[str, ...] = tuple(dict.fromkeys(
+    ("sad", "small", "normal", "regenerating", "dark", "angular", "excluded", "not_fiber", *CLASS_NAMES)))
 
 
 def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from histo.io.polygons import label_polygons
 from histo.review.flags import flag_label
 
 #: Reasons a fiber is queued, in queue order.
@@ -255,3 +256,54 @@ def describe_fiber(row: pd.Series, *, reason: str | None = None) -> str:
     if flag:
         parts.append(f"flag: {flag}")
     return " · ".join(parts)
+
+
+def neighbours_of(edges: np.ndarray, label: int) -> np.ndarray:
+    """Labels adjacent to ``label`` in an adjacency edge list ((E, 2) pairs), sorted.
+
+    Examples
+    --------
+    >>> neighbours_of(np.array([[1, 2], [2, 5], [3, 4]]), 2).tolist()
+    [1, 5]
+    """
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    hit = (e == int(label)).any(1)
+    other = np.where(e[hit, 0] == int(label), e[hit, 1], e[hit, 0])
+    return np.unique(other)
+
+
+def focus_outlines(labels: np.ndarray, wanted: Sequence[int], window_yx: tuple[int, int, int, int]) -> dict[int, np.ndarray]:
+    """Outlines of some labels inside a window of a label image, in its pixel coordinates.
+
+    Parameters
+    ----------
+    labels : (Y, X) int array
+    wanted : sequence of int
+        The labels to outline (e.g. the current fiber and its neighbours).
+    window_yx : (y0, x0, y1, x1)
+        The part of ``labels`` to trace (clipped to the image); a label cut by the window
+        is outlined where it is inside.
+
+    Returns
+    -------
+    dict of label to (N, 2) float array
+        ``(y, x)`` vertices in pixel-centre coordinates (pixel ``(i, j)`` spans
+        ``i - 0.5 .. i + 0.5``), the convention of napari layers; labels absent from the
+        window are left out.
+
+    Examples
+    --------
+    >>> lab = np.zeros((5, 5), int); lab[1:3, 1:3] = 4; lab[3:, 3:] = 9
+    >>> focus_outlines(lab, [4], (0, 0, 5, 5))[4].tolist()
+    [[0.5, 0.5], [0.5, 2.5], [2.5, 2.5], [2.5, 0.5]]
+    """
+    y0, x0, y1, x1 = (int(v) for v in window_yx)
+    y0, x0 = max(y0, 0), max(x0, 0)
+    y1, x1 = min(y1, labels.shape[0]), min(x1, labels.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        return {}
+    crop = np.asarray(labels[y0:y1, x0:x1])
+    keep = np.isin(crop, np.asarray(list(wanted), dtype=crop.dtype))
+    traced = label_polygons(np.where(keep, crop, 0))
+    offset = np.array([y0 - 0.5, x0 - 0.5])
+    return {int(k): ring[:, ::-1] + offset for k, ring in traced.items()}

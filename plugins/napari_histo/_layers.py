@@ -8,7 +8,7 @@ status bar expects).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,10 +25,13 @@ UNMEASURED_RGBA = (1.0, 1.0, 1.0, 0.9)
 MAX_SINGLE_SCALE_PX = 8192
 
 
-def class_color_dict(fibers: pd.DataFrame) -> dict[int | None, tuple[float, float, float, float]]:
+def class_color_dict(fibers: pd.DataFrame, *, palette: Mapping[str, tuple[int, int, int]] | None = None,
+                     hidden: Collection[str] = ()) -> dict[int | None, tuple[float, float, float, float]]:
     """``{label: RGBA}`` colouring each fiber by its display class (:mod:`histo.score.classes`).
 
     Background (0) is transparent; labels not in the table (``None`` key) are white.
+    ``palette`` (class -> RGB 0-255, e.g. :func:`histo.review.colours.outline_palette`)
+    replaces the fixed class colours; fibers of a ``hidden`` class are transparent.
 
     Examples
     --------
@@ -36,7 +39,8 @@ def class_color_dict(fibers: pd.DataFrame) -> dict[int | None, tuple[float, floa
     >>> d[4]
     (1.0, 0.1568627450980392, 0.1568627450980392, 1.0)
     """
-    rgba = {name: (r / 255, g / 255, b / 255, 1.0) for name, (r, g, b) in CLASS_COLORS.items()}
+    colours = {**CLASS_COLORS, **(palette or {})}
+    rgba = {name: (r / 255, g / 255, b / 255, 0.0 if name in hidden else 1.0) for name, (r, g, b) in colours.items()}
     classes = fiber_class(fibers).to_numpy()
     labels = fibers["label"].to_numpy(dtype=np.int64)
     colors: dict[int | None, tuple[float, float, float, float]] = {None: UNMEASURED_RGBA, 0: (0.0, 0.0, 0.0, 0.0)}
@@ -44,11 +48,12 @@ def class_color_dict(fibers: pd.DataFrame) -> dict[int | None, tuple[float, floa
     return colors
 
 
-def class_colormap(fibers: pd.DataFrame):
-    """A napari ``DirectLabelColormap`` colouring fibers by class."""
+def class_colormap(fibers: pd.DataFrame, *, palette: Mapping[str, tuple[int, int, int]] | None = None,
+                   hidden: Collection[str] = ()):
+    """A napari ``DirectLabelColormap`` colouring fibers by class (see :func:`class_color_dict`)."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    return DirectLabelColormap(color_dict=class_color_dict(fibers))
+    return DirectLabelColormap(color_dict=class_color_dict(fibers, palette=palette, hidden=hidden))
 
 
 def layer_features(fibers: pd.DataFrame) -> pd.DataFrame:
@@ -97,27 +102,28 @@ def label_at(layer, world_position) -> int:
         return 0
 
 
-def center_on(viewer, layer, centroid_yx_px: tuple[float, float], bbox_px: tuple[float, float, float, float] | None = None) -> None:
-    """Centre the camera on a point of ``layer`` (data pixels), zooming in if the fiber would be tiny.
+def center_on(viewer, layer, centroid_yx_px: tuple[float, float], bbox_px: tuple[float, float, float, float] | None = None,
+              *, field_px: float | None = None) -> None:
+    """Centre the camera on a point of ``layer`` (data pixels) at a fixed zoom.
 
-    ``bbox_px`` (y0, x0, y1, x1) sets a zoom at which the fiber fills about a fifth of the
-    canvas; the zoom is only increased, never decreased, so a user's close-up survives.
+    ``field_px`` (data pixels, :func:`histo.review.queue.walk_field_px`) is the side of the
+    field shown across the canvas's shorter side: the same zoom for every fiber, so jumping
+    between fibers never drifts in or out; a fiber larger than two thirds of the field is
+    fitted instead. Without ``field_px`` the zoom is left as it is.
     """
     world = np.asarray(layer.data_to_world(np.asarray(centroid_yx_px, dtype=float)), dtype=float)
     center = list(_camera(viewer).center)
     center[-2:] = world[-2:]
     _camera(viewer).center = tuple(center)
-    if bbox_px is None:
-        return
-    y0, x0, y1, x1 = bbox_px
-    scale = np.asarray(layer.scale[-2:], dtype=float)
-    extent_world = max((y1 - y0) * scale[0], (x1 - x0) * scale[1], 1e-9)
     canvas = _canvas_size(viewer)
-    if canvas is None:
+    if field_px is None or canvas is None:
         return
-    wanted = min(canvas) / 5.0 / extent_world
-    if _camera(viewer).zoom < wanted:
-        _camera(viewer).zoom = wanted
+    scale = np.asarray(layer.scale[-2:], dtype=float)
+    extent_px = 0.0
+    if bbox_px is not None:
+        y0, x0, y1, x1 = bbox_px
+        extent_px = max(y1 - y0, x1 - x0) * 1.5
+    _camera(viewer).zoom = min(canvas) / (max(float(field_px), extent_px, 1.0) * float(scale.max()))
 
 
 def _canvas_size(viewer) -> tuple[int, int] | None:

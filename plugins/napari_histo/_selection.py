@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from histo.review.queue import walk_field_px
 from napari_histo._layers import center_on, label_at
 
 
@@ -19,6 +20,7 @@ class SelectionSync:
         self.ui = widget.ui
         self.model = widget.model
         self._syncing = False
+        self._field = (None, None)  # (session key, walk field in data pixels)
         self.ui.table.selectionModel().currentRowChanged.connect(self._on_row_changed)
         self.ui.selected_only.toggled.connect(self._on_selected_only)
         widget.viewer.mouse_drag_callbacks.append(self._on_canvas_drag)
@@ -59,8 +61,18 @@ class SelectionSync:
         finally:
             self._syncing = False
 
+    def field_px(self) -> float | None:
+        """Side of the field shown around a fiber (data pixels): one fixed zoom per slide."""
+        session = self.widget.session
+        if session is None:
+            return None
+        key = (id(session), session.version)
+        if self._field[0] != key:
+            self._field = (key, walk_field_px(session.fibers))
+        return self._field[1]
+
     def center_on_label(self, label: int) -> None:
-        """Centre the camera on a fiber (and zoom in if it would look tiny)."""
+        """Centre the camera on a fiber at the slide's fixed review zoom."""
         session, layer = self.widget.session, self.widget.layer
         row = session.row(label) if session is not None else None
         if row is None or layer is None:
@@ -68,7 +80,41 @@ class SelectionSync:
         bbox = None
         if "bbox_y0_px" in row:
             bbox = tuple(float(row[c]) for c in ("bbox_y0_px", "bbox_x0_px", "bbox_y1_px", "bbox_x1_px"))
-        center_on(self.widget.viewer, layer, (float(row["centroid_y_px"]), float(row["centroid_x_px"])), bbox)
+        center_on(self.widget.viewer, layer, (float(row["centroid_y_px"]), float(row["centroid_x_px"])), bbox,
+                  field_px=self.field_px())
+
+    def show_label(self, label: int) -> None:
+        """Select a fiber in the layer and the table (when listed) and centre on it.
+
+        A fiber the table's filter hides is still selected in the layer, and the table's
+        current row is cleared, so flags go to this fiber and not to a stale row.
+        """
+        layer = self.widget.layer
+        if layer is None:
+            return
+        self._syncing = True
+        try:
+            layer.selected_label = int(label)
+        finally:
+            self._syncing = False
+        if self.model.row_of(label) is None:
+            self._syncing = True
+            try:
+                self.ui.table.clearSelection()
+                self.ui.table.setCurrentIndex(self.model.index(-1, -1))
+            finally:
+                self._syncing = False
+        else:
+            self.select_row(label)
+        self.center_on_label(label)
+
+    def keep_place(self, label: int, row_before: int | None) -> None:
+        """After a flag hid ``label``'s row (a filtered list), select the row now in its place."""
+        if row_before is None or self.model.row_of(label) is not None:
+            return
+        n = self.model.rowCount()
+        if n:
+            self.ui.table.selectRow(min(row_before, n - 1))  # selects the fiber and centres on it
 
     def _on_row_changed(self, current, _previous) -> None:
         layer = self.widget.layer

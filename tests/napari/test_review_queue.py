@@ -1,0 +1,219 @@
+"""The review walk in a real viewer: keyboard round, undo / redo, exclude in shape, legend.
+
+Runs ``make_napari_viewer(show=True)`` under Xvfb (pytest-xvfb) on the bundled H&E sample,
+segmented with the shipped model as a reviewer would (once per module: each test's "Segment
+and score" run gets a copy of that result through the widget's worker). Keys are real Qt key events sent to
+napari's canvas (``qtbot.keyClick`` on the vispy canvas widget, after activating the window),
+so they go through napari's own key handling; every event is counted.
+
+``test_keyboard_round`` is also the benchmark of ``benchmarks/bench_review_keys.py``: with
+``HISTO_BENCH_OUT`` set it writes its figures there as JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+from qtpy.QtCore import Qt  # noqa: E402
+
+from histo.review.flags import flag_label  # noqa: E402
+from napari_histo import _dialogs  # noqa: E402
+from napari_histo._layers import _camera  # noqa: E402
+from napari_histo._queue import FOCUS_LAYER  # noqa: E402
+
+pytestmark = pytest.mark.napari
+
+TIMEOUT_MS = 180_000
+#: The reviewer's decision for each queue reason (one key each).
+DECISION = {"sad": ("confirmed_sad", Qt.Key.Key_S), "small": ("not_sad", Qt.Key.Key_N),
+            "low_score": ("excluded", Qt.Key.Key_X), "not_fiber": ("restored", Qt.Key.Key_R)}
+
+
+def _wait(qtbot, widget, condition=None):
+    qtbot.waitUntil(lambda: not widget.busy and (condition is None or condition()), timeout=TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
+def sample_result():
+    """The sample segmented and scored by the shipped model (as the widget's run does)."""
+    from histo.batch import pipeline
+    from histo.io.image import read_image
+    from histo.sample_data import demo_image_path
+
+    return pipeline.segment_and_analyze(read_image(demo_image_path()), stain="he", method="model")
+
+
+@pytest.fixture
+def reviewed(make_napari_viewer, qtbot, monkeypatch, sample_result):
+    """A laptop-sized viewer with the sample segmented by the shipped model."""
+    from histo.batch import pipeline
+
+    monkeypatch.setattr(_dialogs, "ask_unsaved", lambda parent, action: "discard")  # no modal dialog
+    monkeypatch.setattr(pipeline, "segment_and_analyze", lambda *a, **k: copy.deepcopy(sample_result))
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    viewer.open_sample("histo", "he_sample")
+    _, widget = viewer.window.add_plugin_dock_widget("histo", "Myofiber review")
+    widget.ui.method_combo.setCurrentText("model")
+    widget.ui.stain_combo.setCurrentText("he")
+    widget.run()
+    _wait(qtbot, widget, lambda: widget.session is not None)
+    if hasattr(widget.ui, "tabs"):
+        widget.ui.tabs.setCurrentIndex(1)  # the Review page
+    return viewer, widget
+
+
+class Keyboard:
+    """Real key events to napari's canvas, counted."""
+
+    def __init__(self, qtbot, viewer):
+        self.qtbot = qtbot
+        self.canvas = viewer.window._qt_viewer.canvas.native
+        viewer.window._qt_window.activateWindow()
+        self.canvas.setFocus()
+        qtbot.waitUntil(self.canvas.hasFocus, timeout=5000)
+        self.presses = 0
+
+    def press(self, key, shift: bool = False) -> None:
+        mod = Qt.KeyboardModifier.ShiftModifier if shift else Qt.KeyboardModifier.NoModifier
+        self.qtbot.keyClick(self.canvas, key, mod)
+        self.presses += 1
+
+
+def test_keyboard_round(reviewed, qtbot):
+    viewer, widget = reviewed
+    session, layer = widget.session, widget.layer
+    keys = Keyboard(qtbot, viewer)
+    queue = widget.walk.current_queue()
+    items = list(zip(queue.labels.tolist(), queue.reasons.tolist()))
+    fibers = session.fibers.set_index("label")
+    must = set(fibers.index[(fibers["is_sad"] | fibers["is_small"]) & ~fibers["is_edge"]])
+    assert must and must <= {k for k, _ in items}  # every SAD candidate and small fiber is queued
+    assert items[0][1] == "sad"
+
+    zooms = []
+    keys.press(Qt.Key.Key_Space)  # the first fiber of the queue
+    for i, (label, reason) in enumerate(items):
+        # the step selected it, centred it at the fixed zoom, outlined it, shows its figures
+        assert widget.selected_label() == label and layer.selected_label == label
+        row = session.row(label)
+        world = layer.data_to_world([row["centroid_y_px"], row["centroid_x_px"]])
+        np.testing.assert_allclose(_camera(viewer).center[-2:], world[-2:], atol=1e-6)
+        zooms.append(_camera(viewer).zoom)
+        focus = viewer.layers[FOCUS_LAYER]
+        assert focus.nshapes >= 1
+        info = widget.walk.panel.info.text()
+        assert info.startswith(f"Queue {i + 1}/{len(items)}: fiber {label}") and "min Feret" in info
+        flag, key = DECISION[reason]
+        keys.press(key, shift=True)  # flag it: the walk moves on by itself
+        assert session.flags[label] == flag
+    assert "End of the review queue" in widget.walk.panel.info.text()
+    assert viewer.layers.selection.active.name == layer.name  # the focus layer never took the keys
+
+    n = len(items)
+    per_fiber = keys.presses / n
+    assert keys.presses == n + 1 and per_fiber <= 2.0
+    assert np.allclose(zooms, zooms[0])  # a fixed zoom, never ever-increasing
+    assert {k for k, v in session.flags.items() if v in ("confirmed_sad", "not_sad")} >= must
+    # the table reads flags in words
+    col = widget.model.column_of("flag")
+    texts = {widget.model.data(widget.model.index(r, col)) for r in range(widget.model.rowCount())}
+    assert flag_label("confirmed_sad") in texts and "confirmed_sad" not in texts
+    _wait(qtbot, widget)  # the figures follow the flags
+    assert widget.session.summary["statistics"]["classes"]["sad"]["n"] == sum(
+        1 for v in session.flags.values() if v == "confirmed_sad")
+
+    out = os.environ.get("HISTO_BENCH_OUT")
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            json.dump({"queue_items": n, "reasons": {r: sum(1 for _, x in items if x == r) for r in DECISION},
+                       "key_presses": keys.presses, "presses_per_fiber": per_fiber,
+                       "sad_or_small_fibers": len(must), "zoom": float(zooms[0]),
+                       "n_objects": len(session.fibers)}, fh, indent=2)
+
+
+def test_undo_redo_back_and_filtered_list_keeps_its_place(reviewed, qtbot):
+    viewer, widget = reviewed
+    session = widget.session
+    keys = Keyboard(qtbot, viewer)
+    keys.press(Qt.Key.Key_Space)
+    first = widget.selected_label()
+    keys.press(Qt.Key.Key_X, shift=True)  # exclude, move on
+    second = widget.selected_label()
+    assert session.flags == {first: "excluded"} and second != first
+    keys.press(Qt.Key.Key_U)
+    assert session.flags == {}
+    assert not session.fibers.set_index("label").loc[first, "excluded"]
+    keys.press(Qt.Key.Key_U, shift=True)
+    assert session.flags == {first: "excluded"}
+    keys.press(Qt.Key.Key_Space, shift=True)  # back to the first
+    assert widget.selected_label() == first
+    keys.press(Qt.Key.Key_C, shift=True)  # clear its flag (and move on)
+    assert session.flags == {} and widget.selected_label() == second
+
+    # a flag that removes the row from a filtered list: the next row takes its place
+    widget.ui.class_combo.setCurrentText("normal")
+    model = widget.model
+    assert model.rowCount() > 3
+    widget.ui.table.selectRow(1)
+    gone, following = model.label_at(1), model.label_at(2)
+    widget.ui.table.setFocus()
+    qtbot.keyClick(widget.ui.table, Qt.Key.Key_X, Qt.KeyboardModifier.ShiftModifier)
+    assert session.flags[gone] == "excluded" and model.row_of(gone) is None
+    assert widget.selected_label() == following and widget.ui.table.currentIndex().row() == 1
+    _wait(qtbot, widget)
+
+
+def test_exclude_in_shape_is_one_undo_step(reviewed, qtbot):
+    viewer, widget = reviewed
+    session, layer = widget.session, widget.layer
+    fibers = session.fibers
+    cy, cx = fibers["centroid_y_px"], fibers["centroid_x_px"]
+    box = np.array([[0, 0], [0, 500], [500, 500], [500, 0]], dtype=float)  # the top-left quarter
+    expected = set(fibers.loc[(cy < 500) & (cx < 500), "label"])
+    assert 3 <= len(expected) < len(fibers)
+    shapes = viewer.add_shapes([box], shape_type="rectangle", name="fold", scale=layer.scale)
+    widget.walk.panel.exclude_button.click()
+    assert {k for k, v in session.flags.items() if v == "excluded"} == expected
+    assert viewer.layers.selection.active.name == layer.name
+    assert "Excluded" in widget.ui.status.text()
+    keys = Keyboard(qtbot, viewer)
+    keys.press(Qt.Key.Key_U)  # one step undoes the whole exclusion
+    assert session.flags == {}
+    widget.walk.panel.buttons["redo"].click()
+    assert set(session.flags) == expected
+    # an ellipse in another layer: its inside only
+    shapes.data = []
+    viewer.add_shapes([np.array([[600, 600], [600, 1000], [1000, 1000], [1000, 600]], float)],
+                      shape_type="ellipse", name="tear")
+    changed = widget.walk.exclude_in_shapes()
+    r = np.hypot((cy - 800) / 200, (cx - 800) / 200)
+    assert set(changed) == set(fibers.loc[r < 1, "label"]) - expected
+    _wait(qtbot, widget)
+
+
+def test_legend_colours_and_show_hide(reviewed, qtbot):
+    viewer, widget = reviewed
+    session, layer, legend = widget.session, widget.layer, widget.legend
+    assert legend.backgrounds is not None  # chosen against the image
+    palette = legend.palette
+    assert palette["normal"] == (0, 200, 255)  # cyan reads on H&E
+    assert palette["angular"] != (170, 90, 255) and palette["dark"] != (0, 90, 255)  # violet / blue do not
+    classes = layer.features.set_index("index")["fiber_class"]
+    normal = int(classes.index[classes == "normal"][0])
+    assert np.allclose(layer.colormap.color_dict[normal][:3], np.array(palette["normal"]) / 255)
+    n_normal = int((classes == "normal").sum())
+    assert legend.boxes["normal"].text().endswith(str(n_normal))
+    legend.boxes["normal"].click()  # hide the normal fibers
+    assert layer.colormap.color_dict[normal][3] == 0
+    other = int(classes.index[classes != "normal"][0])
+    assert layer.colormap.color_dict[other][3] == 1
+    legend.boxes["normal"].click()
+    assert layer.colormap.color_dict[normal][3] == 1
+    assert session is widget.session

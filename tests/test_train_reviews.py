@@ -20,7 +20,8 @@ from histo.segment.net import DEFAULT_MODEL, models_dir
 from histo.train.reviews import find_reviewed, review_truth, split_holdout, train_from_reviews
 
 #: the tiny runs of these tests: small crops and batches, no synthetic sections
-TINY = {"batch_size": 2, "crop_px": 64, "synth_pool": 0, "review_fraction": 1.0, "holdout_fraction": 0.3}
+TINY = {"batch_size": 2, "crop_px": 64, "synth_pool": 0, "review_fraction": 1.0, "holdout_fraction": 0.3,
+        "min_calibration_fibers": 3}
 
 
 @pytest.fixture
@@ -106,7 +107,8 @@ class _Stop(Exception):
 
 
 def test_train_from_reviews_writes_model_card_and_resumes(scored, tmp_path, caplog):
-    _, edited, _, flags = _review(scored)
+    _, edited, ids, flags = _review(scored)
+    flags.update({k: "not_sad" for k in ids[7:]})  # the other fibers confirmed: enough to re-calibrate
     histo.save_review(scored, edited, flags)
     out = tmp_path / "models" / "mine"
 
@@ -124,7 +126,12 @@ def test_train_from_reviews_writes_model_card_and_resumes(scored, tmp_path, capl
     assert res.weights == out.with_suffix(".safetensors") and res.weights.is_file()
     config = json.loads(out.with_suffix(".json").read_text())
     base = json.loads((models_dir() / "fibernet_v3.json").read_text())
-    assert config["fiber_score"] == base["fiber_score"]  # the base model's calibration is kept
+    cal = config["extra"]["from_reviews"]["recalibration"]
+    assert cal is not None and cal["n_fibers"] >= 1  # re-set on the reviewed training fibers
+    assert config["fiber_score"]["coef"] == base["fiber_score"]["coef"]  # the base model's score is kept
+    assert config["fiber_score"]["threshold"] == cal["threshold"] <= base["fiber_score"]["threshold"]
+    assert config["fiber_score"]["diameter_ratio"] == cal["diameter_ratio"]
+    assert "Fiber score re-set on the" in res.card.read_text()
     assert config["name"] == "mine" and config["extra"]["step"] == 20
     rec = config["extra"]["from_reviews"]["held_out"]
     assert rec["fibers"] >= 1 and rec["before"] is not None and rec["after"] is not None

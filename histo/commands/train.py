@@ -137,12 +137,16 @@ def run_from_reviews(args: argparse.Namespace) -> int:
     if weights.parent == shipped and weights.exists():
         raise HistoInputError(f"{weights.name} is a shipped model; choose another -o path", path=weights)
     t0 = time.perf_counter()
-    command = "histo train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    steps, lr = args.steps or REVIEW_STEPS, args.lr or REVIEW_LR
+    command = (f"histo train --from-reviews {' '.join(map(str, args.from_reviews))} -o {out} --steps {steps} "
+               f"--lr {lr:g} --holdout {args.holdout:g} --seed {args.seed}"
+               + (f" --init-from {args.init_from}" if args.init_from else ""))
+    synth_pool = REVIEW_SYNTH_POOL if args.synth_pool is None else args.synth_pool
+    command += f" --batch-size {args.batch_size} --crop {args.crop} --synth-pool {synth_pool}"
     res = train_from_reviews(
-        args.from_reviews, out, base_model=args.init_from, steps=args.steps or REVIEW_STEPS,
-        lr=args.lr or REVIEW_LR, batch_size=args.batch_size, crop_px=args.crop, holdout_fraction=args.holdout,
-        seed=args.seed, device=args.device, progress=_review_progress(t0), command=command,
-        synth_pool=REVIEW_SYNTH_POOL if args.synth_pool is None else args.synth_pool,
+        args.from_reviews, out, base_model=args.init_from, steps=steps, lr=lr, batch_size=args.batch_size,
+        crop_px=args.crop, holdout_fraction=args.holdout, seed=args.seed, device=args.device,
+        progress=_review_progress(t0), command=command, synth_pool=synth_pool,
     )
     ho = res.record["held_out"]
     print(f"held out: {ho['fibers']} reviewed fibers, {ho['negative_regions']} negative regions "

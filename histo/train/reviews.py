@@ -44,7 +44,8 @@ from histo.review.recompute import changed_labels
 from histo.review.state import REVIEW_FILE, file_sha256, load_review, reviewed_labels
 from histo.score.settings import ScoringSettings
 from histo.segment import net as _net
-from histo.segment.segmenter import segment_image
+from histo.segment.inference import typical_diameter_px
+from histo.segment.segmenter import segment, segment_image
 from histo.segment.targets import median_diameter_px
 from histo.train.evaluate import match_labels
 from histo.train.loop import TrainSettings, train
@@ -281,9 +282,11 @@ class Holdout:
 def split_holdout(truth: ReviewTruth, fraction: float = 0.2, *, seed: int = 0, guard_px: int | None = None) -> Holdout:
     """Hold out ``fraction`` of the known fibers and negative objects, chosen at random.
 
-    The held-out fibers and negatives, with their rings, are the test part; a guard band
+    The held-out fibers and negatives, with their rings, are the test part. A guard band
     around them (``guard_px``, default a quarter of the fiber diameter, at least 4 px) is left
-    out of training too, so no training pixel carries a held-out label.
+    out of training where it is background or a negative, so no training pixel carries a
+    held-out label; neighbouring training fibers stay whole (their pixels are their own truth,
+    only their shared edge tells where a held-out fiber begins).
 
     Examples
     --------
@@ -315,15 +318,8 @@ def split_holdout(truth: ReviewTruth, fraction: float = 0.2, *, seed: int = 0, g
     ring = ndi.binary_dilation(test_fg, iterations=3) & truth.known & (truth.labels == 0) & ~truth.negatives
     test_known = test_fg | test_negatives | ring
     test_zone = ndi.binary_dilation(test_known, iterations=guard) if test_known.any() else test_known
-    train_known = truth.known & ~test_zone
-    train_labels = np.where(train_known, truth.labels, 0).astype(np.int32)
-    # a train fiber cut by the guard band would teach a false edge: drop it whole
-    cut = np.unique(truth.labels[test_zone & (truth.labels > 0)])
-    cut = cut[(cut > 0) & ~np.isin(cut, test_ids)]
-    if cut.size:
-        drop = np.isin(truth.labels, cut)
-        train_labels[drop] = 0
-        train_known &= ~drop
+    train_labels = np.where(test_fg, 0, truth.labels).astype(np.int32)
+    train_known = (truth.known & ~test_zone) | (train_labels > 0)
     test_labels = np.where(test_fg, truth.labels, 0).astype(np.int32)
     return Holdout(truth, train_labels, train_known, test_labels, test_known,
                    n_test_fibers=int(test_ids.size), n_test_negatives=int(len(test_neg)))
@@ -410,6 +406,64 @@ def predict_region(truth: ReviewTruth, region: np.ndarray, model, *, margin_px: 
     return out
 
 
+#: Fewest matched training fibers to re-set the fiber score and diameter ratio from.
+MIN_CALIBRATION_FIBERS = 8
+
+
+def recalibrate(holdouts: Sequence[Holdout], model, *, device: str | None = None,
+                keep: float = 0.99, min_fibers: int = MIN_CALIBRATION_FIBERS) -> dict | None:
+    """The fiber-score threshold and diameter ratio of a fine-tuned model, from the *training* fibers.
+
+    The base model's fiber score (:mod:`histo.segment.evidence`) was calibrated on its own
+    outputs; fine-tuning shifts them, so the score may reject fibers the model now outlines
+    well, and the scale estimate drifts. Like the shipped calibration, the threshold becomes the
+    highest one keeping ``keep`` of the fibers (here: the reviewed fibers used for training,
+    matched at IoU >= 0.5; never the held-out ones), and never rises above the base threshold;
+    ``diameter_ratio`` becomes the median reviewed fiber diameter over the area-weighted typical
+    diameter of the accepted objects found on them. None (keep the base model's) when fewer than
+    ``min_fibers`` training fibers were matched.
+
+    Returns
+    -------
+    dict or None
+        ``{"threshold", "diameter_ratio", "n_fibers"}``.
+    """
+    net, config = model
+    weights = dict(config.fiber_score or {})
+    if not weights:
+        return None
+    scores, ref_d, found_areas = [], [], []
+    for h in holdouts:
+        region = h.train_labels > 0
+        if not region.any():
+            continue
+        t = h.truth
+        ys, xs = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+        m = int(max(32, round(1.5 * (t.fiber_diameter_px or 64.0))))
+        y0, y1 = max(0, ys[0] - m), min(region.shape[0], ys[-1] + 1 + m)
+        x0, x1 = max(0, xs[0] - m), min(region.shape[1], xs[-1] + 1 + m)
+        seg = segment(np.ascontiguousarray(t.pixels[y0:y1, x0:x1]), model=model, stain=t.stain,
+                      fiber_diameter_px=t.fiber_diameter_px, device=device)
+        lab = np.asarray(seg.labels).astype(np.int64)
+        truth = h.train_labels[y0:y1, x0:x1]
+        r = match_labels(lab, truth, exclude_edge=False, min_feret=False)
+        if not len(r.pairs) or seg.objects is None:
+            continue
+        obj = seg.objects.set_index("label")
+        matched = r.pairs[:, 0]
+        scores.extend(obj.loc[matched, "fiber_score"].to_numpy(float))
+        found_areas.extend(obj.loc[matched, "area_px"].to_numpy(float))
+        ref_d.append(median_diameter_px(truth))
+    if len(scores) < min_fibers:
+        return None
+    scores = np.asarray(scores)
+    base_thr = float(weights["threshold"])
+    thr = min(base_thr, float(np.quantile(scores, 1 - keep, method="lower")) * 0.999)
+    ratio = float(np.median(ref_d)) / typical_diameter_px(np.asarray(found_areas), weighted=True)
+    return {"threshold": thr, "diameter_ratio": round(ratio, 4), "n_fibers": int(scores.size),
+            "base_threshold": base_thr, "base_diameter_ratio": weights.get("diameter_ratio")}
+
+
 def evaluate_holdout(holdouts: Sequence[Holdout], model, *, device: str | None = None) -> HoldoutScore | None:
     """Pooled :class:`HoldoutScore` of a model over the held-out parts of several reviews."""
     tot = {"tp": 0, "fp": 0, "fn": 0, "n_small": 0, "small_hits": 0}
@@ -466,6 +520,7 @@ def train_from_reviews(
     synth_pool: int = 24,
     seed: int = 0,
     checkpoint_every: int = 50,
+    min_calibration_fibers: int = MIN_CALIBRATION_FIBERS,
     resume: bool = True,
     device: str | None = None,
     progress: Callable[[str, int, int, dict], None] | None = None,
@@ -492,6 +547,9 @@ def train_from_reviews(
         ``synth_pool``, refreshed), so the model keeps what it knew about other stains.
     checkpoint_every : int
         Steps between checkpoints (what an interrupted run continues from).
+    min_calibration_fibers : int
+        Fewest matched training fibers to re-set the fiber score threshold and diameter ratio
+        (:func:`recalibrate`); fewer keep the base model's.
     resume : bool
         Continue from the checkpoint of an interrupted run of the same settings and reviews.
     progress : callable(phase, done, total, info), optional
@@ -553,6 +611,13 @@ def train_from_reviews(
     if progress:
         progress("evaluate", 1, 2, {"model": str(out_path)})
     after_net, after_config = _net.load_model(out_path, device=device)
+    calibration = recalibrate(holdouts, (after_net, after_config), device=device,
+                              min_fibers=min_calibration_fibers)
+    if calibration is not None:
+        score = {**after_config.fiber_score, "threshold": calibration["threshold"],
+                 "diameter_ratio": calibration["diameter_ratio"]}
+        _set_config(out_path, {"fiber_score": score})
+        after_net, after_config = _net.load_model(out_path, device=device)
     after = evaluate_holdout(holdouts, (after_net, after_config), device=device)
     result_record = {
         **record, "base_model_version": base_config.version,
@@ -561,6 +626,7 @@ def train_from_reviews(
                      "before": None if before is None else before.to_dict(),
                      "after": None if after is None else after.to_dict()},
         "samples": len(samples), "seconds": round(time.perf_counter() - t0, 1), "command": command,
+        "recalibration": calibration,
     }
     _add_to_config(out_path, {"from_reviews": result_record})
     card = write_model_card(out_path, result_record, after_config, settings)
@@ -573,6 +639,17 @@ def _add_to_config(out_path: Path, extra: dict) -> None:
     _, cfg = _net._model_paths(out_path)
     doc = json.loads(cfg.read_text())
     doc.setdefault("extra", {}).update(extra)
+    _write_config(cfg, doc)
+
+
+def _set_config(out_path: Path, fields: dict) -> None:
+    _, cfg = _net._model_paths(out_path)
+    doc = json.loads(cfg.read_text())
+    doc.update(fields)
+    _write_config(cfg, doc)
+
+
+def _write_config(cfg: Path, doc: dict) -> None:
     tmp = cfg.with_name(cfg.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     tmp.replace(cfg)
@@ -617,6 +694,15 @@ def model_card(record: dict, config: _net.NetConfig, settings: TrainSettings) ->
     ]
     if record.get("command"):
         lines += ["```", record["command"], "```"]
+    cal = record.get("recalibration")
+    if cal:
+        lines += ["", f"Fiber score re-set on the {cal['n_fibers']} reviewed training fibers (never the held-out "
+                  f"ones): threshold {cal['base_threshold']:g} -> {cal['threshold']:.4g} (the highest keeping 99 % of "
+                  f"them, never above the base), diameter_ratio {cal['base_diameter_ratio']} -> "
+                  f"{cal['diameter_ratio']} (scale estimate)."]
+    else:
+        lines += ["", "Fiber score and diameter ratio: the base model's (too few reviewed training fibers "
+                  "matched to re-set them)."]
     lines += [
         "",
         "## Held-out reviewed fibers (before = base model, after = this model)",

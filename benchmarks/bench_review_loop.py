@@ -63,11 +63,17 @@ def _centres_x(labels: np.ndarray) -> np.ndarray:
         return np.bincount(labels.ravel(), weights=xx.ravel(), minlength=n) / area
 
 
-def simulated_review(pred: np.ndarray, gt: np.ndarray, x_split: float) -> tuple[np.ndarray, dict]:
-    """Prediction with its left half replaced by the reference, object by object."""
+def _reviewed_side(cx: np.ndarray, x_split: float, side: str) -> np.ndarray:
+    """True for centroids on the reviewed side (NaN: absent labels, never)."""
+    with np.errstate(invalid="ignore"):
+        return (cx < x_split) if side == "left" else (cx >= x_split)
+
+
+def simulated_review(pred: np.ndarray, gt: np.ndarray, x_split: float, side: str = "left") -> tuple[np.ndarray, dict]:
+    """Prediction with one half (``side``) replaced by the reference, object by object."""
     cx_pred, cx_gt = _centres_x(pred), _centres_x(gt)
-    left_pred = np.flatnonzero(cx_pred < x_split)
-    left_gt = np.flatnonzero(cx_gt < x_split)
+    left_pred = np.flatnonzero(_reviewed_side(cx_pred, x_split, side))
+    left_gt = np.flatnonzero(_reviewed_side(cx_gt, x_split, side))
     left_pred, left_gt = left_pred[left_pred > 0], left_gt[left_gt > 0]
     out = pred.astype(np.uint32).copy()
     out[np.isin(out, left_pred)] = 0
@@ -78,11 +84,11 @@ def simulated_review(pred: np.ndarray, gt: np.ndarray, x_split: float) -> tuple[
         nxt += 1
     cut = [int(k) for k in right_before if (out == k).sum() != (pred == k).sum()]
     return out, {"erased_predictions": int(left_pred.size), "painted_reference_fibers": int(left_gt.size),
-                 "right_objects_cut_by_painting": len(cut)}
+                 "other_objects_cut_by_painting": len(cut)}
 
 
-def other_half_scores(slide_dir: Path, gt: np.ndarray, x_split: float) -> dict:
-    """F1 (P, R) at IoU 0.5 and small-fiber precision on the right half."""
+def other_half_scores(slide_dir: Path, gt: np.ndarray, x_split: float, side: str = "left") -> dict:
+    """F1 (P, R) at IoU 0.5 and small-fiber precision on the half that was not reviewed."""
     from histo.train.evaluate import match_labels
 
     fibers = pd.read_parquet(slide_dir / "fibers.parquet")
@@ -91,16 +97,16 @@ def other_half_scores(slide_dir: Path, gt: np.ndarray, x_split: float) -> dict:
     keep = np.zeros(int(labels.max()) + 1, bool)
     cx = _centres_x(labels)
     ids = fibers.loc[~rejected, "label"].astype(int).to_numpy()
-    keep[ids[cx[ids] >= x_split]] = True
+    keep[ids[~_reviewed_side(cx[ids], x_split, side)]] = True
     pred = np.where(keep[labels], labels, 0)
     cxg = _centres_x(gt)
-    gt_ids = np.flatnonzero(cxg >= x_split)
+    gt_ids = np.flatnonzero(~_reviewed_side(cxg, x_split, side) & np.isfinite(cxg))
     gt_right = np.where(np.isin(gt, gt_ids[gt_ids > 0]), gt, 0)
     r = match_labels(pred, gt_right, min_feret=False)
     a = r.at(0.5)
     matched = set(int(x) for x in r.pairs[:, 0]) if len(r.pairs) else set()
     small = fibers[fibers["counted"] & fibers["is_small"]]["label"].astype(int).to_numpy()
-    small = [int(s) for s in small if cx[s] >= x_split]
+    small = [int(s) for s in small if not _reviewed_side(cx[s:s + 1], x_split, side)[0]]
     hits = sum(s in matched for s in small)
     return {"f1": a["f1"], "precision": a["precision"], "recall": a["recall"], "tp": a["tp"], "fp": a["fp"],
             "fn": a["fn"], "n_reference": int(r.n_gt), "n_small": len(small),
@@ -119,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--image", default="cn_img02", help="data/real/he/<stem>.tif with <stem>_labels.png")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--review-side", choices=("left", "right"), default="left",
+                    help="the half that is reviewed (the other one is scored)")
     a = ap.parse_args(argv)
     import histo
 
@@ -131,9 +139,10 @@ def main(argv=None) -> int:
     t, _ = _run("score", str(image), "-o", str(out / "before"), "--no-progress")
     slide = _check_scored(out / "before", a.image)
     print(f"scored with the shipped model in {t:.1f} s", flush=True)
-    before = other_half_scores(slide, gt, x_split)
+    side = a.review_side
+    before = other_half_scores(slide, gt, x_split, side)
     pred = tifffile.imread(slide / "labels.tif")
-    reviewed, edit_info = simulated_review(pred, gt, x_split)
+    reviewed, edit_info = simulated_review(pred, gt, x_split, side)
     for p in (slide / "review.json", slide / "review"):
         if p.is_file():
             p.unlink()
@@ -141,7 +150,7 @@ def main(argv=None) -> int:
     print(f"review saved: {edit_info}, labels edited: {saved.edited_labels}, table re-measured: "
           f"{len(saved.fibers)} rows", flush=True)
 
-    model = out / f"fibernet_v3_review_{a.image}"
+    model = out / f"fibernet_v3_review_{a.image}_{side}"
     env_threads = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
     t0 = time.perf_counter()
     p = subprocess.run([*HISTO, "train", "--from-reviews", str(slide), "-o", str(model), "--steps", str(a.steps),
@@ -153,11 +162,12 @@ def main(argv=None) -> int:
     print(f"histo train --from-reviews: {train_min:.1f} min (limit 10)", flush=True)
 
     t, _ = _run("score", str(image), "-o", str(out / "after"), "--no-progress", "--model", str(model))
-    after = other_half_scores(_check_scored(out / "after", a.image), gt, x_split)
+    after = other_half_scores(_check_scored(out / "after", a.image), gt, x_split, side)
     print(f"other half, shipped model : {_fmt(before)}", flush=True)
     print(f"other half, review-trained: {_fmt(after)}", flush=True)
 
-    record = {"image": str(image.relative_to(ROOT)), "x_split_px": x_split, "review": edit_info,
+    record = {"image": str(image.relative_to(ROOT)), "x_split_px": x_split, "reviewed_half": side,
+              "review": edit_info,
               "steps": a.steps, "train_minutes": round(train_min, 2), "within_10_min": train_min <= 10,
               "other_half_before": before, "other_half_after": after,
               "train_output": p.stdout.strip().splitlines()}
@@ -169,7 +179,7 @@ def main(argv=None) -> int:
     section = "\n".join([
         "",
         "## Simulated review loop (benchmarks/bench_review_loop.py)",
-        f"`{record['image']}` (not in the shipped model's training data): its left half reviewed "
+        f"`{record['image']}` (not in the shipped model's training data): its {side} half reviewed "
         f"({edit_info['erased_predictions']} predicted objects erased, {edit_info['painted_reference_fibers']} "
         "reference fibers painted in, saved with `histo.save_review`), then "
         f"`histo train --from-reviews` for {a.steps} steps ({train_min:.1f} min on this CPU, "

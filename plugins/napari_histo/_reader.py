@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,11 @@ SLIDE_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".png", ".jpg", ".jpeg")
 MULTISCALE_MIN_PIXELS = 4096 * 4096
 #: Labels larger than this per side are shown as a pyramid (napari cannot paint on those).
 LARGE_LABELS_SIDE_PX = 4096
+#: Labels files up to this many pixels are read at once (0.1 s for 25 Mpx); larger ones lazily.
+MAX_EAGER_LABELS_PX = 128 * 1024 * 1024
+#: Review widgets alive in this process: when one is, it prepares the class colours and the
+#: features of an opened result in a worker, so the reader (GUI thread) leaves them out.
+ACTIVE_WIDGETS: weakref.WeakSet = weakref.WeakSet()
 
 
 def is_result_folder(path: str | Path) -> bool:
@@ -156,7 +162,7 @@ def _read_labels(path: Path):
     """Result labels: an array, or a list of lazy levels for a pyramidal labels file."""
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        if len(series.levels) > 1 and np.prod(series.shape) > MULTISCALE_MIN_PIXELS:
+        if len(series.levels) > 1 and np.prod(series.shape) > MAX_EAGER_LABELS_PX:
             slide = open_slide(path)
             return [slide.to_dask(level) for level in range(slide.level_count)]
         return np.asarray(series.asarray()).astype(np.uint32, copy=False)
@@ -207,10 +213,13 @@ def read_result_folder(path) -> list[tuple[Any, dict, str]]:
         "pixel_size_um": ps * downsample if ps else None,
         "analysis_downsample": float(slide_info.get("analysis_downsample") or 1.0),
     }
+    if ACTIVE_WIDGETS:  # the review widget colours and tabulates it in a worker (no GUI pause)
+        meta["fibers"] = fibers
+    else:
+        kwargs.update(features=layer_features(fibers), colormap=class_colormap(fibers))
     layers.append((
         data,
-        {"name": f"{slide_info.get('id') or result_dir.name} fibers", "features": layer_features(fibers),
-         "colormap": class_colormap(fibers), "opacity": 0.7,
+        {"name": f"{slide_info.get('id') or result_dir.name} fibers", "opacity": 0.7,
          "multiscale": isinstance(data, list), "metadata": {METADATA_KEY: meta}, **kwargs},
         "labels",
     ))

@@ -33,7 +33,7 @@ from napari_histo._actions import ReviewActions
 from napari_histo._layers import METADATA_KEY, base_level, histo_metadata
 from napari_histo._legend import ClassLegend
 from napari_histo._queue import ReviewWalk
-from napari_histo._reader import claim_reader_preferences
+from napari_histo._reader import ACTIVE_WIDGETS, claim_reader_preferences
 from napari_histo._run import RunController
 from napari_histo._selection import SelectionSync
 from napari_histo._summary import fiber_counts, summary_html
@@ -108,6 +108,7 @@ class MyofiberReviewWidget(QWidget):
         self._exporting = None
         self._shown_flags: dict[int, str] = {}
         claim_reader_preferences()  # result folders open without napari's reader dialog
+        ACTIVE_WIDGETS.add(self)  # the reader then leaves class colours and features to us
         self.model = FiberTableModel(self)
         self.ui = build_ui(self, self.model)
         self.train_panel = add_train_panel(self)  # model picker + Train on my reviews
@@ -306,7 +307,8 @@ class MyofiberReviewWidget(QWidget):
         self.detach()
         self.status(f"Loading {layer.name}…")
         self._loading = start_job(
-            _load_session_job, data=layer.data, features=layer.features, meta=dict(meta), name=layer.name,
+            _load_session_job, data=layer.data, meta=dict(meta), name=layer.name,
+            features=meta.pop("fibers") if "fibers" in meta else layer.features,
             histogram_size_px=self.ui.histogram.size_px(), colormap_options=None,
             on_done=partial(self._on_loaded, layer), on_error=partial(self._on_load_error, layer),
             on_finished=self.update_buttons)

@@ -120,6 +120,7 @@ def test_whole_slide_result_opens_multiscale_and_reviews_with_flags(make_napari_
     out_dir, _ = measure_file(slide, demo_labels_path(), tmp_path / "results", stain="he")
 
     monkeypatch.setattr(_reader, "MULTISCALE_MIN_PIXELS", 500 * 500)  # as if it were a whole slide
+    monkeypatch.setattr(_reader, "MAX_EAGER_LABELS_PX", 500 * 500)  # labels.tif read lazily
     viewer = make_napari_viewer(show=True)
     _, widget = viewer.window.add_plugin_dock_widget("histo", "Myofiber review")
     layers = viewer.open(str(out_dir), plugin="histo")

@@ -9,7 +9,7 @@ import pytest
 from histo.measure.darkness import fiber_darkness, fit_type_levels, local_reference, robust_z
 from histo.measure.morphometry import measure_fibers
 from histo.score.fibertypes import type_fibers
-from histo.score.scoring import classify_fibers
+from histo.score.scoring import classify_fibers, score_table
 from histo.score.settings import ScoringSettings
 
 TYPE2_OD, TYPE1_OD = 0.28, 0.40
@@ -175,3 +175,17 @@ def test_regenerating_not_assessed_off_he():
                                 pixel_size_um=1.0)
     assert out["is_regenerating"].isna().all() and bool(out.loc[12, "is_sad"])
     assert info["regenerating"]["assessed"] is False
+
+
+def test_score_table_types_a_whole_slide_table_slide_wide():
+    """Whole slides (score_table, no pixels): NADH types come from mean_od with the same fit."""
+    table, truth = nadh_table(0.3, gradient=True, seed=9)
+    table["area_um2"] = 1960.0
+    z, ref, _ = fiber_darkness(table, stain="nadh")
+    table["darkness"], table["angularity"] = z, 0.1
+    out, summary = score_table(table, (2200, 2200), pixel_size_um=1.0, stain="nadh",
+                               settings=ScoringSettings(permutations=0),
+                               edges=np.zeros((0, 2), int), tissue_area_um2=2200.0 ** 2)
+    assert summary["fiber_types"]["n_levels"] == 2
+    assert np.mean(out["fiber_type"].to_numpy() == truth) > 0.95
+    assert int(out["is_dark"].sum()) == 0

@@ -533,14 +533,20 @@ def score_table(fibers: pd.DataFrame, shape_yx, *, pixel_size_um: float | None, 
     """Score a fiber table without the slide's pixels (whole slides, reviewed tables).
 
     Runs :func:`score_slide` with nuclei and fiber typing switched off (they
-    need pixels) and the adjacency ``edges`` given; per-fiber calls that need pixels
+    need pixels; typing by intensity levels stays on for ATPase/NADH/SDH tables with
+    ``mean_od`` and no ``fiber_type``) and the adjacency ``edges`` given; per-fiber calls that need pixels
     (``fiber_type``, nucleus counts) already in ``fibers`` (made tile by tile) are kept. ``labels`` is only used for the density
     area when ``tissue_area_um2`` is None; without it an all-zero view of ``shape_yx`` (no
     memory) stands in, so pass ``tissue_area_um2`` then.
     """
     if labels is None:
         labels = np.broadcast_to(np.zeros((), np.uint32), tuple(int(s) for s in shape_yx))
-    off = settings.replace(nuclei={"enabled": False}, fiber_types={"enabled": False})
+    # intensity levels need only mean_od (and the centroids): a whole slide without types is
+    # typed here, slide-wide, with the fit its darkness was measured against
+    from_table = (stain in fibertypes.INTENSITY_STAINS and "fiber_type" not in fibers
+                  and "mean_od" in fibers and np.isfinite(fibers["mean_od"].to_numpy(float)).any())
+    off = settings.replace(nuclei={"enabled": False},
+                           **({} if from_table else {"fiber_types": {"enabled": False}}))
     out, part = score_slide(fibers, labels, _PixelSize(pixel_size_um, path), off, stain=stain,
                             edges=edges, tissue_area_um2=tissue_area_um2)
     for col in PIXEL_COLUMNS:

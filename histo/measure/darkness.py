@@ -224,8 +224,9 @@ def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
     return float(x[order][np.searchsorted(cw, 0.5 * cw[-1])])
 
 
-def _cut_points(w, mu, var, lo, hi) -> list[float]:
-    """Where the most probable component changes, along a fine grid (levels kept monotone)."""
+def level_cut_points(w: np.ndarray, mu: np.ndarray, var: np.ndarray, lo: float, hi: float) -> list[float]:
+    """Where the most probable component of a 1-D Gaussian mixture changes, on a fine grid
+    from ``lo`` to ``hi`` (levels kept monotone); the thresholds between fiber-type levels."""
     if len(mu) == 1:
         return []
     grid = np.linspace(lo, hi, 4096)
@@ -342,7 +343,7 @@ def fit_type_levels(mean_od: np.ndarray, *, reference: np.ndarray | None = None,
         spread = float(np.sqrt(var[-1]))
     spread = max(spread, MIN_LOG_SD)
     lo, hi = float(corrected_log[fit_on].min()), float(corrected_log[fit_on].max())
-    cuts_log = _cut_points(w, mu, var, lo, hi)
+    cuts_log = level_cut_points(w, mu, var, lo, hi)
     trend = 10.0 ** shift
     return {
         "n_levels": int(len(mu)), "means": (10.0 ** mu).tolist(), "sds": np.sqrt(var).tolist(),

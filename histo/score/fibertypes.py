@@ -37,7 +37,7 @@ from scipy import ndimage
 from histo.errors import HistoInputError
 from histo.io.image import ImageLike
 from histo.io.stain import Stain
-from histo.measure.darkness import fit_type_levels
+from histo.measure.darkness import fit_type_levels, level_cut_points
 from histo.score.grouping import category_join_test, index_edges
 from histo.score.settings import ScoringSettings
 
@@ -141,25 +141,10 @@ def fit_levels(values: np.ndarray, n_levels: int | None = None, max_levels: int 
         bic[k] = -2 * ll + (3 * k_eff - 1) * math.log(x.size)
     best = n_levels or min(bic, key=bic.get)
     w, mu, var = fits[best]
-    thresholds = _cut_points(w, mu, var, x.min(), x.max())
+    thresholds = level_cut_points(w, mu, var, x.min(), x.max())
     return {"n_levels": int(len(thresholds) + 1), "means": mu.tolist(),
             "sds": np.sqrt(var).tolist(), "weights": w.tolist(), "thresholds": thresholds,
             "bic": {str(k): float(v) for k, v in bic.items()}}
-
-
-def _cut_points(w, mu, var, lo, hi) -> list[float]:
-    """Where the most probable component changes, along a fine grid (levels kept monotone)."""
-    if len(mu) == 1:
-        return []
-    grid = np.linspace(lo, hi, 4096)
-    logp = np.log(w)[None, :] - 0.5 * np.log(var)[None, :] - 0.5 * (grid[:, None] - mu) ** 2 / var
-    best = np.maximum.accumulate(np.argmax(logp, axis=1))
-    cuts = []
-    for level in range(1, len(mu)):
-        hits = np.flatnonzero(best >= level)
-        if hits.size and hits[0] > 0:
-            cuts.append(float(0.5 * (grid[hits[0] - 1] + grid[hits[0]])))
-    return sorted(set(cuts))
 
 
 # ---------------------------------------------------------------------- per-fiber signals

@@ -146,11 +146,12 @@ class RunController:
         layer = self.viewer.add_labels(
             session.labels.copy(), name=name, scale=image_layer.scale[-2:],
             translate=image_layer.translate[-2:], units=tuple(image_layer.units[-2:]), opacity=0.7,
-            metadata={METADATA_KEY: {"session": session}},
         )
+        layer.metadata[METADATA_KEY] = {"session": session}  # after the insert: attached once, below
         layer.contour = 2
         self.widget.attach(layer, session, views)
         self.ui.progress.setRange(0, 1)
         self.ui.progress.setValue(1)
+        self.ui.progress.setFormat("done")
         self.widget.status(f"{len(session.fibers)} fibers. Click a row or a fiber; flag with the buttons "
                            "or Shift+X / S / N / C.")

@@ -117,7 +117,7 @@ class MyofiberReviewWidget(QWidget):
         self.actions = ReviewActions(self)
         self.walk = ReviewWalk(self)  # review queue: Space / Shift+Space, undo, exclude in shape
         self.legend = ClassLegend(self)  # class colours chosen against the image, show / hide
-        extras = getattr(self.ui, "review_extras", None) or self.layout()
+        extras = self.ui.review_extras  # under the table, in the Review tab
         extras.addWidget(self.walk.panel)
         extras.addWidget(self.legend)
         self.ui.apply_pixel_button.clicked.connect(self.apply_pixel_size)
@@ -319,6 +319,8 @@ class MyofiberReviewWidget(QWidget):
         if layer not in self.viewer.layers or self.session is not None and self.layer is not layer:
             return
         self.attach(layer, session, views)
+        if session.can_score:  # else attach() said why the review is flags only
+            self.status(f"{len(session.fibers)} fibers in {layer.name}: click a row or a fiber, or press Space.")
         if session.can_score and (session.flags or session.edited):
             self.actions.request_rescore()
 

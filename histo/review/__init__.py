@@ -23,8 +23,12 @@ colours    ``outline_palette``, ``image_backgrounds`` (:mod:`histo.review.colour
            outline colours chosen to stand out from the image under them.
 recompute  ``changed_labels``, ``recompute_changed`` (:mod:`histo.review.recompute`): re-measure
            only the fibers an edit changed.
-rescore    ``reviewed_result`` (:mod:`histo.review.rescore`): a saved review applied to a
-           result folder; the figures after review.
+rescore    ``reviewed_result``, ``rescore_flags`` (:mod:`histo.review.rescore`): a saved review
+           applied to a result folder; the figures after review (pixel-free: what flags change).
+options    ``settings_from_choices``, ``with_pixel_size`` (:mod:`histo.review.options`): the
+           widget's scoring choices as the CLI's settings; sizes for a new pixel size.
+export     ``export_review`` (:mod:`histo.review.export`): the reviewed outputs written to
+           ``RESULTS/<slide-id>/reviewed/``.
 session    ``ReviewSession``, ``session_from_result``, ``rescore_table``, ``rescore_snapshot`` (:mod:`histo.review.session`):
            the slide under review (flags, edits, rescoring, saving), tested without a display.
 """

@@ -9,6 +9,7 @@ parts, one job each:
 ``_widget``        the "Myofiber review" dock widget (layout and glue only)
 ``_worker``        segmentation and scoring in a worker thread, with progress and cancel
 ``_table_model``   the per-fiber table (sorted and filtered with numpy)
+``_views``         table, colours, features, summary and histogram prepared in a worker
 ``_summary``       counts, size figures with normal ranges, grouping p-values
 ``_histogram``     min-Feret histogram
 ``_layers``        class colours, layer features, pyramids, camera moves

@@ -676,7 +676,8 @@ def model_card(record: dict, config: _net.NetConfig, settings: TrainSettings) ->
         "",
         f"Fine-tuned from **{record['base_model']}** (version {record.get('base_model_version')}) on "
         f"{len(record['reviews'])} reviewed slide(s) with `histo train --from-reviews`. Architecture, "
-        "input convention, canonical scale, thresholds and fiber score are the base model's.",
+        "input convention, canonical scale, segmentation thresholds and fiber-score weights are the base "
+        "model's.",
         "",
         "## What it learned from",
         "Edited fibers (label edits) and fibers a reviewer confirmed by a flag (confirmed_sad, not_sad, "

@@ -158,3 +158,8 @@ def test_cli_train_from_reviews_prints_held_out_figures(scored, tmp_path, capsys
     assert out.with_suffix(".safetensors").is_file() and out.with_suffix(".md").is_file()
     assert main(["train", "--from-reviews", str(scored.parent)]) == 2
     assert "needs -o" in capsys.readouterr().err
+    # histo score --model uses it (and records it, so it enters the resume fingerprint)
+    crop = scored.parent.parent / "crop.tif"
+    assert main(["score", str(crop), "-o", str(tmp_path / "rescored"), "--no-progress", "--model", str(out)]) in (0, 1)
+    summary = json.loads((tmp_path / "rescored" / "crop" / "summary.json").read_text())
+    assert summary["model"]["name"] == "cli_model"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -23,8 +24,8 @@ napari = pytest.importorskip("napari")
 from qtpy.QtCore import Qt  # noqa: E402
 
 from histo.review.flags import flag_label  # noqa: E402
-from napari_histo import _dialogs  # noqa: E402
 from histo.review.queue import QUEUE_REASONS  # noqa: E402
+from napari_histo import _dialogs  # noqa: E402
 from napari_histo._layers import _camera  # noqa: E402
 from napari_histo._queue import FOCUS_LAYER  # noqa: E402
 
@@ -80,10 +81,13 @@ class Keyboard:
         self.canvas.setFocus()
         qtbot.waitUntil(self.canvas.hasFocus, timeout=5000)
         self.presses = 0
+        self.times_s: list[float] = []  # how long each key event took on the GUI thread
 
     def press(self, key, shift: bool = False) -> None:
         mod = Qt.KeyboardModifier.ShiftModifier if shift else Qt.KeyboardModifier.NoModifier
+        t0 = time.perf_counter()
         self.qtbot.keyClick(self.canvas, key, mod)
+        self.times_s.append(time.perf_counter() - t0)
         self.presses += 1
 
 
@@ -138,6 +142,7 @@ def test_keyboard_round(reviewed, qtbot):
             json.dump({"queue_items": n, "reasons": {r: sum(1 for _, x in items if x == r) for r in DECISION},
                        "key_presses": keys.presses, "presses_per_fiber": per_fiber,
                        "sad_or_small_fibers": len(must), "zoom": float(zooms[0]),
+                       "key_ms": [round(1000 * t, 1) for t in keys.times_s],
                        "n_objects": len(session.fibers)}, fh, indent=2)
 
 

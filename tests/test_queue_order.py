@@ -151,3 +151,15 @@ def test_outline_colours_stand_out_on_real_he_and_a_cyan_membrane_channel():
     # and the classes stay apart from each other
     colours = list(palette.values())
     assert len(set(colours)) == len(colours)
+
+
+def test_local_neighbours_equal_the_whole_slide_adjacency_on_real_labels():
+    from histo.measure.adjacency import fiber_adjacency
+    from histo.review.queue import local_neighbours, neighbours_of
+
+    labels = imread(DATA / "he" / "cn_img02_labels.png").astype(np.int64)
+    edges = fiber_adjacency(labels, max_gap_px=3)
+    for label in np.unique(labels)[1:]:
+        yx = np.argwhere(labels == label)
+        bbox = (*yx.min(0), *(yx.max(0) + 1))
+        assert local_neighbours(labels, int(label), bbox, max_gap_px=3).tolist() == neighbours_of(edges, int(label)).tolist()

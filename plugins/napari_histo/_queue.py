@@ -25,7 +25,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QShortcut, QSizePol
 from skimage.measure import approximate_polygon
 
 from histo.review.colours import outline_palette
-from histo.review.queue import ReviewQueue, describe_fiber, focus_outlines, neighbours_of
+from histo.review.queue import ReviewQueue, describe_fiber, focus_outlines, local_neighbours
 from histo.review.region import ellipse_polygon, labels_inside_polygon
 from histo.score.classes import fiber_class
 
@@ -224,7 +224,9 @@ class ReviewWalk:
         field = self.widget.selection.field_px() or 100.0
         cy, cx = float(row["centroid_y_px"]), float(row["centroid_x_px"])
         if session.labels is not None:
-            neighbours = neighbours_of(session.edges(), label)
+            bbox = tuple(float(row[c]) for c in ("bbox_y0_px", "bbox_x0_px", "bbox_y1_px", "bbox_x1_px"))
+            gap_px = session.settings.gap_px(session.pixel_size_um)
+            neighbours = local_neighbours(session.labels, label, bbox, max_gap_px=gap_px)
             half = field
             outlines = focus_outlines(session.labels, [label, *neighbours.tolist()],
                                       (cy - half, cx - half, cy + half, cx + half))

@@ -137,6 +137,11 @@ class ClassLegend(QWidget):
             self.backgrounds = image_backgrounds(*shown)
             self.palette = outline_palette(self.backgrounds)
         self._show_palette()
+        model = getattr(self.widget, "model", None)
+        if model is not None and hasattr(model, "palette"):  # the table's class swatches match
+            model.palette = dict(self.palette)
+            if model.rowCount():
+                model.dataChanged.emit(model.index(0, 0), model.index(model.rowCount() - 1, 0))
 
     def _show_palette(self) -> None:
         for name, box in self.boxes.items():

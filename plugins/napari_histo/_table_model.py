@@ -148,6 +148,7 @@ class FiberTableModel(QAbstractTableModel):
         self._sort: tuple[int, Qt.SortOrder] | None = None
         self._filter_text = ""
         self._filter_class = "all"
+        self.palette = dict(CLASS_COLORS)  # class swatches; the legend sets the canvas's colours
 
     # -- data ----------------------------------------------------------------------------
     def set_fibers(self, fibers: pd.DataFrame) -> None:
@@ -265,7 +266,7 @@ class FiberTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return float(self._keys[col][row])
         if role == Qt.ItemDataRole.DecorationRole and self._columns[col].header == "class":
-            return QColor(*CLASS_COLORS.get(self._classes[row], (255, 255, 255)))
+            return QColor(*self.palette.get(self._classes[row], (255, 255, 255)))
         if role == Qt.ItemDataRole.TextAlignmentRole and self._columns[col].header not in _TEXT_HEADERS:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

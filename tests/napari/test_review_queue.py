@@ -218,6 +218,12 @@ def test_legend_colours_and_show_hide(reviewed, qtbot):
     classes = layer.features.set_index("index")["fiber_class"]
     normal = int(classes.index[classes == "normal"][0])
     assert np.allclose(layer.colormap.color_dict[normal][:3], np.array(palette["normal"]) / 255)
+    model = widget.model  # the table's class swatches are the canvas's colours
+    col = model.column_of("class")
+    r = next(r for r in range(model.rowCount()) if model.data(model.index(r, col)) == "excluded") \
+        if "excluded" in classes.values else 0
+    swatch = model.data(model.index(r, col), Qt.ItemDataRole.DecorationRole)
+    assert (swatch.red(), swatch.green(), swatch.blue()) == palette[model.data(model.index(r, col))]
     n_normal = int((classes == "normal").sum())
     assert legend.boxes["normal"].text().endswith(str(n_normal))
     legend.boxes["normal"].click()  # hide the normal fibers

@@ -233,3 +233,40 @@ def test_legend_colours_and_show_hide(reviewed, qtbot):
     legend.boxes["normal"].click()
     assert layer.colormap.color_dict[normal][3] == 1
     assert session is widget.session
+
+
+def test_walk_on_a_whole_slide_without_labels_in_memory(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    import tifffile
+
+    from histo.batch.pipeline import measure_file
+    from histo.io.image import read_image
+    from histo.sample_data import demo_image_path, demo_labels_path
+    from napari_histo import _reader, _widget
+
+    pixels = read_image(demo_image_path()).pixels
+    slide = tmp_path / "wsi.ome.tif"
+    with tifffile.TiffWriter(slide) as tif:
+        opts = {"tile": (256, 256), "photometric": "rgb", "compression": "zlib"}
+        tif.write(pixels, subifds=2, resolution=(2.0, 2.0), resolutionunit="MICROMETER",
+                  metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}, **opts)
+        tif.write(pixels[::2, ::2], subfiletype=1, **opts)
+        tif.write(pixels[::4, ::4], subfiletype=1, **opts)
+    out_dir, _ = measure_file(slide, demo_labels_path(), tmp_path / "results", stain="he")
+    monkeypatch.setattr(_reader, "MULTISCALE_MIN_PIXELS", 500 * 500)  # as if it were a whole slide
+    monkeypatch.setattr(_reader, "MAX_EAGER_LABELS_PX", 500 * 500)
+    monkeypatch.setattr(_widget, "MAX_LOADED_LABELS_PX", 500 * 500)  # labels stay on disk
+    monkeypatch.setattr(_dialogs, "ask_unsaved", lambda parent, action: "discard")
+    viewer = make_napari_viewer(show=True)
+    _, widget = viewer.window.add_plugin_dock_widget("histo", "Myofiber review")
+    _, lab = viewer.open(str(out_dir), plugin="histo")
+    qtbot.waitUntil(lambda: widget.layer is lab and not widget.busy, timeout=60_000)
+    assert widget.session.labels is None  # flags only: the walk outlines the fiber's box
+    keys = Keyboard(qtbot, viewer)
+    keys.press(Qt.Key.Key_Space)
+    label = widget.walk.queue.current
+    assert label is not None and widget.selected_label() == label
+    assert viewer.layers[FOCUS_LAYER].nshapes == 1
+    keys.press(Qt.Key.Key_X, shift=True)
+    assert widget.session.flags == {label: "excluded"} and widget.walk.queue.current != label
+    keys.press(Qt.Key.Key_U)
+    assert widget.session.flags == {}

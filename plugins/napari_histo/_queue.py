@@ -4,8 +4,9 @@ Space steps to the next queued fiber (:class:`histo.review.queue.ReviewQueue`: S
 small fibers, objects with a low fiber score, rejected objects), Shift+Space back. Each step
 selects the fiber, centres it at the slide's fixed review zoom, outlines it and its
 neighbours in a "review focus" shapes layer, and shows its measurements under the table. A
-flag (Shift+S / N / X / R / C) moves on to the next fiber, so one key per fiber reviews the
-slide. U / Shift+U undo and redo flags; "Exclude in shape" excludes every fiber whose centre
+flag moves on to the next fiber, so one key per fiber reviews the slide: in the canvas a
+single key (S confirm SAD, N not SAD, Delete exclude, R restore, C clear; napari's labels
+layer leaves these keys free), anywhere the Shift+letter keys of the flag buttons. U / Shift+U undo and redo flags; "Exclude in shape" excludes every fiber whose centre
 lies inside the shapes drawn in a napari Shapes layer (one undo step).
 
 While a labels tool that paints is active, Space keeps napari's meaning (hold to pan).
@@ -37,6 +38,10 @@ WALK_KEYS = (
     ("undo", "U", "U", "Undo flag", "Undo the last flag or bulk exclusion (U)"),
     ("redo", "Shift-U", "Shift+U", "Redo flag", "Redo the last undone flag (Shift+U)"),
 )
+#: One-key flags in the canvas (no modifier: one physical key per fiber during the walk), beside
+#: the Shift+letter flags of the buttons. (napari key binding, flag or None to clear)
+CANVAS_FLAG_KEYS = (("S", "confirmed_sad"), ("N", "not_sad"), ("Delete", "excluded"),
+                    ("R", "restored"), ("C", None))
 #: Name of the shapes layer outlining the current fiber and its neighbours.
 FOCUS_LAYER = "review focus"
 #: Colours the focus outline may take (chosen against the image, like the class colours).
@@ -95,6 +100,9 @@ class ReviewWalk:
             handler = self._space_handler(action) if "Space" in napari_key else self._key_handler(actions[action], action)
             self.viewer.bind_key(napari_key, handler, overwrite=True)
         self.panel.exclude_button.clicked.connect(self.exclude_in_shapes)
+        for napari_key, flag in CANVAS_FLAG_KEYS:
+            self.viewer.bind_key(napari_key, self._key_handler(partial(widget.actions.flag_selected, flag),
+                                                               f"flag_{flag or 'clear'}"), overwrite=True)
 
     # -- key handlers (napari reads ``__name__``) -----------------------------------------------
     def _key_handler(self, func, action: str):

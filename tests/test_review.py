@@ -289,3 +289,45 @@ def test_flags_only_save_keeps_earlier_edited_labels(result_dir):
     assert again.edited_labels and again.flags == {9: "confirmed_sad"}
     loaded = load_review(result_dir)
     assert np.array_equal(loaded.labels, lab) and loaded.flags == {9: "confirmed_sad"}
+
+
+# -- seen fibers (stepped past in the review walk) -----------------------------------------------
+def test_seen_fibers_round_trip_only_where_still_as_outlined(result_dir):
+    lab = _labels()
+    lab[2:12, 2:8] = 0  # fiber 1 edited (half erased)
+    saved = save_review(result_dir, lab, {3: "excluded"}, fibers=_fibers(lab), seen=[1, 2, 3, 4, 9])
+    # 1 edited, 3 flagged, 9 absent: only 2 and 4 are still as the model outlined them
+    assert saved.seen_labels == (2, 4)
+    assert json.loads((result_dir / REVIEW_FILE).read_text())["seen_labels"] == [2, 4]
+    assert load_review(result_dir) == saved and load_review(result_dir).seen_labels == (2, 4)
+    assert Review(seen_labels=[2]).is_empty  # seen fibers change no figure
+    save_review(result_dir, None, {3: "excluded"})  # without seen: none recorded
+    assert load_review(result_dir).seen_labels == ()
+    assert "seen_labels" not in json.loads((result_dir / REVIEW_FILE).read_text())
+
+
+def test_old_review_files_load_and_bad_seen_labels_are_damage(result_dir):
+    save_review(result_dir, None, {1: "excluded"}, seen=[2])
+    doc = json.loads((result_dir / REVIEW_FILE).read_text())
+    del doc["seen_labels"]  # a review saved before seen fibers existed
+    (result_dir / REVIEW_FILE).write_text(json.dumps(doc))
+    assert load_review(result_dir).seen_labels == () and load_review(result_dir).flags == {1: "excluded"}
+    for bad in ("2", [2.5], [True], [-1], {"2": 1}):
+        (result_dir / REVIEW_FILE).write_text(json.dumps({**doc, "seen_labels": bad}))
+        with pytest.raises(HistoInputError, match="damaged review file.*seen"):
+            load_review(result_dir)
+
+
+def test_rescored_labels_carry_seen_fibers_by_overlap(result_dir, tmp_path):
+    from histo.review.state import rebase_review
+
+    save_review(result_dir, None, {1: "excluded"}, seen=[2, 3, 4])
+    previous = tmp_path / "previous.tif"
+    tifffile.imwrite(previous, _labels())
+    new = _labels() * 10  # every fiber renamed ...
+    new[20:36, 5:15] = 31  # ... and fiber 3 split in two
+    tifffile.imwrite(result_dir / "labels.tif", new)
+    note = rebase_review(result_dir, previous)
+    assert "2 of 3 seen fiber(s) carried over" in note
+    review = load_review(result_dir)
+    assert review.flags == {10: "excluded"} and review.seen_labels == (20, 40)

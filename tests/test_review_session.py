@@ -96,3 +96,36 @@ def test_a_deleted_fiber_is_remeasured_and_must_be_recomputed_before_saving(samp
     assert review.edited_labels
     assert not np.any(review.labels == label)
     assert label not in set(review.fibers["label"].tolist())
+
+
+def test_fibers_stepped_past_are_saved_as_seen_unless_edited_or_flagged(sample, tmp_path):
+    from histo.review.session import session_from_result
+
+    session = _session(sample)
+    counted = session.fibers.loc[session.fibers["counted"], "label"].astype(int).tolist()
+    a, b, c, d = counted[:4]
+    assert session.mark_seen(a) and not session.mark_seen(a) and session.dirty
+    assert not session.mark_seen(10**6)  # not in the table
+    for k in (b, c, d):
+        session.mark_seen(k)
+    assert session.seen == {a, b, c, d}
+    session.set_flag(c, "excluded")  # a later flag wins: excluded, not seen
+    painted = session.labels.copy()
+    ys, xs = np.nonzero(painted == d)
+    painted[ys[:5], xs[:5]] = 0  # d edited
+    assert d in session.recompute(painted).tolist()
+    assert d not in session.seen  # an edited fiber is edited, not seen
+    out_dir = session.save(painted, tmp_path)
+    review = load_review(out_dir)
+    assert review.seen_labels == tuple(sorted((a, b)))
+    assert review.flags == {c: "excluded"} and review.edited_labels
+    # reopened from its folder (as the reader gives it), the session keeps them
+    again = session_from_result(review.labels, review.fibers, {"seen_labels": list(review.seen_labels)})
+    assert again.seen == {a, b}
+
+
+def test_rejected_objects_are_not_recorded_as_seen(sample):
+    session = _session(sample)
+    label = _counted_label(session)
+    session.fibers = session.fibers.assign(rejected=session.fibers["label"] == label)
+    assert not session.mark_seen(label) and label not in session.seen

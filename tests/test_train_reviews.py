@@ -102,6 +102,27 @@ def test_review_truth_knows_only_what_was_reviewed(scored):
         find_reviewed([scored.parent.parent])
 
 
+def test_review_truth_counts_fibers_seen_in_the_walk_as_outlined(scored):
+    labels, edited, ids, flags = _review(scored)
+    # stepped past: an edited fiber, a flagged one, an excluded one and two left as outlined
+    saved = histo.save_review(scored, edited, flags, seen=[ids[0], ids[4], ids[6], ids[7], ids[8]])
+    assert saved.seen_labels == tuple(sorted(ids[7:9]))
+    truth = review_truth(scored)
+    assert (truth.n_edited, truth.n_confirmed, truth.n_seen, truth.n_excluded) == (3, 2, 2, 1)
+    assert truth.n_fibers == 7
+    for k in ids[7:9]:  # seen fibers: known, exactly as the model outlined them
+        assert truth.known[labels == k].all()
+        assert np.unique(truth.labels[labels == k]).size == 1 and truth.labels[labels == k][0] > 0
+    for k in ids[9:]:  # the fibers never visited stay unknown
+        assert not truth.known[edited == k].any()
+    assert truth.negatives[edited == ids[6]].all()  # excluded stays a negative
+    # a review of fibers only stepped past (no flag, no edit) is something to learn from
+    histo.save_review(scored, labels, {}, seen=[ids[7]])
+    only = review_truth(scored)
+    assert (only.n_fibers, only.n_seen, only.n_edited) == (1, 1, 0)
+    assert only.known[labels == ids[7]].all() and only.known.sum() < (labels == ids[7]).sum() * 2
+
+
 class _Stop(Exception):
     pass
 
@@ -155,6 +176,8 @@ def test_cli_train_from_reviews_prints_held_out_figures(scored, tmp_path, capsys
     assert code == 0
     assert "before (fibernet_v3): F1" in text and "after  (cli_model): F1" in text
     assert "small-fiber precision" in text
+    assert "(3 edited, 2 confirmed by a flag, 0 seen in the review walk) and 1 excluded objects" in text
+    assert "0 seen)" in out.with_suffix(".md").read_text()
     assert out.with_suffix(".safetensors").is_file() and out.with_suffix(".md").is_file()
     assert main(["train", "--from-reviews", str(scored.parent)]) == 2
     assert "needs -o" in capsys.readouterr().err

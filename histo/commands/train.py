@@ -148,6 +148,11 @@ def run_from_reviews(args: argparse.Namespace) -> int:
         crop_px=args.crop, holdout_fraction=args.holdout, seed=args.seed, device=args.device,
         progress=_review_progress(t0), command=command, synth_pool=synth_pool,
     )
+    revs = res.record["reviews"]
+    print(f"learned from {sum(r['fibers'] for r in revs)} reviewed fibers ({sum(r['edited'] for r in revs)} "
+          f"edited, {sum(r['confirmed'] for r in revs)} confirmed by a flag, {sum(r['seen'] for r in revs)} "
+          f"seen in the review walk) and {sum(r['excluded'] for r in revs)} excluded objects "
+          f"on {len(revs)} slide(s)")
     ho = res.record["held_out"]
     print(f"held out: {ho['fibers']} reviewed fibers, {ho['negative_regions']} negative regions "
           "(excluded objects, erased predictions)")

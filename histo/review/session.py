@@ -86,6 +86,9 @@ class ReviewSession:
         The unreviewed result, written as the result folder on the first save.
     dirty : bool
         Unsaved flags or edits.
+    seen : set of int
+        Fibers the reviewer stepped past in the review walk (:meth:`mark_seen`); saved as
+        ``seen_labels`` where still unflagged and unedited (:func:`histo.review.state.save_review`).
     """
 
     labels: np.ndarray | None
@@ -102,6 +105,7 @@ class ReviewSession:
     edited: bool = False
     version: int = 0
     history: FlagHistory = field(default_factory=FlagHistory, repr=False)
+    seen: set[int] = field(default_factory=set)
     _edges: np.ndarray | None = field(default=None, repr=False)
     _edges_of: Any = field(default=None, repr=False)
 
@@ -111,6 +115,7 @@ class ReviewSession:
         if self.labels is not None:
             self.labels = np.asarray(self.labels)
         self.flags = {int(k): v for k, v in self.flags.items()}
+        self.seen = {int(k) for k in self.seen}
 
     # -- facts ----------------------------------------------------------------------------
     @property
@@ -217,6 +222,29 @@ class ReviewSession:
         self.fibers = apply_review(self.fibers, self.flags)
         self.dirty = True
 
+    def mark_seen(self, label: int) -> bool:
+        """Record that the reviewer moved on from a fiber in the walk, leaving it as outlined.
+
+        Objects the fiber score rejected are not recorded (stepping past one confirms no
+        outline). A flag or a label edit made later wins: such fibers are not saved as seen.
+        Flags nothing, so the figures do not change; the session has unsaved changes.
+
+        Returns
+        -------
+        bool
+            True when the label was newly recorded.
+        """
+        label = int(label)
+        row = self.row(label)
+        if label in self.seen or row is None:
+            return False
+        rejected = row.get("rejected", False)
+        if pd.notna(rejected) and bool(rejected):
+            return False
+        self.seen.add(label)
+        self.dirty = True
+        return True
+
     # -- scoring --------------------------------------------------------------------------
     def rescore_inputs(self) -> dict[str, Any]:
         """A snapshot for :func:`rescore_snapshot` (safe to hand to a worker thread: nothing
@@ -312,6 +340,7 @@ class ReviewSession:
         self.version += 1
         self._edges = result["edges"]
         self.flags = result["flags"]
+        self.seen -= {int(k) for k in result["changed"]}  # an edited fiber is edited, not seen
         self.fibers = result["fibers"]
         self.summary = rebuild_summary(self.summary, result["part"], n_fibers=len(self.fibers), fibers=self.fibers)
         if len(result["changed"]):
@@ -337,7 +366,8 @@ class ReviewSession:
             if results_root is None:
                 raise HistoInputError("choose a results folder to save the review into")
             self.result_dir = self._write_result_folder(Path(results_root))
-        save_review(self.result_dir, self.labels, self.flags, fibers=self.fibers if self.edited else None)
+        save_review(self.result_dir, self.labels, self.flags, fibers=self.fibers if self.edited else None,
+                    seen=self.seen)
         self.dirty = False
         return self.result_dir
 
@@ -383,4 +413,5 @@ def session_from_result(labels: np.ndarray | None, fibers: pd.DataFrame, meta: d
         stain=meta.get("stain") or "he", channel=meta.get("channel"), settings=settings,
         result_dir=Path(meta["result_dir"]) if meta.get("result_dir") else None,
         edited=bool(meta.get("edited")),
+        seen=set(meta.get("seen_labels") or ()),
     )

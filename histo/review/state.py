@@ -5,11 +5,14 @@ A pathologist reviewing a slide (in napari, see ``plugins/napari_histo``) may
 * flag fibers: ``"excluded"`` (measured but not counted), ``"confirmed_sad"`` (a small dark
   angular fiber the classifier missed or doubted) or ``"not_sad"`` (a false SAD call);
 * edit the instance labels (paint, erase, merge, split), after which only the changed fibers
-  are re-measured (:func:`histo.review.recompute.recompute_changed`).
+  are re-measured (:func:`histo.review.recompute.recompute_changed`);
+* step past fibers in the review walk without changing them: these *seen* fibers
+  (``seen_labels``) are confirmed as the model outlined them (``histo train --from-reviews``
+  learns from them; the figures are unchanged).
 
 The review is stored inside the slide's result folder (the output contract of ``histo score``)::
 
-    <slide-id>/review.json               flags, what was edited, checksums: the commit point
+    <slide-id>/review.json               flags, seen fibers, what was edited, checksums: the commit point
     <slide-id>/review/labels-<sha>.tif   edited labels (only when the labels were edited)
     <slide-id>/review/fibers-<sha>.parquet   their re-measured per-fiber table
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,7 +46,7 @@ from histo.io.atomic import atomic_path, atomic_write_text
 from histo.io.image import read_image
 from histo.results.tables import read_fiber_table
 from histo.review.flags import FLAGS, strip_review, validate_flags
-from histo.review.recompute import recompute_changed
+from histo.review.recompute import changed_labels, recompute_changed
 from histo.score.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,10 @@ class Review:
     needs_rereview : tuple of dict
         Flags of an earlier review that could not be carried over to re-scored labels
         (:func:`rebase_review`): ``{"previous_label", "flag"}`` each; shown in the report.
+    seen_labels : tuple of int
+        Fibers the reviewer stepped past in the review walk and left as the model outlined
+        them: unflagged, and not changed by a label edit (sorted). Truth for training
+        (:func:`histo.train.reviews.review_truth`), no change to any figure.
 
     Examples
     --------
@@ -86,6 +93,8 @@ class Review:
     {'excluded': 1, 'confirmed_sad': 0, 'not_sad': 1, 'restored': 0}
     >>> r.is_empty
     False
+    >>> Review(seen_labels=[9, 4]).seen_labels
+    (4, 9)
     """
 
     flags: dict[int, str] = field(default_factory=dict)
@@ -96,21 +105,48 @@ class Review:
     saved_at: str | None = None
     software: str | None = None
     needs_rereview: tuple = field(default=(), compare=False)
+    seen_labels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "flags", validate_flags(self.flags))
+        object.__setattr__(self, "seen_labels", validate_seen(self.seen_labels))
         if self.edited_labels and (self.labels is None or self.fibers is None):
             raise HistoInputError("a review with edited labels needs the labels and their fibers table")
 
     @property
     def is_empty(self) -> bool:
-        """True when nothing was flagged or edited."""
+        """True when nothing was flagged or edited (seen fibers change no figure)."""
         return not self.flags and not self.edited_labels
 
     def counts(self) -> dict[str, int]:
         """Number of fibers per flag (every flag listed, zero included)."""
         values = list(self.flags.values())
         return {flag: values.count(flag) for flag in FLAGS}
+
+
+def validate_seen(labels: Any) -> tuple[int, ...]:
+    """Seen fiber labels as a sorted tuple of distinct positive ints.
+
+    Raises
+    ------
+    HistoInputError
+        For anything but a list of positive integers.
+
+    Examples
+    --------
+    >>> validate_seen([5, 2, 5])
+    (2, 5)
+    """
+    if labels is None:
+        return ()
+    if isinstance(labels, (str, bytes, Mapping)):
+        raise HistoInputError(f"seen labels must be a list of fiber labels, got {type(labels).__name__}")
+    out = set()
+    for k in labels:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or int(k) <= 0:
+            raise HistoInputError(f"seen label {k!r} is not a fiber label (a positive integer)")
+        out.add(int(k))
+    return tuple(sorted(out))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -195,6 +231,7 @@ def load_review(result_dir: str | Path) -> Review:
         saved_at=doc.get("saved_at"),
         software=(doc.get("software") or {}).get("histo"),
         needs_rereview=tuple(doc.get("needs_rereview") or ()),
+        seen_labels=validate_seen(doc.get("seen_labels")),
     )
 
 
@@ -231,7 +268,7 @@ def read_review_doc(path: str | Path) -> dict[str, Any]:
         )
     kinds = {"flags": dict, "saved_at": str, "software": dict, "base_labels_sha256": str,
              "base_labels_pixels_sha256": str, "labels_sha256": str, "files": dict,
-             "edited_labels": bool, "counts": dict, "needs_rereview": list}
+             "edited_labels": bool, "counts": dict, "needs_rereview": list, "seen_labels": list}
     for key, kind in kinds.items():
         value = doc.get(key)
         if value is not None and not isinstance(value, kind):
@@ -240,6 +277,7 @@ def read_review_doc(path: str | Path) -> dict[str, Any]:
                                  f"{str(value)[:40]!r}")
     try:
         validate_flags(doc.get("flags") or {})
+        validate_seen(doc.get("seen_labels"))
     except HistoInputError as err:
         raise _damaged(path, err.reason) from err
     if doc.get("software") is not None and not isinstance(doc["software"].get("histo", ""), str):
@@ -312,6 +350,7 @@ def save_review(
     flags: Mapping[Any, str],
     *,
     fibers: pd.DataFrame | None = None,
+    seen: Iterable[int] | None = None,
 ) -> Review:
     """Save a review into a slide's result folder, atomically.
 
@@ -333,6 +372,11 @@ def save_review(
         and, for the darkness of re-measured fibers, the slide image named in
         ``summary.json``). Stored without the review applied (:func:`strip_review`), so
         :func:`apply_review` on load gives the same table back.
+    seen : iterable of int, optional
+        Fibers the reviewer stepped past in the review walk (saved as ``seen_labels``). Kept
+        only where the fiber is still as the model outlined it: labels with a flag, absent
+        from ``labels`` or changed by an edit (pixels differing from ``labels.tif``) are
+        dropped. None or empty: no seen fibers.
 
     Returns
     -------
@@ -378,6 +422,7 @@ def save_review(
             raise HistoInputError("reviewed labels must be non-negative integers", path=result_dir)
         edited = not np.array_equal(labels, base)
         flags = _drop_missing(flags, labels)
+    seen_labels = _seen_as_outlined(seen, flags, labels, base if edited else None)
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -391,6 +436,8 @@ def save_review(
     pending = _pending_rereview(result_dir)
     if pending:  # flags a rescore could not carry over stay listed until the file is deleted
         doc["needs_rereview"] = pending
+    if seen_labels:
+        doc["seen_labels"] = list(seen_labels)
     keep: set[str] = set()
     labels32 = table = None
     if edited:
@@ -414,7 +461,8 @@ def save_review(
     text = json.dumps(doc, indent=2)
     atomic_write_text(result_dir / REVIEW_FILE, text)
     _remove_stale(result_dir / REVIEW_DIR, keep)
-    log.info("saved review of %s: %s, labels edited: %s", result_dir, doc["counts"], edited)
+    log.info("saved review of %s: %s, %d seen, labels edited: %s", result_dir, doc["counts"],
+             len(seen_labels), edited)
     return Review(
         flags=flags,
         edited_labels=edited,
@@ -424,7 +472,20 @@ def save_review(
         saved_at=doc["saved_at"],
         software=__version__,
         needs_rereview=tuple(pending),
+        seen_labels=seen_labels,
     )
+
+
+def _seen_as_outlined(seen: Iterable[int] | None, flags: dict[int, str], labels: np.ndarray | None,
+                      base: np.ndarray | None) -> tuple[int, ...]:
+    """The seen labels still as the model outlined them: unflagged, present in ``labels`` (when
+    given) and unchanged from ``base`` (the unreviewed labels, when the labels were edited)."""
+    keys = np.array([k for k in validate_seen(seen) if k not in flags], dtype=np.int64)
+    if keys.size and labels is not None:
+        keys = keys[np.isin(keys, labels)]
+    if keys.size and base is not None:
+        keys = keys[~np.isin(keys, changed_labels(base, labels))]
+    return tuple(int(k) for k in keys)
 
 
 def remeasure_edited(result_dir: str | Path, base_labels: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
@@ -542,7 +603,28 @@ def carry_flags(previous: np.ndarray, labels: np.ndarray, flags: Mapping[int, st
     >>> carry_flags(np.array([[1, 1, 2, 2]]), np.repeat(new, 2, axis=0), {1: "excluded"})  # 2x grid
     ({7: 'excluded'}, {})
     """
-    flags = validate_flags(flags)
+    return _carry_by_overlap(previous, labels, validate_flags(flags), min_iou)
+
+
+def carry_seen(previous: np.ndarray, labels: np.ndarray, seen: Iterable[int], *,
+               min_iou: float = CARRY_MIN_IOU) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Move seen fiber labels to new ``labels`` by overlap, as :func:`carry_flags` moves flags.
+
+    Returns ``(carried, lost)``: the new labels of the seen fibers that found a match
+    (IoU >= ``min_iou``) and the previous labels of those that did not (unknown again).
+
+    Examples
+    --------
+    >>> carry_seen(np.array([[1, 1, 1, 1, 2, 2, 2, 2]]), np.array([[7, 7, 7, 7, 8, 8, 9, 9]]), [1, 2])
+    ((7,), (2,))
+    """
+    carried, lost = _carry_by_overlap(previous, labels, {k: True for k in validate_seen(seen)}, min_iou)
+    return tuple(carried), tuple(lost)
+
+
+def _carry_by_overlap(previous: np.ndarray, labels: np.ndarray, flags: dict[int, Any],
+                      min_iou: float) -> tuple[dict[int, Any], dict[int, Any]]:
+    """:func:`carry_flags` for any value per label."""
     if not flags:
         return {}, {}
     if previous.shape != labels.shape:
@@ -583,7 +665,9 @@ def rebase_review(result_dir: str | Path, previous_labels_path: str | Path | Non
     to the new file and applies as before. Changed labels: each flag moves to the new fiber
     overlapping its fiber with IoU >= :data:`CARRY_MIN_IOU` (:func:`carry_flags`); the others
     are listed under ``needs_rereview`` in ``review.json`` and in the note, never dropped
-    silently. A review with edited labels keeps its own labels and is left as it is.
+    silently. Seen fibers (``seen_labels``) move the same way (:func:`carry_seen`); those
+    without a match are dropped (unknown again, so never trained on) and counted in the note.
+    A review with edited labels keeps its own labels and is left as it is.
 
     Parameters
     ----------
@@ -642,6 +726,12 @@ def rebase_review(result_dir: str | Path, previous_labels_path: str | Path | Non
                                  *({"previous_label": k, "flag": v} for k, v in lost.items())]
         note = (f"labels changed: {len(carried)} of {len(flags)} review flag(s) carried over by "
                 f"overlap (IoU >= {CARRY_MIN_IOU:g})")
+        seen = validate_seen(doc.get("seen_labels"))
+        if seen:
+            seen_carried, _ = carry_seen(previous, labels, seen)
+            seen_carried = tuple(k for k in seen_carried if k not in carried)
+            doc["seen_labels"] = list(seen_carried)
+            note += f"; {len(seen_carried)} of {len(seen)} seen fiber(s) carried over"
         if lost:
             shown = ", ".join(f"{k} ({v})" for k, v in list(lost.items())[:10])
             more = ", ..." if len(lost) > 10 else ""

@@ -9,6 +9,8 @@ turns it into a partial annotation (the convention of :mod:`histo.train.partial`
   ``labels.tif`` and the reviewed labels) are fibers exactly as the reviewer left them;
 * **confirmed fibers** (flagged ``confirmed_sad``, ``not_sad`` or ``restored``: the reviewer
   looked at the object, called it a fiber and kept its outline) are fibers as labelled;
+* **seen fibers** (``seen_labels``: the reviewer stepped past them in the review walk, Space,
+  without a flag or an edit) are fibers as the model outlined them;
 * **excluded objects** (flag ``excluded``) and pixels of predicted objects the reviewer
   erased are **negatives** (known background);
 * a ring ``ring_px`` wide around each known fiber, where the reviewed labels hold no
@@ -70,14 +72,15 @@ class ReviewTruth:
     pixels : ndarray
         The slide's pixels as segmented: (Y, X, 3) RGB or (Y, X) one fluorescence plane.
     labels : (Y, X) int32 array
-        The known fibers, numbered 1..n (edited, then confirmed ones); 0 elsewhere.
+        The known fibers, numbered 1..n (in label order of the reviewed labels); 0 elsewhere.
     negatives : (Y, X) bool array
         Excluded objects and erased predictions: certainly not a fiber.
     known : (Y, X) bool array
         Every pixel whose truth is known: ``labels > 0``, ``negatives`` and the background
         ring around the known fibers.
-    n_edited, n_confirmed, n_excluded : int
-        Known fibers from label edits, from confirming flags; objects flagged ``excluded``.
+    n_edited, n_confirmed, n_seen, n_excluded : int
+        Known fibers from label edits, from confirming flags, seen in the review walk (stepped
+        past, left as outlined); objects flagged ``excluded``.
     fiber_diameter_px : float or None
         Typical fiber diameter the slide was segmented at (``summary.json``), px.
     stain : str
@@ -94,6 +97,7 @@ class ReviewTruth:
     n_edited: int = 0
     n_confirmed: int = 0
     n_excluded: int = 0
+    n_seen: int = 0
     fiber_diameter_px: float | None = None
     stain: str = "he"
     channel: int | None = None
@@ -189,14 +193,15 @@ def review_truth(slide_dir: str | Path, *, ring_px: int = 2) -> ReviewTruth:
     Raises
     ------
     HistoInputError
-        When there is no review, it says nothing certain (no edits, no flags), or the slide
-        image cannot be read.
+        When there is no review, it says nothing certain (no edits, no flags, no seen
+        fibers), or the slide image cannot be read.
     """
     slide_dir = Path(slide_dir)
     review = load_review(slide_dir)
-    if review.is_empty:
-        raise HistoInputError("no saved review here (nothing flagged or edited); review the slide "
-                              "and press Save before training from it", path=slide_dir)
+    if review.is_empty and not review.seen_labels:
+        raise HistoInputError("no saved review here (nothing flagged, edited or stepped past in the "
+                              "review walk); review the slide and press Save before training from it",
+                              path=slide_dir)
     summary = _summary(slide_dir)
     pixels, stain, channel = _slide_pixels(slide_dir, summary)
     after = np.asarray(reviewed_labels(slide_dir, review))
@@ -214,7 +219,9 @@ def review_truth(slide_dir: str | Path, *, ring_px: int = 2) -> ReviewTruth:
     confirmed = np.array(sorted(k for k, v in flags.items() if v in CONFIRMING_FLAGS), np.int64)
     excluded = np.array(sorted(k for k, v in flags.items() if v == NEGATIVE_FLAG), np.int64)
     confirmed = confirmed[~np.isin(confirmed, edited)]
-    fiber_ids = np.setdiff1d(np.concatenate([edited, confirmed]), excluded)
+    seen = np.array(review.seen_labels, np.int64)  # flagged ones are the flag's, edited ones edited
+    seen = seen[~np.isin(seen, np.concatenate([edited, confirmed, excluded]))]
+    fiber_ids = np.setdiff1d(np.concatenate([edited, confirmed, seen]), excluded)
     fiber_ids = fiber_ids[np.isin(fiber_ids, after)] if fiber_ids.size else fiber_ids
     lut = np.zeros(int(after.max()) + 1, np.int32)
     lut[fiber_ids] = np.arange(1, fiber_ids.size + 1, dtype=np.int32)
@@ -230,7 +237,7 @@ def review_truth(slide_dir: str | Path, *, ring_px: int = 2) -> ReviewTruth:
     return ReviewTruth(
         slide_dir=slide_dir, pixels=pixels, labels=labels, negatives=negatives, known=known,
         n_edited=int(np.isin(edited, fiber_ids).sum()), n_confirmed=int(np.isin(confirmed, fiber_ids).sum()),
-        n_excluded=int(np.isin(excluded, after).sum()),
+        n_excluded=int(np.isin(excluded, after).sum()), n_seen=int(np.isin(seen, fiber_ids).sum()),
         fiber_diameter_px=float(diameter) if diameter else None, stain=stain, channel=channel,
         review_sha256=file_sha256(slide_dir / REVIEW_FILE),
     )
@@ -581,8 +588,8 @@ def train_from_reviews(
             progress("prepare", i, len(dirs), {"slide": str(d)})
         truth = review_truth(d)
         if truth.n_fibers == 0 and not truth.negatives.any():
-            raise HistoInputError("the review holds no edited or confirmed fiber and no excluded object: "
-                                  "nothing certain to learn from", path=d)
+            raise HistoInputError("the review holds no edited, confirmed or seen fiber and no excluded "
+                                  "object: nothing certain to learn from", path=d)
         h = split_holdout(truth, holdout_fraction, seed=seed)
         truths.append(truth)
         holdouts.append(h)
@@ -604,7 +611,7 @@ def train_from_reviews(
     before = evaluate_holdout(holdouts, (base_net.to(_net.default_device(device)), base_config), device=device)
     reviews_record = [{"slide_dir": str(t.slide_dir), "review_sha256": t.review_sha256,
                        "fibers": t.n_fibers, "edited": t.n_edited, "confirmed": t.n_confirmed,
-                       "excluded": t.n_excluded} for t in truths]
+                       "seen": t.n_seen, "excluded": t.n_excluded} for t in truths]
     record = {"reviews": reviews_record, "holdout_fraction": holdout_fraction, "base_model": str(base)}
     weights = train(settings, out_path, use_synth=review_fraction < 1 and synth_pool > 0, resume=resume, device=device,
                     progress=progress, samples=samples, data_record=record, keep_base_config=True)
@@ -669,8 +676,9 @@ def model_card(record: dict, config: _net.NetConfig, settings: TrainSettings) ->
         rows.append(f"| {name} | {_fmt(b and b[key])} | {_fmt(a and a[key])} |")
     counts = (f"| objects: TP / FP / FN, small | {b['tp']} / {b['fp']} / {b['fn']}, {b['n_small']} | "
               f"{a['tp']} / {a['fp']} / {a['fn']}, {a['n_small']} |") if b and a else ""
-    slides = "\n".join(f"| `{r['slide_dir']}` | {r['fibers']} ({r['edited']} edited, {r['confirmed']} confirmed) | "
-                       f"{r['excluded']} | `{r['review_sha256'][:12]}` |" for r in record["reviews"])
+    slides = "\n".join(f"| `{r['slide_dir']}` | {r['fibers']} ({r['edited']} edited, {r['confirmed']} confirmed, "
+                       f"{r.get('seen', 0)} seen) | {r['excluded']} | `{r['review_sha256'][:12]}` |"
+                       for r in record["reviews"])
     lines = [
         f"# Model card: {config.name}",
         "",
@@ -680,8 +688,9 @@ def model_card(record: dict, config: _net.NetConfig, settings: TrainSettings) ->
         "model's.",
         "",
         "## What it learned from",
-        "Edited fibers (label edits) and fibers a reviewer confirmed by a flag (confirmed_sad, not_sad, "
-        "restored) are fibers as outlined; excluded objects and erased predictions are not fibers; a thin "
+        "Edited fibers (label edits), fibers a reviewer confirmed by a flag (confirmed_sad, not_sad, "
+        "restored) and fibers the reviewer stepped past in the review walk without a flag or an edit (seen) "
+        "are fibers as outlined; excluded objects and erased predictions are not fibers; a thin "
         "ring around each known fiber is background; every other pixel was ignored by the loss (weight 0).",
         "",
         "| slide | known fibers | excluded | review.json sha256 |",

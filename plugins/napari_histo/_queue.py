@@ -7,7 +7,9 @@ neighbours in a "review focus" shapes layer, and shows its measurements under th
 flag moves on to the next fiber, so one key per fiber reviews the slide: in the canvas a
 single key (S confirm SAD, N not SAD, Delete exclude, R restore, C clear; napari's labels
 layer leaves these keys free), anywhere the Shift+letter keys of the flag buttons. U / Shift+U undo and redo flags; "Exclude in shape" excludes every fiber whose centre
-lies inside the shapes drawn in a napari Shapes layer (one undo step).
+lies inside the shapes drawn in a napari Shapes layer (one undo step). Moving on with Space
+(or Next) records the fiber left behind as *seen*: confirmed as the model outlined it, saved
+in ``review.json`` and learned from by ``histo train --from-reviews``.
 
 While a labels tool that paints is active, Space keeps napari's meaning (hold to pan).
 The queue itself, its order and the geometry are pure code in :mod:`histo.review`.
@@ -146,15 +148,23 @@ class ReviewWalk:
         self._queue_for = key
         return self.queue
 
-    def step(self, delta: int = 1) -> int | None:
-        """Go to the next (``delta`` 1) or previous (-1) queued fiber; returns its label."""
+    def step(self, delta: int = 1, *, mark_seen: bool = True) -> int | None:
+        """Go to the next (``delta`` 1) or previous (-1) queued fiber; returns its label.
+
+        Moving on (next) from a fiber records it as seen, confirmed as outlined
+        (:meth:`histo.review.session.ReviewSession.mark_seen`), unless ``mark_seen`` is False
+        (the move after a flag: the flag says what the reviewer decided).
+        """
         queue = self.current_queue()
         if queue is None:
             return None
         if not len(queue):
             self._show_info("Review queue: empty (no SAD candidates, small fibers or doubtful objects).")
             return None
+        left = queue.current if delta > 0 and mark_seen else None
         label = queue.next() if delta > 0 else queue.previous()
+        if left is not None:
+            self.widget.session.mark_seen(left)
         if label is None:
             flagged = sum(1 for k in queue.labels if int(k) in self.widget.session.flags)
             self._show_info(f"End of the review queue: {flagged} of {len(queue)} fibers flagged. "
@@ -169,7 +179,7 @@ class ReviewWalk:
         queue = self.current_queue()
         if queue is None or queue.current != int(label):
             return False
-        self.step(1)
+        self.step(1, mark_seen=False)
         return True
 
     def show(self, label: int) -> None:

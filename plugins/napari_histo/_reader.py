@@ -207,6 +207,7 @@ def read_result_folder(path) -> list[tuple[Any, dict, str]]:
         "summary": summary,
         "flags": {int(k): v for k, v in review.flags.items()},
         "edited": bool(review.edited_labels),
+        "seen_labels": list(review.seen_labels),
         "image_path": image_path if layers else None,
         "stain": slide_info.get("stain"),
         "channel": slide_info.get("channel"),

@@ -79,8 +79,9 @@ class TrainPanel(QWidget):
         buttons = QHBoxLayout()
         self.train_button = QPushButton("Train on my reviews")
         self.train_button.setToolTip(
-            "Fine-tune the chosen model on the saved reviews of this results folder: edited fibers are "
-            "the truth, excluded objects are not fibers, unreviewed areas are ignored. Part of the "
+            "Fine-tune the chosen model on the saved reviews of this results folder: edited, flagged and "
+            "walked-past (Space) fibers are the truth, excluded objects are not fibers, unreviewed areas "
+            "are ignored. Part of the "
             "reviewed fibers is held out to show before/after figures.")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)

@@ -273,3 +273,20 @@ def test_walk_on_a_whole_slide_without_labels_in_memory(make_napari_viewer, qtbo
     assert widget.session.flags == {label: "excluded"} and widget.walk.queue.current != label
     keys.press(Qt.Key.Key_U)
     assert widget.session.flags == {}
+    assert widget.session.seen == set()  # a flag moved on: the flag, not "seen", says what was decided
+
+    # Space moves on from a fiber: it is recorded as seen (left as outlined) and saved in review.json
+    stepped = []
+    for _ in range(2):
+        stepped.append(widget.walk.queue.current)
+        keys.press(Qt.Key.Key_Space)
+    assert widget.walk.queue.current not in stepped
+    rejected = {k for k in stepped if bool(widget.session.row(k).get("rejected", False))}
+    expected = sorted(set(stepped) - rejected)  # a rejected object stepped past confirms no outline
+    assert expected and sorted(widget.session.seen) == expected and widget.session.dirty
+    assert widget.actions.save_now() and not widget.session.dirty
+    doc = json.loads((out_dir / "review.json").read_text())
+    assert doc["seen_labels"] == expected and doc["flags"] == {}
+    from histo.review.state import load_review
+
+    assert list(load_review(out_dir).seen_labels) == expected

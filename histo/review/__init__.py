@@ -1,7 +1,8 @@
 """Stage 6, review: a pathologist's corrections to a scored slide, without Qt.
 
 Takes a slide's results (labels, scored per-fiber table, summary) and the reviewer's flags
-(``"excluded"``, ``"confirmed_sad"``, ``"not_sad"``) and label edits; gives the reviewed state
+(``"excluded"``, ``"confirmed_sad"``, ``"not_sad"``), label edits and the fibers stepped past in
+the review walk (*seen*: confirmed as outlined, for training); gives the reviewed state
 saved atomically beside the results (``review.json``, ``review/``), the table with the review
 applied, and the slide's figures recomputed after review (through
 :func:`histo.score.summary.build_summary`). :class:`~histo.review.session.ReviewSession` is the

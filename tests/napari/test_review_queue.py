@@ -290,3 +290,5 @@ def test_walk_on_a_whole_slide_without_labels_in_memory(make_napari_viewer, qtbo
     from histo.review.state import load_review
 
     assert list(load_review(out_dir).seen_labels) == expected
+    meta = _reader.read_result_folder(out_dir)[-1][1]["metadata"]["histo"]  # reopened: they come back
+    assert meta["seen_labels"] == expected

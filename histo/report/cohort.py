@@ -146,7 +146,9 @@ def slide_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
         if collagen.get(key) is not None:
             out[column] = collagen[key]
     for key, value in stats.items():  # any other scalar statistic, as before
-        if key not in out and (isinstance(value, (int, float, str, bool)) or value is None):
+        # None stands for a nested figure missing here (min_feret_um without a pixel size): an empty
+        # column named like the nested value would only mislead
+        if key not in out and isinstance(value, (int, float, str, bool)):
             out[key] = value
     return out
 

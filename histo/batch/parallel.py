@@ -241,7 +241,8 @@ class Progress:
         if bar is not None:
             bar.close()
         if self.plain:
-            print(progress_line(self.n_done, self.n_slides, row), file=self.stream, flush=True)
+            self.stream.write(progress_line(self.n_done, self.n_slides, row) + "\n")  # like tqdm: to stderr
+            self.stream.flush()
         if self.bar is not None:
             self.bar.set_postfix_str(f"{row['slide_id'][:20]}: {row['status']}")
             self.bar.update(1)

@@ -121,7 +121,7 @@ def _em(z: np.ndarray, uv: np.ndarray | None, k: int, n_iter: int = 300):
     sorted by mean.
     """
     if k == 1:
-        return _em_from(z, uv, [np.arange(z.size)], n_iter)
+        return mixture_em(z, uv, [np.arange(z.size)], n_iter)
     n = z.size
     sub = (np.arange(n) if n <= 4000
            else np.sort(np.random.default_rng(0).choice(n, 4000, replace=False)))
@@ -133,7 +133,7 @@ def _em(z: np.ndarray, uv: np.ndarray | None, k: int, n_iter: int = 300):
         parts = [order[a:b] for a, b in zip(edges[:-1], edges[1:]) if b > a]
         if len(parts) != k:
             continue
-        fit = _em_from(zs, uvs, parts, 15)
+        fit = mixture_em(zs, uvs, parts, 15)
         trials.append((fit[4], cuts))
     best = None
     order = np.argsort(z)
@@ -142,16 +142,21 @@ def _em(z: np.ndarray, uv: np.ndarray | None, k: int, n_iter: int = 300):
         parts = [order[a:b] for a, b in zip(edges[:-1], edges[1:]) if b > a]
         if len(parts) != k:
             continue
-        fit = _em_from(z, uv, parts, n_iter)
+        fit = mixture_em(z, uv, parts, n_iter)
         if best is None or fit[4] > best[4]:
             best = fit
     if best is None:  # fewer distinct values than starts need
-        best = _em_from(z, uv, np.array_split(np.argsort(z), k), n_iter)
+        best = mixture_em(z, uv, np.array_split(np.argsort(z), k), n_iter)
     return best
 
 
-def _em_from(z: np.ndarray, uv: np.ndarray | None, parts: list[np.ndarray], n_iter: int):
-    """EM from the initial components ``parts`` (index arrays into ``z``)."""
+def mixture_em(z: np.ndarray, uv: np.ndarray | None, parts: list[np.ndarray], n_iter: int):
+    """EM of a 1-D Gaussian mixture of ``z - uv @ beta`` (``uv`` None: no plane) from the initial
+    components ``parts`` (index arrays into ``z``).
+
+    Returns (weights, means, variances, beta, log-likelihood, responsibilities), components
+    sorted by mean.
+    """
     n = z.size
     k = len(parts)
     beta = np.zeros(2)

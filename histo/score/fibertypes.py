@@ -37,7 +37,7 @@ from scipy import ndimage
 from histo.errors import HistoInputError
 from histo.io.image import ImageLike
 from histo.io.stain import Stain
-from histo.measure.darkness import fit_type_levels, level_cut_points
+from histo.measure.darkness import fit_type_levels, level_cut_points, mixture_em
 from histo.score.grouping import category_join_test, index_edges
 from histo.score.settings import ScoringSettings
 
@@ -76,32 +76,12 @@ def level_names(stain: str, n_levels: int, atpase_ph: float | None = None) -> tu
 
 # ---------------------------------------------------------------------- 1-D mixture
 def _gmm_1d(x: np.ndarray, k: int, n_iter: int = 500) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """EM fit of a k-component 1-D Gaussian mixture: (weights, means, variances, log-lik)."""
+    """EM fit of a k-component 1-D Gaussian mixture started from k equal slices of the sorted
+    values (:func:`histo.measure.darkness.mixture_em` without a plane): (weights, means,
+    variances, log-lik)."""
     x = np.sort(np.asarray(x, dtype=float))
-    n = x.size
-    floor = max(1e-4 * float(np.var(x)), 1e-12)
-    chunks = np.array_split(x, k)
-    w = np.array([len(c) / n for c in chunks])
-    mu = np.array([c.mean() for c in chunks])
-    var = np.array([max(c.var(), floor) for c in chunks])
-    ll_old = -np.inf
-    ll = -np.inf
-    for _ in range(n_iter):
-        logp = (np.log(w)[None, :] - 0.5 * np.log(2 * np.pi * var)[None, :]
-                - 0.5 * (x[:, None] - mu[None, :]) ** 2 / var[None, :])
-        top = logp.max(axis=1, keepdims=True)
-        lse = top[:, 0] + np.log(np.exp(logp - top).sum(axis=1))
-        ll = float(lse.sum())
-        r = np.exp(logp - lse[:, None])
-        nk = r.sum(axis=0) + 1e-12
-        w = nk / n
-        mu = (r * x[:, None]).sum(axis=0) / nk
-        var = np.maximum((r * (x[:, None] - mu[None, :]) ** 2).sum(axis=0) / nk, floor)
-        if abs(ll - ll_old) < 1e-9 * max(1.0, abs(ll)):
-            break
-        ll_old = ll
-    order = np.argsort(mu)
-    return w[order], mu[order], var[order], ll
+    w, mu, var, _, ll, _ = mixture_em(x, None, np.array_split(np.arange(x.size), k), n_iter)
+    return w, mu, var, ll
 
 
 def fit_levels(values: np.ndarray, n_levels: int | None = None, max_levels: int = 3

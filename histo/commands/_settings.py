@@ -19,20 +19,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from histo.errors import HistoInputError
+from histo.review.options import parse_type_channels
 from histo.score.reference import REFERENCES
 from histo.score.settings import SEXES, SMALL_RULES, ScoringSettings
 
 
 def _type_channels(text: str) -> dict[str, int]:
-    """argparse type for ``--type-channels I=1,IIa=2``."""
-    out: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, ch = part.partition("=")
-        if not sep or not name.strip() or not ch.strip().isdigit():
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: expected NAME=CHANNEL pairs separated by commas, e.g. I=1,IIa=2")
-        out[name.strip()] = int(ch)
-    return out
+    """argparse type for ``--type-channels I=1,IIa=2`` (:func:`histo.review.options.parse_type_channels`)."""
+    try:
+        return parse_type_channels(text)
+    except HistoInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 #: (flag, setting ("part.field" for nested options), argparse options) of the overrides.

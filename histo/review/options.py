@@ -23,15 +23,11 @@ import numpy as np
 import pandas as pd
 
 from histo.errors import HistoInputError
+from histo.score.reference import REFERENCES
 from histo.score.settings import ScoringSettings
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(ScoringSettings))
-#: True when the settings know named references (``reference``, ``age_years``).
-HAS_REFERENCES = "reference" in _FIELDS
 #: The references the widget offers (the CLI's ``--reference``).
-REFERENCE_CHOICES: tuple[str, ...] = (
-    ("adult-male", "adult-female", "child", "mouse", "rat") if HAS_REFERENCES
-    else ("adult-male", "adult-female"))
+REFERENCE_CHOICES: tuple[str, ...] = REFERENCES
 
 
 def parse_type_channels(text: str) -> dict[str, int]:
@@ -71,11 +67,7 @@ def settings_from_choices(base: ScoringSettings | None = None, *, reference: str
     if reference not in REFERENCE_CHOICES:
         raise HistoInputError(f"unknown reference {reference!r}; use one of {', '.join(REFERENCE_CHOICES)}")
     base = base or ScoringSettings()
-    changes: dict[str, Any] = {}
-    if HAS_REFERENCES:
-        changes.update(reference=reference, age_years=age_years)
-    else:
-        changes["sex"] = reference.removeprefix("adult-")
+    changes: dict[str, Any] = {"reference": reference, "age_years": age_years}
     channels = parse_type_channels(type_channels)
     changes["fiber_types"] = dataclasses.replace(base.fiber_types, type_channels=tuple(channels.items()))
     changes["nuclei"] = dataclasses.replace(base.nuclei, channel=nuclei_channel)
@@ -88,12 +80,10 @@ def choices_from_settings(settings: ScoringSettings) -> dict[str, Any]:
     >>> choices_from_settings(settings_from_choices(reference="adult-female"))["reference"]
     'adult-female'
     """
-    reference = getattr(settings, "reference", None)
-    if reference is None:
-        reference = f"adult-{settings.sex or 'male'}"
+    reference = settings.reference or f"adult-{settings.sex or 'male'}"
     return {
         "reference": reference,
-        "age_years": getattr(settings, "age_years", None),
+        "age_years": settings.age_years,
         "type_channels": ", ".join(f"{k}={v}" for k, v in settings.fiber_types.type_channels),
         "nuclei_channel": settings.nuclei.channel,
     }
